@@ -1,0 +1,70 @@
+"""The stage train loop and its stop rule."""
+
+import math
+
+import torch
+
+from wssweep.science.train import StopRule, evaluate, train_stage
+
+
+def separable(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g)
+    return x, (x[:, 0] > 0).long()
+
+
+def test_stop_rule_threshold_plateau_and_cap():
+    rule = StopRule(train_acc=0.99, plateau_std=0.002, plateau_window=3, max_epochs=5)
+    # reaching the threshold stops
+    assert rule.reason([0.5, 0.995]) == "threshold"
+    # three flat epochs below the threshold are a plateau
+    assert rule.reason([0.5, 0.80, 0.80, 0.801]) == "plateau"
+    # still improving: keep going
+    assert rule.reason([0.5, 0.6, 0.7]) is None
+    # the epoch cap ends a stage that neither converged nor plateaued
+    assert rule.reason([0.1, 0.2, 0.3, 0.4, 0.5]) == "max_epochs"
+
+
+def test_train_stage_reaches_threshold_on_separable_data():
+    x, y = separable()
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    result = train_stage(model, opt, lambda t: 0.5, x, y, x, y, batch_size=32,
+                         stop=StopRule(train_acc=0.97, max_epochs=50),
+                         generator=torch.Generator().manual_seed(0))
+    # a linearly separable problem converges by the threshold rule
+    assert result.stop_reason == "threshold"
+    # steps are counted per mini-batch: 8 per epoch
+    assert result.steps == 8 * result.epochs
+    # accuracies are reported in percent and match a fresh evaluation
+    assert math.isclose(result.test_acc, 100 * evaluate(model, x, y)[0])
+
+
+def test_train_stage_marks_divergence_instead_of_raising():
+    x, y = separable()
+    model = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=1e6)
+    result = train_stage(model, opt, lambda t: 1e6, x, y, x, y, batch_size=32,
+                         stop=StopRule(max_epochs=20), generator=torch.Generator().manual_seed(0))
+    # an exploding rate ends the stage as diverged, with no exception
+    assert result.diverged and result.stop_reason == "diverged"
+    # the test accuracy of a diverged stage is not a number, so it cannot be mistaken for a result
+    assert math.isnan(result.test_acc)
+
+
+def test_schedule_sets_the_rate_of_every_step():
+    x, y = separable(64)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    seen = []
+
+    def schedule(step: int) -> float:
+        seen.append(step)
+        return 0.01 * (step + 1)
+
+    train_stage(model, opt, schedule, x, y, x, y, batch_size=16, stop=StopRule(max_epochs=2),
+                generator=torch.Generator().manual_seed(0))
+    # the schedule is asked once per optimizer step, in order from 0
+    assert seen == list(range(8))
+    # and the optimizer ends at the last rate it was given
+    assert opt.param_groups[0]["lr"] == 0.08

@@ -1,0 +1,75 @@
+"""The command line: exit codes, JSON output, and errors without tracebacks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = ["--set", "data.name=digits", "--set", "data.train_size=300", "--set", "model.width=16",
+         "--set", "protocol.chunks=3", "--set", "protocol.stop.max_epochs=3", "--set", "lr=0.01"]
+
+
+def wssweep(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wssweep", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_trial_prints_the_metrics_as_json():
+    out = wssweep("trial", "sweeps/quickstart.yaml", *SMOKE)
+    # a finished trial exits 0
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout)
+    # the design's metric names are all there
+    for key in ("warm/test_acc", "cold/test_acc", "gap", "warm/steps", "cold/steps", "saving",
+                "warm/seconds", "cold/seconds", "lr_chosen", "diverged"):
+        assert key in metrics, key
+    # per-stage lists have one entry per stage (3 chunks)
+    assert len(metrics["warm/stage_test_acc"]) == 3
+
+
+def test_trial_is_bit_identical_for_the_same_seed():
+    runs = [json.loads(wssweep("trial", "sweeps/quickstart.yaml", *SMOKE).stdout) for _ in "ab"]
+    for run in runs:
+        for key in [k for k in run if "seconds" in k]:
+            run.pop(key)
+    # same seed, same numbers, to the last bit (CPU, one thread)
+    assert runs[0] == runs[1]
+
+
+def test_diverging_trial_exits_0_with_diverged_true():
+    out = wssweep("trial", "sweeps/quickstart.yaml", *SMOKE, "--set", "lr=1e4",
+                  "--set", "optim.name=sgd")
+    # divergence is a result, not a crash
+    assert out.returncode == 0, out.stderr
+    # and it is reported as such
+    assert json.loads(out.stdout)["diverged"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--set", "shrink=2"], "shrink: expected"),
+        (["--set", "lr=-1"], "lr: expected"),
+        (["--set", "optim.nme=adam"], "optim.nme: expected"),
+        (["--set", "data.root=/no/such/dir", "--set", "data.name=cifar10"], "/no/such/dir"),
+        (["--set", "model.name=custom", "--set", "model.factory=no.such:thing"], "model.factory"),
+        (["--set", "lr"], "--set: expected key=value"),
+    ],
+)
+def test_bad_input_exits_2_with_the_key_and_no_traceback(args, needle):
+    out = wssweep("trial", "sweeps/quickstart.yaml", *args)
+    # bad input is exit status 2
+    assert out.returncode == 2, out.stderr
+    # the message names the key (or path) at fault
+    assert needle in out.stderr
+    # and no Python traceback is printed
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_spec_file_exits_2(tmp_path):
+    out = wssweep("trial", str(tmp_path / "missing.yaml"))
+    # a spec path that does not exist is bad input, named in the message
+    assert out.returncode == 2 and "missing.yaml" in out.stderr and "Traceback" not in out.stderr

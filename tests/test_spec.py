@@ -1,0 +1,97 @@
+"""Loading, resolving and validating specs and experiment configs."""
+
+from pathlib import Path
+
+import pytest
+
+from wssweep.errors import InputError
+from wssweep.spec import experiment_from_mapping, load_trial_config, parse_override
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_quickstart_resolves_to_its_first_setting():
+    cfg = load_trial_config(REPO / "sweeps" / "quickstart.yaml")
+    # the experiment comes from the configs/ file the sweep names
+    assert cfg.data.name == "mnist1d" and cfg.protocol.kind == "online"
+    # a swept parameter takes its first value, and the seed is the first of seeds
+    assert cfg.warm.intervention == "none" and cfg.seed == 0
+
+
+def test_overrides_apply_after_the_setting_and_parse_as_yaml(tmp_path):
+    path = write(tmp_path, "experiment: {lr: 0.1}\nparameters: {lr: {values: [0.3]}}\n")
+    cfg = load_trial_config(path, ["lr=1e-3", "warm.intervention=dash", "model.bias=false"])
+    # --set wins over the sweep's setting, and 1e-3 is read as a number
+    assert cfg.lr == 1e-3
+    # dotted keys reach nested sections; YAML booleans become booleans
+    assert cfg.warm.intervention == "dash" and cfg.model.bias is False
+
+
+def test_distribution_parameters_take_the_centre(tmp_path):
+    path = write(tmp_path, "experiment: {}\nparameters:\n"
+                 "  lr: {distribution: log_uniform_values, min: 0.0001, max: 0.01}\n"
+                 "  warmup_steps: {distribution: int_uniform, min: 0, max: 10}\n")
+    cfg = load_trial_config(path)
+    # log-uniform: the geometric centre; int-uniform: the integer midpoint
+    assert abs(cfg.lr - 1e-3) < 1e-12 and cfg.warmup_steps == 5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "given"),
+    [
+        (["shrink=1.5"], "shrink", "1.5"),
+        (["lr=-0.1"], "lr", "-0.1"),
+        (["lr=fast"], "lr", "fast"),
+        (["warmup_steps=-3"], "warmup_steps", "-3"),
+        (["model.nmae=mlp"], "model.nmae", "mlp"),
+        (["optim.name=rmsprop"], "optim.name", "rmsprop"),
+        (["protocol.chunks=1"], "protocol.chunks", "1"),
+        (["protocol.fraction=1.0"], "protocol.fraction", "1.0"),
+        (["warm.noise=uniform"], "warm.noise", "uniform"),
+        (["bogus=1"], "bogus", "1"),
+    ],
+)
+def test_bad_values_name_the_key_the_expectation_and_the_value(overrides, key, given):
+    with pytest.raises(InputError) as info:
+        experiment_from_mapping({}, overrides)
+    message = str(info.value)
+    # the message starts with the dotted key path
+    assert message.startswith(f"{key}: expected ")
+    # and shows what was given
+    assert given in message
+
+
+def test_override_without_equals_sign_is_an_input_error():
+    with pytest.raises(InputError, match="--set: expected key=value"):
+        parse_override("lr0.1")
+
+
+def test_missing_spec_and_missing_experiment_file(tmp_path):
+    # a spec path that does not exist names the path
+    with pytest.raises(InputError, match="nope.yaml"):
+        load_trial_config(tmp_path / "nope.yaml")
+    # an experiment reference that resolves nowhere names the experiment key
+    with pytest.raises(InputError, match="^experiment: expected"):
+        load_trial_config(write(tmp_path, "experiment: configs/missing.yaml\n"))
+
+
+def test_malformed_yaml_and_non_mapping(tmp_path):
+    # broken YAML is an input error, not a parser traceback
+    with pytest.raises(InputError, match="valid YAML"):
+        load_trial_config(write(tmp_path, "lr: [0.1\n"))
+    # a list at the top level is not a spec
+    with pytest.raises(InputError, match="mapping"):
+        load_trial_config(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_unknown_sweep_key_is_rejected(tmp_path):
+    with pytest.raises(InputError) as info:
+        load_trial_config(write(tmp_path, "experiment: {}\nmethd: grid\n"))
+    # a misspelt top-level sweep key is named
+    assert str(info.value).startswith("methd: expected no such key")

@@ -1,0 +1,5 @@
+import sys
+
+from wssweep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""The experiment config: what one trial runs, validated by a schema (pydantic).
+
+Every key is documented here with its unit; unknown keys and out-of-range values are rejected
+with the dotted key path (see ``wssweep.spec.validation_error``). The four headline axes of a
+warm-start study sit at the top level under fixed names: ``lr``, ``warmup_steps``, ``shrink``,
+``meta_horizon``.
+
+Example:
+    >>> cfg = ExperimentConfig.model_validate({"lr": 0.01, "model": {"name": "logreg"}})
+    >>> cfg.model.name, cfg.protocol.kind, cfg.resolved_shrink()
+    ('logreg', 'online', 1.0)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors, not silently ignored: a typo in a spec must not run a wrong study.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    name: Literal[
+        "mnist1d", "digits", "cifar10", "cifar100", "svhn", "synthetic_cifar", "custom"
+    ] = "mnist1d"
+    root: str | None = None  # local directory of CIFAR/SVHN files (no download, ever)
+    cache_dir: str | None = None  # where generated MNIST-1D is cached; default ~/.cache/wssweep
+    num_samples: int | None = Field(default=None, gt=0)  # generated sets: examples in all
+    train_size: int | None = Field(default=None, gt=0)  # keep the first N training examples
+    test_size: int | None = Field(default=None, gt=0)  # keep the first N test examples
+    loader: str | None = None  # name=custom: 'package.module:function' returning a dataset
+    kwargs: dict[str, Any] = Field(default_factory=dict)  # keyword arguments for the loader
+
+
+class ModelConfig(_Strict):
+    name: Literal["logreg", "mlp", "conv1d", "resnet18", "custom"] = "mlp"
+    width: int = Field(default=100, gt=0)  # MLP hidden units per layer
+    depth: int = Field(default=2, ge=0)  # MLP hidden layers
+    activation: Literal["relu", "tanh"] = "relu"
+    bias: bool = True
+    resnet_width: Literal["narrow", "standard"] = "narrow"  # 16..128 (Ash & Adams) or 64..512
+    init_scale: float = Field(default=1.0, gt=0)  # multiplies the default init of every weight
+    factory: str | None = None  # name=custom: 'package.module:function' returning an nn.Module
+    kwargs: dict[str, Any] = Field(default_factory=dict)  # keyword arguments for the factory
+
+
+class StopConfig(_Strict):
+    train_acc: float = Field(default=0.99, gt=0, le=1)  # stop when train accuracy reaches this
+    plateau_std: float = Field(default=0.002, ge=0)  # ... or when the std of the last epochs' train
+    plateau_window: int = Field(default=3, ge=2)  # accuracy (fraction) over this window is below it
+    max_epochs: int = Field(default=100, gt=0)  # ... or at this many epochs per stage
+    min_epochs: int = Field(default=1, gt=0)
+
+
+class ProtocolConfig(_Strict):
+    kind: Literal["batch", "online", "active"] = "online"
+    fraction: float = Field(default=0.5, gt=0, lt=1)  # batch: share of the data in stage 1
+    chunks: int = Field(default=10, ge=2)  # online/active: equal chunks, stage j trains on 1..j
+    stop: StopConfig = Field(default_factory=StopConfig)
+
+
+class OptimConfig(_Strict):
+    name: Literal["sgd", "adam", "gi_adam"] = "sgd"
+    momentum: float = Field(default=0.0, ge=0, lt=1)  # SGD heavy-ball momentum
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam / GI-Adam
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=128, gt=0)  # examples per optimizer step
+    schedule: Literal["constant", "cosine", "two_regime"] = "constant"
+    warmup_init: float | Literal["catapult"] = 0.0  # warmup start rate, or Kalra & Barkeshli's η_c
+    decay_steps: int = Field(default=1000, gt=0)  # cosine: steps from lr down to lr/10
+    switch_step: int = Field(default=0, ge=0)  # two_regime: steps at lr before the small-step phase
+    ratio: float = Field(default=0.1, gt=0, le=1)  # two_regime: small rate = ratio * lr
+
+
+class WarmConfig(_Strict):
+    """How the warm arm carries its model into each new stage."""
+
+    intervention: Literal["none", "shrink_perturb", "dash", "reset_last_layer", "l2_init"] = "none"
+    keep_optimizer: bool = False  # keep the optimizer state (momentum, Adam moments) across stages
+    perturb: float = Field(default=0.1, ge=0)  # σ of shrink-and-perturb (Ash & Adams' code: 0.1)
+    noise: Literal["fresh_init", "gaussian"] = "fresh_init"
+    dash_alpha: float = Field(default=0.3, gt=0, le=1)  # EMA coefficient of DASH's gradient
+    granularity: Literal["slice", "filter"] = "slice"  # DASH on conv weights
+    l2_coef: float = Field(default=1e-2, ge=0)  # L2-init penalty strength (DASH repo: 1e-2)
+    meta_lr_min: float = Field(default=1e-4, gt=0)  # meta-horizon candidate rates: a log grid
+    meta_lr_max: float = Field(default=1.0, gt=0)  # from min to max ...
+    meta_candidates: int = Field(default=9, ge=2)  # ... with this many points
+    meta_score_batches: int = Field(default=5, gt=0)  # batches after the horizon that score it
+
+
+class NQMConfig(_Strict):
+    """The noisy quadratic model (Wu et al. 2018): no network, exact expected loss."""
+
+    d: int = Field(default=1000, gt=0)  # dimensions
+    spectrum_power: float = Field(default=1.0, ge=0)  # curvature h_i = i^-power
+    noise_scale: float = Field(default=1.0, ge=0)  # σ_i² = noise_scale * h_i
+    theta0_std: float = Field(default=1.0, ge=0)  # θ₀ ~ N(0, std² I)
+    total_steps: int = Field(default=10_000, gt=0)  # the long horizon the loss is reported at
+    every: int = Field(default=100, gt=0)  # online look-ahead re-chooses the rate every K steps
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    method: Literal["online", "greedy", "optimal_schedule"] = "online"
+    iters: int = Field(default=300, gt=0)  # optimal_schedule: gradient steps on the log-rates
+    n_pieces: int = Field(default=30, gt=0)  # optimal_schedule: piecewise-constant rate pieces
+
+
+class ExperimentConfig(_Strict):
+    """One trial: data, model, protocol, recipe, warm-start intervention, and the four axes."""
+
+    kind: Literal["network", "nqm"] = "network"
+    seed: int = Field(default=0, ge=0)  # init, data split and batch order; both arms share it
+    lr: float = Field(default=0.01, gt=0)  # target learning rate
+    warmup_steps: int = Field(default=0, ge=0)  # linear warmup per stage, optimizer steps; 0 = none
+    shrink: float | None = Field(default=None, ge=0, le=1)  # λ; default 0.4 (S&P), 0.3 (DASH)
+    meta_horizon: int = Field(default=0, ge=0)  # steps per candidate rate; 0 = off (use lr)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: int = Field(default=1, gt=0)  # torch CPU threads per trial
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    warm: WarmConfig = Field(default_factory=WarmConfig)
+    nqm: NQMConfig = Field(default_factory=NQMConfig)
+
+    def resolved_shrink(self) -> float:
+        """λ actually used: the config's, else the intervention's published default."""
+        if self.shrink is not None:
+            return self.shrink
+        return {"shrink_perturb": 0.4, "dash": 0.3}.get(self.warm.intervention, 1.0)

@@ -1,0 +1,277 @@
+"""One trial: a warm-started arm against a cold-started arm on the same seed and data.
+
+Both arms share stage 1 (same init, same data, same batch order), so it is trained once. At each
+later stage new data arrives; the warm arm carries its model over (with its intervention:
+shrink-and-perturb, DASH, last-layer reset or an L2-init penalty; its warmup; its rate, perhaps
+chosen by short-horizon meta-optimization), and the cold arm starts from a fresh init. Both see the
+same stage pools and batch orders, so ``gap = cold - warm`` is a paired difference.
+
+Example:
+    >>> from wssweep.config import ExperimentConfig
+    >>> cfg = ExperimentConfig.model_validate({
+    ...     "data": {"name": "digits", "train_size": 200}, "model": {"name": "logreg"},
+    ...     "protocol": {"kind": "batch", "stop": {"max_epochs": 2}}, "lr": 0.1})
+    >>> metrics = run_trial(cfg)
+    >>> sorted(k for k in metrics if k.startswith("warm/steps"))
+    ['warm/steps']
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wssweep.science.data import Dataset, load_dataset, subset
+from wssweep.science.interventions import (
+    dash,
+    l2_init_penalty,
+    reset_last_layer,
+    shrink_perturb,
+    snapshot_params,
+)
+from wssweep.science.meta import log_grid, short_horizon_lr
+from wssweep.science.models import build_model
+from wssweep.science.nqm import run_nqm
+from wssweep.science.optim import catapult_lr, make_optimizer
+from wssweep.science.protocols import margin_select, stage_pools
+from wssweep.science.schedules import make_schedule
+from wssweep.science.train import StageResult, StopRule, train_stage
+
+if TYPE_CHECKING:
+    from wssweep.config import ExperimentConfig
+
+ARMS = ("warm", "cold")
+CHANCE_FACTOR = 1.5  # a final train accuracy below 1.5x chance counts as diverged (Kalra & B.)
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A seed for one purpose (split, batches of stage j, noise of stage j) from the trial seed."""
+    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def load_experiment_data(cfg: ExperimentConfig, device: torch.device) -> Dataset:
+    """The config's dataset, trimmed as asked, on ``device``."""
+    d = cfg.data
+    data = load_dataset(d.name, root=d.root, cache_dir=d.cache_dir, num_samples=d.num_samples,
+                        loader=d.loader, kwargs=dict(d.kwargs))
+    if d.train_size or d.test_size:
+        data = subset(data, d.train_size, d.test_size)
+    return Dataset(name=data.name, num_classes=data.num_classes,
+                   x_train=data.x_train.to(device), y_train=data.y_train.to(device),
+                   x_test=data.x_test.to(device), y_test=data.y_test.to(device))
+
+
+@dataclass
+class Trial:
+    """Everything one trial needs, with the helpers both arms share."""
+
+    cfg: ExperimentConfig
+    data: Dataset
+    device: torch.device
+    pools: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def n_stages(self) -> int:
+        p = self.cfg.protocol
+        return 2 if p.kind == "batch" else p.chunks
+
+    def new_model(self, seed: int) -> nn.Module:
+        m = self.cfg.model
+        model = build_model(
+            m.name, input_shape=tuple(self.data.x_train.shape[1:]),
+            num_classes=self.data.num_classes, seed=seed, init_scale=m.init_scale,
+            width=m.width, depth=m.depth, activation=m.activation, bias=m.bias,
+            resnet_width=m.resnet_width, factory=m.factory, kwargs=dict(m.kwargs))
+        return model.to(self.device)
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        o = self.cfg.optim
+        return {"momentum": o.momentum, "betas": o.betas, "weight_decay": o.weight_decay}
+
+    def new_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+        return make_optimizer(self.cfg.optim.name, params, lr, **self.optimizer_kwargs())
+
+    def pool(self, stage: int, previous: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        """Training indices of ``stage``; active learning picks the new chunk with ``model``."""
+        if self.cfg.protocol.kind != "active":
+            return self.pools[stage]
+        n = len(self.data.x_train)
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[previous.cpu()] = False
+        rest_idx = rest.nonzero().squeeze(1)
+        k = round((stage + 1) * n / self.cfg.protocol.chunks) - len(previous)
+        picked = margin_select(model, self.data.x_train[rest_idx.to(self.device)], k)
+        return torch.cat([previous, rest_idx[picked.cpu()]])
+
+    def train(
+        self,
+        model: nn.Module,
+        stage: int,
+        pool: torch.Tensor,
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        meta: bool = False,
+        penalty=None,
+    ) -> tuple[StageResult, torch.optim.Optimizer]:
+        """Train one stage; returns its result and the optimizer (for arms that keep it)."""
+        cfg, o = self.cfg, self.cfg.optim
+        pool = pool.to(self.device)
+        x, y = self.data.x_train[pool], self.data.y_train[pool]
+        batch_seed = derive_seed(cfg.seed, "batches", stage)
+        lr, extra_steps, extra = cfg.lr, 0, {}
+        if meta and cfg.meta_horizon > 0:
+            w = cfg.warm
+            pick = short_horizon_lr(
+                model, self.new_optimizer, x, y, horizon=cfg.meta_horizon,
+                candidates=log_grid(w.meta_lr_min, w.meta_lr_max, w.meta_candidates),
+                batch_size=o.batch_size, seed=batch_seed, score_batches=w.meta_score_batches,
+                optimizer_state=optimizer.state_dict() if optimizer is not None else None)
+            lr, extra_steps = pick.lr, pick.steps
+        if optimizer is None:
+            optimizer = self.new_optimizer(model.parameters(), lr)
+        init, catapult = (o.warmup_init, False) if o.warmup_init != "catapult" else (0.0, True)
+        if catapult and cfg.warmup_steps > 0:
+            first = torch.randperm(len(x), generator=torch.Generator().manual_seed(batch_seed))
+            first = first[: o.batch_size].to(self.device)
+            found = catapult_lr(model, F.cross_entropy, (x[first], y[first]), o.name, lr,
+                                optimizer_kwargs=self.optimizer_kwargs())
+            init = found.lr
+            extra.update(catapult_lr=found.lr, catapult_forward_passes=found.forward_passes)
+        schedule = make_schedule(lr, warmup_steps=cfg.warmup_steps, warmup_init=init,
+                                 catapult=catapult, kind=o.schedule, decay_steps=o.decay_steps,
+                                 switch_step=o.switch_step, ratio=o.ratio)
+        stop = StopRule(**cfg.protocol.stop.model_dump())
+        result = train_stage(model, optimizer, schedule, x, y, self.data.x_test, self.data.y_test,
+                             batch_size=o.batch_size, stop=stop,
+                             generator=torch.Generator().manual_seed(batch_seed), penalty=penalty)
+        result.lr, result.extra_steps, result.extra = lr, extra_steps, extra
+        return result, optimizer
+
+    def intervene(self, model: nn.Module, stage: int, pool: torch.Tensor) -> None:
+        """Apply the warm arm's intervention before training on ``stage``'s new data."""
+        w, cfg = self.cfg.warm, self.cfg
+        noise_seed = derive_seed(cfg.seed, "noise", stage)
+        if w.intervention == "shrink_perturb":
+            shrink_perturb(model, cfg.resolved_shrink(), w.perturb, noise=w.noise,
+                           fresh=self.new_model(noise_seed),
+                           generator=torch.Generator(device=self.device).manual_seed(noise_seed))
+        elif w.intervention == "reset_last_layer":
+            reset_last_layer(model, self.new_model(noise_seed))
+        elif w.intervention == "dash":
+            # DASH walks the accumulated data oldest first, one chunk's size per batch.
+            chunk = len(self.pools[0])
+            pool = pool.to(self.device)
+            data = ((self.data.x_train[pool[i : i + chunk]], self.data.y_train[pool[i : i + chunk]])
+                    for i in range(0, len(pool), chunk))
+            dash(model, data, shrink=cfg.resolved_shrink(), alpha=w.dash_alpha,
+                 granularity=w.granularity)
+
+
+def run_trial(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Run the warm arm and the cold arm of ``cfg``; return the trial's metrics (JSON-ready).
+
+    Accuracies are in percent; ``gap`` is cold minus warm final test accuracy in points; steps and
+    seconds count what each arm spent after the first stage, i.e. once new data had arrived
+    (stage 1 is shared); ``saving`` is cold steps over warm steps.
+    """
+    if cfg.kind == "nqm":
+        return run_nqm({**cfg.nqm.model_dump(), "seed": cfg.seed,
+                        "meta_horizon": cfg.meta_horizon})
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    trial = Trial(cfg, load_experiment_data(cfg, device), device)
+    p = cfg.protocol
+    split = torch.Generator().manual_seed(derive_seed(cfg.seed, "split"))
+    trial.pools = stage_pools(p.kind, len(trial.data.x_train), fraction=p.fraction,
+                              chunks=p.chunks, generator=split)
+    init_seed = derive_seed(cfg.seed, "init")
+
+    # Stage 1 is the same for both arms: train it once.
+    model = trial.new_model(init_seed)
+    first, optimizer = trial.train(model, 0, trial.pools[0])
+    stages = {"warm": [first], "cold": [first]}
+    after_first = copy.deepcopy(model) if p.kind == "active" else None
+
+    # Warm arm: carry the model (and, if asked, the optimizer) into every new stage.
+    w = cfg.warm
+    init_params = snapshot_params(model) if w.intervention == "l2_init" else None
+    penalty = (lambda: l2_init_penalty(model, init_params, w.l2_coef)) if init_params else None
+    pool = trial.pools[0]
+    for stage in range(1, trial.n_stages):
+        if stages["warm"][-1].diverged:
+            break
+        pool = trial.pool(stage, pool, model)
+        trial.intervene(model, stage, pool)
+        result, optimizer = trial.train(
+            model, stage, pool, optimizer=optimizer if w.keep_optimizer else None, meta=True,
+            penalty=penalty)
+        stages["warm"].append(result)
+
+    # Cold arm: a fresh init and a fresh optimizer at every stage, on the same pools.
+    pool, selector = trial.pools[0], after_first
+    for stage in range(1, trial.n_stages):
+        if stages["cold"][-1].diverged:
+            break
+        pool = trial.pool(stage, pool, selector)
+        selector = trial.new_model(init_seed)
+        result, _ = trial.train(selector, stage, pool)
+        stages["cold"].append(result)
+    return summarize(stages, trial.n_stages, trial.data.num_classes)
+
+
+def _clean(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def summarize(stages: dict[str, list[StageResult]], n_stages: int, num_classes: int) -> dict:
+    """The trial's metrics from both arms' stage results (names as in design.md)."""
+    chance = 100.0 / num_classes
+    out: dict[str, Any] = {}
+    for arm in ARMS:
+        done = stages[arm]
+        later = done[1:]
+        diverged = (len(done) < n_stages or done[-1].diverged
+                    or not done[-1].train_acc >= CHANCE_FACTOR * chance)
+        out[f"{arm}/diverged"] = bool(diverged)
+        out[f"{arm}/test_acc"] = None if diverged else _clean(done[-1].test_acc)
+        out[f"{arm}/train_acc"] = None if diverged else _clean(done[-1].train_acc)
+        out[f"{arm}/test_acc_mean"] = (
+            None if diverged else sum(s.test_acc for s in done) / len(done))
+        out[f"{arm}/steps"] = sum(s.steps + s.extra_steps for s in later)
+        out[f"{arm}/seconds"] = sum(s.seconds for s in later)
+        out[f"{arm}/stage_test_acc"] = [_clean(s.test_acc) for s in done]
+        out[f"{arm}/stage_train_acc"] = [_clean(s.train_acc) for s in done]
+        out[f"{arm}/stage_steps"] = [s.steps + s.extra_steps for s in done]
+        out[f"{arm}/stage_epochs"] = [s.epochs for s in done]
+        out[f"{arm}/stage_seconds"] = [s.seconds for s in done]
+        out[f"{arm}/stage_n_train"] = [s.n_train for s in done]
+        out[f"{arm}/stage_stop"] = [s.stop_reason for s in done]
+    warm_acc, cold_acc = out["warm/test_acc"], out["cold/test_acc"]
+    out["gap"] = None if warm_acc is None or cold_acc is None else cold_acc - warm_acc
+    out["saving"] = out["cold/steps"] / out["warm/steps"] if out["warm/steps"] else None
+    chosen = [s.lr for s in stages["warm"][1:] if s.extra_steps]
+    # The geometric mean summarises the per-stage choices on the scale rates live on.
+    out["lr_chosen"] = (math.exp(sum(math.log(v) for v in chosen) / len(chosen))
+                        if chosen else None)
+    out["warm/stage_lr"] = [s.lr for s in stages["warm"]]
+    out["warm/meta_steps"] = sum(s.extra_steps for s in stages["warm"])
+    for key in ("catapult_lr", "catapult_forward_passes"):
+        values = [s.extra[key] for s in stages["warm"] if key in s.extra]
+        if values:
+            out[f"warm/stage_{key}"] = values
+    out["diverged"] = out["warm/diverged"] or out["cold/diverged"]
+    return out

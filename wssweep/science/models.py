@@ -1,0 +1,288 @@
+"""The models warm-start studies train, each built from a seed so cold and warm arms share inits.
+
+Every builder returns a plain ``torch.nn.Module`` whose weights depend only on the arguments: the
+same ``seed`` gives bit-identical weights, and building a model never moves the caller's random
+number generator (so building a fresh model for shrink-and-perturb mid-run changes nothing else).
+
+Architectures (see docs/science.md §1–§2 and docs/papers.md §1.3–1.4, §2.2):
+
+* ``logreg``: flatten + one Linear layer (Ash & Adams' convex control).
+* ``mlp``: flatten, ``depth`` hidden Linear layers of ``width`` with ReLU or tanh, then a Linear
+  classifier. ``depth=2, width=100`` is Ash & Adams' official MLP.
+* ``conv1d``: the MNIST-1D paper's ``ConvBase`` (three strided Conv1d layers + Linear).
+* ``resnet18``: CIFAR ResNet-18 (3×3 stride-1 stem, no max-pool). ``resnet_width="narrow"``
+  (16/32/64/128) is Ash & Adams' official variant; ``"standard"`` (64/128/256/512) is the usual one.
+* ``custom``: any user factory given by an import path.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wssweep.errors import InputError
+from wssweep.science.imports import import_object
+
+MODEL_NAMES = ("logreg", "mlp", "conv1d", "resnet18", "custom")
+ACTIVATIONS = ("relu", "tanh")
+RESNET_WIDTHS = {"narrow": (16, 32, 64, 128), "standard": (64, 128, 256, 512)}
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3×3 conv–BN layers with an identity or 1×1-conv shortcut."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR ResNet-18: BasicBlock [2, 2, 2, 2], 3×3 stride-1 stem, no max-pool, BN, avg pool.
+
+    ``widths`` are the four stage widths; Ash & Adams' code uses (16, 32, 64, 128). The global
+    pool is adaptive so any image size works (on 32×32 it equals their 4×4 average pool).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers: list[nn.Module] = []
+        in_planes = widths[0]
+        for i, planes in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            layers.append(
+                nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes))
+            )
+            in_planes = planes
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.linear = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.linear(torch.flatten(self.pool(out), 1))
+
+
+def _conv_out(length: int, kernel: int, stride: int, padding: int) -> int:
+    return (length + 2 * padding - kernel) // stride + 1
+
+
+class ConvBase(nn.Module):
+    """The MNIST-1D paper's ConvBase: three strided Conv1d+ReLU layers, flatten, Linear.
+
+    Inputs of shape (N, L) (or (N, 1, L)) are reshaped to (N, 1, L). ``linear_in`` is computed
+    from ``length``: 125 for the standard L = 40.
+    """
+
+    def __init__(self, length: int, num_classes: int, channels: int = 25) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, channels, 5, stride=2, padding=1)
+        self.conv2 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
+        self.conv3 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
+        out = _conv_out(_conv_out(_conv_out(length, 5, 2, 1), 3, 2, 1), 3, 2, 1)
+        if out < 1:
+            raise InputError("model.name", "conv1d inputs of length >= 4", length)
+        self.linear = nn.Linear(channels * out, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.reshape(x.shape[0], 1, x.shape[-1])
+        h = self.conv3(self.conv2(self.conv1(h).relu()).relu()).relu()
+        return self.linear(h.flatten(1))
+
+
+def _mlp(in_features: int, num_classes: int, width: int, depth: int, act: str, bias: bool):
+    layers: list[nn.Module] = [nn.Flatten()]
+    fan_in = in_features
+    for _ in range(depth):
+        layers += [nn.Linear(fan_in, width, bias=bias), nn.ReLU() if act == "relu" else nn.Tanh()]
+        fan_in = width
+    layers.append(nn.Linear(fan_in, num_classes, bias=bias))
+    return nn.Sequential(*layers)
+
+
+def _call_factory(
+    factory: str | None,
+    kwargs: dict[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+) -> nn.Module:
+    """Import and call a user factory; see ``build_model`` for the calling convention."""
+    if factory is None:
+        raise InputError("model.factory", "an import path 'package.module:function'", None)
+    fn = import_object(factory, "model.factory")
+    for reserved in ("input_shape", "num_classes"):
+        if reserved in kwargs:
+            # These come from the data; a second, possibly different value would be a silent bug.
+            raise InputError(
+                "model.kwargs", f"no {reserved!r} (it is passed from the data)", kwargs
+            )
+    call_kwargs = dict(kwargs)
+    try:
+        sig: inspect.Signature | None = inspect.signature(fn)
+    except (TypeError, ValueError):  # some builtins have no inspectable signature
+        sig = None
+    if sig is not None:
+        params = sig.parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        for name, value in (("input_shape", input_shape), ("num_classes", num_classes)):
+            param = params.get(name)
+            named = param is not None and param.kind in (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.KEYWORD_ONLY,
+            )
+            if named or takes_any:
+                call_kwargs[name] = value
+        try:
+            sig.bind(**call_kwargs)
+        except TypeError as exc:
+            raise InputError(
+                "model.kwargs", f"keyword arguments that {factory} accepts ({exc})", kwargs
+            ) from None
+    model = fn(**call_kwargs)
+    if not isinstance(model, nn.Module):
+        raise InputError(
+            "model.factory", "a factory that returns a torch.nn.Module", type(model).__name__
+        )
+    return model
+
+
+def build_model(
+    name: str,
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    seed: int,
+    init_scale: float = 1.0,
+    width: int = 100,
+    depth: int = 2,
+    activation: str = "relu",
+    bias: bool = True,
+    resnet_width: str = "narrow",
+    factory: str | None = None,
+    kwargs: dict[str, Any] | None = None,
+) -> nn.Module:
+    """Build a freshly initialised model; the same arguments always give bit-identical weights.
+
+    ``input_shape`` is one example's shape without the batch dimension: (40,) for MNIST-1D, (64,)
+    for sklearn digits, (3, 32, 32) for CIFAR. The model is built inside
+    ``torch.random.fork_rng`` after seeding with ``seed``, so the caller's (global) RNG is left
+    exactly as it was. Then every weight with ``ndim >= 2`` (Linear and Conv weights, not biases
+    or norm parameters) is multiplied by ``init_scale``; 1.0 keeps PyTorch's default init.
+
+    ``width``, ``depth``, ``activation`` and ``bias`` configure ``mlp`` (``bias=False`` gives the
+    bias-free ReLU network of Ash & Adams' Prop. 1); ``resnet_width`` configures ``resnet18``.
+
+    ``custom`` imports ``factory`` (``package.module:function``) and calls it with
+    ``**kwargs`` plus ``input_shape=`` and ``num_classes=`` for each of the two that the factory
+    accepts (as a named parameter or through ``**kw``); a factory that accepts neither just gets
+    ``**kwargs``. ``kwargs`` must not contain those two names. The factory must return an
+    ``nn.Module``; it runs under the same seeding and ``init_scale``.
+
+    Bad names, activations, widths or factories raise ``InputError`` naming the config key
+    (``model.name``, ``model.activation``, ``model.resnet_width``, ``model.factory``, ...).
+
+    Example:
+        >>> m = build_model("mlp", input_shape=(40,), num_classes=10, seed=0)
+        >>> m(torch.zeros(5, 40)).shape
+        torch.Size([5, 10])
+        >>> m2 = build_model("mlp", input_shape=(40,), num_classes=10, seed=0)
+        >>> all(torch.equal(a, b) for a, b in zip(m.parameters(), m2.parameters()))
+        True
+    """
+    if name not in MODEL_NAMES:
+        raise InputError("model.name", f"one of {', '.join(MODEL_NAMES)}", name)
+    if activation not in ACTIVATIONS:
+        raise InputError("model.activation", f"one of {', '.join(ACTIVATIONS)}", activation)
+    if resnet_width not in RESNET_WIDTHS:
+        raise InputError("model.resnet_width", f"one of {', '.join(RESNET_WIDTHS)}", resnet_width)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise InputError("model.width", "an integer >= 1", width)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise InputError("model.depth", "an integer >= 0", depth)
+    if not isinstance(init_scale, int | float) or not math.isfinite(init_scale) or init_scale <= 0:
+        raise InputError("model.init_scale", "a finite number > 0", init_scale)
+    if name != "custom" and factory is not None:
+        raise InputError("model.factory", "no factory unless model.name is 'custom'", factory)
+    if name != "custom" and kwargs:
+        raise InputError("model.kwargs", "no kwargs unless model.name is 'custom'", kwargs)
+    shape = tuple(int(d) for d in input_shape)
+    if not shape or any(d < 1 for d in shape):
+        raise ValueError(f"input_shape must be non-empty positive sizes, got {input_shape!r}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes!r}")
+
+    builders: dict[str, Callable[[], nn.Module]] = {
+        "logreg": lambda: nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), num_classes)),
+        "mlp": lambda: _mlp(math.prod(shape), num_classes, width, depth, activation, bias),
+        "conv1d": lambda: _conv1d(shape, num_classes),
+        "resnet18": lambda: _resnet18(shape, num_classes, resnet_width),
+        "custom": lambda: _call_factory(factory, dict(kwargs or {}), shape, num_classes),
+    }
+    # fork_rng restores the CPU RNG on exit. Seed only the CPU generator: torch.manual_seed would
+    # also (lazily) reseed CUDA, which fork_rng(devices=[]) does not restore.
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        model = builders[name]()
+    if init_scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.ndim >= 2:
+                    p.mul_(init_scale)
+    return model
+
+
+def _conv1d(shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if len(shape) == 2 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 1:
+        raise InputError("model.name", "conv1d on 1-D inputs of shape (L,) or (1, L)", shape)
+    return ConvBase(shape[0], num_classes)
+
+
+def _resnet18(shape: tuple[int, ...], num_classes: int, resnet_width: str) -> nn.Module:
+    if len(shape) != 3:
+        raise InputError("model.name", "resnet18 on image inputs of shape (C, H, W)", shape)
+    return ResNet18(shape[0], num_classes, RESNET_WIDTHS[resnet_width])
+
+
+def last_linear(model: nn.Module) -> nn.Linear:
+    """The last ``nn.Linear`` in ``model.modules()`` order (the classifier head in our models).
+
+    Raises ``ValueError`` if the model has no Linear layer.
+
+    Example:
+        >>> m = build_model("mlp", input_shape=(8,), num_classes=3, seed=0)
+        >>> last_linear(m).out_features
+        3
+    """
+    found: nn.Linear | None = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            found = module
+    if found is None:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer")
+    return found

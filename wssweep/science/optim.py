@@ -1,0 +1,366 @@
+"""Optimizers (SGD, Adam, GI-Adam) and the loss-catapult search for the warmup's initial rate.
+
+GI-Adam and the catapult search follow Kalra & Barkeshli, "Why Warmup the Learning Rate?"
+(§6.1–6.2, App. B.2); see ``docs/science.md`` §3 and ``docs/papers.md`` §3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from wssweep.errors import InputError
+
+__all__ = [
+    "OPTIMIZERS",
+    "CatapultResult",
+    "GIAdam",
+    "catapult_lr",
+    "default_catapult_delta",
+    "make_optimizer",
+]
+
+#: Optimizer names ``make_optimizer`` knows.
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "gi_adam")
+
+_DEFAULT_DELTA = {"sgd": 0.1, "adam": 0.01, "gi_adam": 0.01}
+
+
+class GIAdam(torch.optim.Optimizer):
+    """GI-Adam (Kalra & Barkeshli §6.2): Adam with the second moment started at g₀².
+
+    At the first step of each parameter, v₀ = g₀² (elementwise, g₀ the gradient of that step,
+    including the L2 term) and m₀ = 0; every step then runs the standard Adam update with the
+    usual bias corrections::
+
+        m_t = β₁m_{t−1} + (1−β₁)g_t,   v_t = β₂v_{t−1} + (1−β₂)g_t²
+        θ_t = θ_{t−1} − lr · (m_t/(1−β₁ᵗ)) / (√(v_t/(1−β₂ᵗ)) + ε)
+
+    Since v already holds the gradient scale, the correction inflates v̂ by 1/(1−β₂ᵗ): an automatic
+    warmup lr·√(1−β₂ᵗ). ``weight_decay`` adds ``weight_decay·θ`` to the gradient, as torch's Adam.
+    ``grad_init=False`` starts v at 0 instead, which is plain Adam.
+
+    Example:
+        >>> p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+        >>> opt = GIAdam([p], lr=0.1)
+        >>> p.grad = torch.ones_like(p)
+        >>> opt.step()
+        >>> round(-p.item(), 6)  # 0.1 * sqrt(1 - 0.999)
+        0.003162
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        *,
+        grad_init: bool = True,
+    ) -> None:
+        if not lr >= 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not eps >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "grad_init": grad_init,
+        }
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("grad_init", True)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Take one optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise RuntimeError("GIAdam does not support sparse gradients")
+                if torch.is_complex(p):
+                    raise RuntimeError("GIAdam does not support complex parameters")
+                if weight_decay != 0:
+                    grad = grad.add(p, alpha=weight_decay)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    if group["grad_init"]:
+                        state["exp_avg_sq"] = (grad * grad).clone(
+                            memory_format=torch.preserve_format
+                        )
+                    else:
+                        state["exp_avg_sq"] = torch.zeros_like(
+                            p, memory_format=torch.preserve_format
+                        )
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                state["step"] += 1
+                t = state["step"]
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                bias_correction1 = 1 - beta1**t
+                bias_correction2 = 1 - beta2**t
+                denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+                p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+        return loss
+
+
+def _check_name(name: object) -> str:
+    if name not in OPTIMIZERS:
+        raise InputError("optim.name", f"one of {', '.join(OPTIMIZERS)}", name)
+    return name  # type: ignore[return-value]
+
+
+def make_optimizer(
+    name: str,
+    params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+    lr: float,
+    *,
+    momentum: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    """Build ``"sgd"``, ``"adam"`` or ``"gi_adam"`` over ``params`` with learning rate ``lr``.
+
+    SGD has no momentum by default (as Ash & Adams and Kalra & Barkeshli); ``momentum`` is used
+    by SGD only, ``betas``/``eps`` by the Adams only. ``weight_decay`` is the L2 term added to the
+    gradient in all three.
+
+    Raises:
+        InputError: ``optim.name`` for an unknown name; ``optim.lr``, ``optim.momentum``,
+            ``optim.betas``, ``optim.eps``, ``optim.weight_decay`` for values out of range.
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.zeros(3))
+        >>> type(make_optimizer("gi_adam", [w], 1e-3)).__name__
+        'GIAdam'
+    """
+    name = _check_name(name)
+    if not _finite(lr) or lr <= 0:
+        raise InputError("optim.lr", "a finite learning rate > 0", lr)
+    if not _finite(momentum) or not 0 <= momentum < 1:
+        raise InputError("optim.momentum", "a momentum in [0, 1)", momentum)
+    if (
+        not isinstance(betas, tuple | list)
+        or len(betas) != 2
+        or not all(_finite(b) and 0 <= b < 1 for b in betas)
+    ):
+        raise InputError("optim.betas", "two numbers (β₁, β₂) in [0, 1)", betas)
+    if not _finite(eps) or eps < 0:
+        raise InputError("optim.eps", "a finite number >= 0", eps)
+    if not _finite(weight_decay) or weight_decay < 0:
+        raise InputError("optim.weight_decay", "a finite number >= 0", weight_decay)
+    betas = (float(betas[0]), float(betas[1]))
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    return GIAdam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def default_catapult_delta(optimizer_name: str) -> float:
+    """The catapult-search tolerance δ: 0.1 for SGD, 0.01 for Adam and GI-Adam (App. B.2)."""
+    return _DEFAULT_DELTA[_check_name(optimizer_name)]
+
+
+@dataclass(frozen=True)
+class CatapultResult:
+    """Outcome of :func:`catapult_lr`.
+
+    Attributes:
+        lr: η_c, the rate to start the warmup from (η_init); ``lr_target/10`` when not ``found``.
+        forward_passes: forward passes spent, the one that also computed the gradient included.
+        found: whether a rate that raises the loss was found (below ``lr_target`` when doubling).
+    """
+
+    lr: float
+    forward_passes: int
+    found: bool
+
+
+@contextmanager
+def _private_rng(tensors: list[torch.Tensor], seed: int) -> Iterator[Callable[[], None]]:
+    """Fork the CPU RNG and the CUDA RNGs of the devices holding ``tensors``; yield a reseeder.
+
+    Calling the reseeder before each forward pass gives every pass the same dropout masks (or any
+    other randomness), and the caller's RNG states are restored on exit.
+    """
+    cuda = sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
+    with torch.random.fork_rng(devices=cuda):
+
+        def reseed() -> None:
+            torch.default_generator.manual_seed(seed)
+            for index in cuda:
+                torch.cuda.default_generators[index].manual_seed(seed)
+
+        yield reseed
+
+
+def catapult_lr(
+    model: nn.Module,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    batch: tuple[Any, Any],
+    optimizer_name: str,
+    lr_target: float,
+    *,
+    lr_start: float = 1e-4,
+    delta: float | None = None,
+    optimizer_kwargs: dict[str, Any] | None = None,
+    max_bisections: int = 30,
+    seed: int = 0,
+) -> CatapultResult:
+    """Find η_c, the smallest rate whose single optimizer step from θ₀ raises the loss (App. B.2).
+
+    ``batch`` is ``(inputs, targets)`` and the loss is ``loss_fn(model(inputs), targets)``, a
+    scalar (e.g. ``F.cross_entropy``); the same fixed batch gives the loss and the gradient.
+    L(θ₀) and ∇L(θ₀) are computed once (one forward and backward); every candidate rate η then
+    restores θ₀, sets the gradients, takes one step of a fresh
+    ``optimizer_name`` optimizer (``make_optimizer`` with ``optimizer_kwargs``) at rate η and runs
+    one forward pass. Results are cached per rate, so each candidate costs one forward pass.
+
+    1. Exponential search from ``lr_start``: while L(θ₁(η)) < L(θ₀), stop with no catapult if
+       η ≥ ``lr_target``, else double η. The bracket is [η/2, η]; if the loss already rises at
+       ``lr_start``, that is η_c.
+    2. Bisection: while L(θ₁(η_upper)) > L(θ₀) + δ·|L(θ₀)| (the paper's (1+δ)·L(θ₀) for a positive
+       loss), test the midpoint and move the lower end if the loss falls there, else the upper
+       end (at most ``max_bisections`` times). η_c = η_upper.
+
+    δ defaults to 0.1 for SGD and 0.01 for Adam/GI-Adam. A loss that is not finite counts as a
+    rise. Without a catapult the result is ``lr_target/10`` with ``found=False``. η_c may exceed
+    ``lr_target`` (by less than 2×) when the rise first shows at the doubling past it.
+
+    The search runs the model in training mode (so BatchNorm uses batch statistics) with a private
+    RNG reseeded with ``seed`` before every forward pass (same dropout masks each time; the
+    global RNG state is untouched). Parameters, buffers and each module's train/eval mode are
+    restored exactly afterwards, and the parameters' ``.grad`` are set to None.
+
+    Raises:
+        InputError: ``optim.name`` for an unknown optimizer, ``lr`` for a bad ``lr_target``.
+        ValueError: for a bad ``lr_start``, ``delta`` or ``max_bisections``, a model without
+            trainable parameters, or a loss that is not a finite scalar at θ₀.
+    """
+    name = _check_name(optimizer_name)
+    if not _finite(lr_target) or lr_target <= 0:
+        raise InputError("lr", "a finite target learning rate > 0", lr_target)
+    if not _finite(lr_start) or lr_start <= 0:
+        raise ValueError(f"lr_start must be a finite number > 0, got {lr_start!r}")
+    delta = _DEFAULT_DELTA[name] if delta is None else delta
+    if not _finite(delta) or delta < 0:
+        raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
+    if max_bisections < 0:
+        raise ValueError(f"max_bisections must be >= 0, got {max_bisections!r}")
+    if not isinstance(batch, tuple | list) or len(batch) != 2:
+        raise ValueError(f"batch must be a pair (inputs, targets), got {type(batch).__name__}")
+    inputs, targets = batch
+    kwargs = dict(optimizer_kwargs or {})
+    if "lr" in kwargs:
+        raise ValueError("optimizer_kwargs must not contain 'lr'; the search sets it")
+
+    all_params = list(model.parameters())
+    params = [p for p in all_params if p.requires_grad]
+    if not params:
+        raise ValueError("catapult_lr needs a model with trainable parameters")
+    buffers = list(model.buffers())
+    saved_params = [p.detach().clone() for p in all_params]
+    saved_buffers = [b.detach().clone() for b in buffers]
+    saved_modes = [(m, m.training) for m in model.modules()]
+
+    def restore() -> None:
+        with torch.no_grad():
+            for p, saved in zip(all_params, saved_params, strict=True):
+                p.copy_(saved)
+            for b, saved in zip(buffers, saved_buffers, strict=True):
+                b.copy_(saved)
+
+    def as_float(loss: torch.Tensor) -> float:
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError(f"loss_fn must return a scalar tensor, got {loss!r}")
+        value = float(loss.detach())
+        return value if math.isfinite(value) else math.inf
+
+    try:
+        model.train()
+        with _private_rng(all_params + buffers, seed) as reseed:
+            reseed()
+            with torch.enable_grad():
+                loss0_tensor = loss_fn(model(inputs), targets)
+                loss0 = as_float(loss0_tensor)
+                if not math.isfinite(loss0):
+                    raise ValueError(f"the loss at θ₀ is not finite: {loss0_tensor.item()!r}")
+                grads = torch.autograd.grad(loss0_tensor, params, allow_unused=True)
+            del loss0_tensor
+            forward_passes = 1
+            cache: dict[float, float] = {}
+
+            def loss_after_step(lr: float) -> float:
+                nonlocal forward_passes
+                if lr not in cache:
+                    restore()
+                    for p, g in zip(params, grads, strict=True):
+                        p.grad = None if g is None else g.detach().clone()
+                    make_optimizer(name, params, lr, **kwargs).step()
+                    reseed()
+                    with torch.no_grad():
+                        cache[lr] = as_float(loss_fn(model(inputs), targets))
+                    forward_passes += 1
+                return cache[lr]
+
+            eta = lr_start
+            if loss_after_step(eta) >= loss0:
+                return CatapultResult(lr=eta, forward_passes=forward_passes, found=True)
+            while loss_after_step(eta) < loss0:
+                if eta >= lr_target:
+                    return CatapultResult(
+                        lr=lr_target / 10, forward_passes=forward_passes, found=False
+                    )
+                eta *= 2
+            lower, upper = eta / 2, eta
+            threshold = loss0 + delta * abs(loss0)
+            bisections = 0
+            while loss_after_step(upper) > threshold and bisections < max_bisections:
+                mid = (lower + upper) / 2
+                if loss_after_step(mid) < loss0:
+                    lower = mid
+                else:
+                    upper = mid
+                bisections += 1
+            return CatapultResult(lr=upper, forward_passes=forward_passes, found=True)
+    finally:
+        restore()
+        for p in all_params:
+            p.grad = None
+        for module, training in saved_modes:
+            module.training = training
