@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-EVAL_BATCH = 1024  # examples per forward pass when scoring the unlabeled pool
+from wssweep.science.train import EVAL_BATCH
 
 
 def stage_pools(
