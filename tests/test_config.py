@@ -1,0 +1,41 @@
+"""The experiment schema, and every shipped config and sweep validating against it."""
+
+from pathlib import Path
+
+import pytest
+
+from wssweep.config import ExperimentConfig
+from wssweep.spec import load_trial_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "sweeps").glob("*.yaml"))
+
+
+def test_something_is_shipped():
+    # one config per protocol plus the NQM, and the quickstart sweep
+    assert {p.stem for p in SHIPPED} >= {"online_mnist1d_mlp", "batch_mnist1d_mlp",
+                                         "active_mnist1d_mlp", "nqm", "quickstart"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_files_validate(path):
+    cfg = load_trial_config(path)
+    # each file resolves to a complete experiment of a known kind
+    assert cfg.kind in {"network", "nqm"}
+
+
+@pytest.mark.parametrize(
+    ("intervention", "shrink", "expected"),
+    [("shrink_perturb", None, 0.4), ("dash", None, 0.3), ("none", None, 1.0), ("dash", 0.5, 0.5)],
+)
+def test_shrink_defaults_follow_the_authors_code(intervention, shrink, expected):
+    cfg = ExperimentConfig.model_validate({"shrink": shrink, "warm": {"intervention": intervention}})
+    # λ is the config's when given, else the intervention's published default
+    assert cfg.resolved_shrink() == expected
+
+
+def test_configs_are_frozen():
+    cfg = ExperimentConfig()
+    # a validated config cannot drift after validation
+    with pytest.raises(Exception, match="frozen"):
+        cfg.lr = 1.0
