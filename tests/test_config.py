@@ -29,7 +29,8 @@ def test_shipped_files_validate(path):
     [("shrink_perturb", None, 0.4), ("dash", None, 0.3), ("none", None, 1.0), ("dash", 0.5, 0.5)],
 )
 def test_shrink_defaults_follow_the_authors_code(intervention, shrink, expected):
-    cfg = ExperimentConfig.model_validate({"shrink": shrink, "warm": {"intervention": intervention}})
+    spec = {"shrink": shrink, "warm": {"intervention": intervention}}
+    cfg = ExperimentConfig.model_validate(spec)
     # λ is the config's when given, else the intervention's published default
     assert cfg.resolved_shrink() == expected
 

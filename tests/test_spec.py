@@ -94,4 +94,4 @@ def test_unknown_sweep_key_is_rejected(tmp_path):
     with pytest.raises(InputError) as info:
         load_trial_config(write(tmp_path, "experiment: {}\nmethd: grid\n"))
     # a misspelt top-level sweep key is named
-    assert str(info.value).startswith("methd: expected no such key")
+    assert str(info.value).startswith("methd: expected a known key (one of: experiment, name")

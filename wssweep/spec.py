@@ -81,22 +81,32 @@ class SweepSpec(_Strict):
     gap_tolerance: float = Field(default=0.5, ge=0)  # points of test accuracy that count as closed
 
 
-def validation_error(exc: ValidationError, prefix: str = "") -> InputError:
-    """Turn pydantic's errors into one ``InputError`` that lists every bad key."""
-    lines = []
-    first_key = ""
+def _known_keys(schema: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed at ``loc`` (the path of an unknown key's parent) in ``schema``."""
+    for part in loc:
+        field = schema.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        schema = annotation
+    return list(schema.model_fields)
+
+
+def validation_error(exc: ValidationError, schema: type[BaseModel], prefix: str = "") -> InputError:
+    """Turn pydantic's errors into one ``InputError`` whose message lists every bad key."""
+    errors = []
     for err in exc.errors():
         key = prefix + ".".join(str(p) for p in err["loc"])
-        first_key = first_key or key
         if err["type"] == "extra_forbidden":
-            expected = "no such key (check the spelling against configs/ and the README)"
+            known = _known_keys(schema, err["loc"][:-1])
+            expected = "a known key" + (f" (one of: {', '.join(known)})" if known else "")
         else:
             msg = err["msg"]
             expected = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
-        lines.append(str(InputError(key, expected, err.get("input"))))
-    error = InputError(first_key, "", None)
-    error.args = ("\n".join(lines),)
-    return error
+        errors.append(InputError(key, expected, err.get("input")))
+    first = errors[0]
+    first.args = ("\n".join(str(e) for e in errors),)
+    return first
 
 
 def read_yaml(path: str | Path, key: str = "SPEC") -> dict[str, Any]:
@@ -165,7 +175,7 @@ def experiment_from_mapping(
     try:
         return ExperimentConfig.model_validate(experiment)
     except ValidationError as exc:
-        raise validation_error(exc, prefix) from None
+        raise validation_error(exc, ExperimentConfig, prefix) from None
 
 
 def load_sweep(path: str | Path) -> SweepSpec | None:
@@ -176,7 +186,7 @@ def load_sweep(path: str | Path) -> SweepSpec | None:
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc) from None
+        raise validation_error(exc, SweepSpec) from None
 
 
 def load_trial_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
