@@ -23,7 +23,12 @@ def _cmd_trial(args: argparse.Namespace) -> int:
 
     cfg = load_trial_config(args.spec, args.set)
     metrics = run_trial(cfg)
-    print(json.dumps(metrics, indent=1 if args.pretty else None))
+    if args.pretty:
+        # One metric per line, lists kept on their line: readable and still valid JSON.
+        lines = [f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in metrics.items()]
+        print("{\n" + ",\n".join(lines) + "\n}")
+    else:
+        print(json.dumps(metrics))
     return 0
 
 
@@ -44,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key by its dotted path, e.g. --set lr=0.03 "
                        "--set warm.intervention=shrink_perturb (repeatable)")
-    trial.add_argument("--pretty", action="store_true", help="indent the JSON")
+    trial.add_argument("--pretty", action="store_true", help="one metric per line")
     trial.set_defaults(func=_cmd_trial)
     return parser
 
