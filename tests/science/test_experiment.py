@@ -187,3 +187,18 @@ def test_user_model_and_dataset_by_import_path():
 def test_bad_import_path_is_an_input_error_naming_the_key():
     with pytest.raises(InputError, match="model.factory"):
         run_trial(config(model={"name": "custom", "factory": "tests.nowhere:net"}))
+
+
+def test_progress_records_are_monotone_and_end_at_the_final_gap():
+    records = []
+    m = run_trial(config(), progress=records.append)
+    stages = [r for r in records if r["event"] == "stage"]
+    epochs = [r for r in records if r["event"] == "epoch"]
+    # one stage record per stage, counting the stages both arms have finished
+    assert [r["stages_done"] for r in stages] == [1, 2, 3]
+    # the epoch counter runs over both arms without going back
+    assert [r["step"] for r in epochs] == list(range(1, len(epochs) + 1))
+    # every epoch of every stage and arm was reported (stage 1 once: it is shared)
+    assert len(epochs) == sum(m["warm/stage_epochs"]) + sum(m["cold/stage_epochs"][1:])
+    # the last stage record carries the trial's final gap
+    assert stages[-1]["gap"] == m["gap"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,7 @@ class Trial:
         optimizer: torch.optim.Optimizer | None = None,
         meta: bool = False,
         penalty=None,
+        on_epoch=None,
     ) -> tuple[StageResult, torch.optim.Optimizer]:
         """Train one stage; returns its result and the optimizer (for arms that keep it)."""
         cfg, o = self.cfg, self.cfg.optim
@@ -157,7 +159,8 @@ class Trial:
         stop = StopRule(**cfg.protocol.stop.model_dump())
         result = train_stage(model, optimizer, schedule, x, y, self.data.x_test, self.data.y_test,
                              batch_size=o.batch_size, stop=stop,
-                             generator=torch.Generator().manual_seed(batch_seed), penalty=penalty)
+                             generator=torch.Generator().manual_seed(batch_seed), penalty=penalty,
+                             on_epoch=on_epoch)
         result.lr, result.extra_steps, result.extra = lr, extra_steps, extra
         return result, optimizer
 
@@ -181,12 +184,33 @@ class Trial:
                  granularity=w.granularity)
 
 
-def run_trial(cfg: ExperimentConfig) -> dict[str, Any]:
+@dataclass
+class Arm:
+    """One arm's running state: its model, optimizer, current pool and finished stages."""
+
+    model: nn.Module | None
+    optimizer: torch.optim.Optimizer | None
+    pool: torch.Tensor
+    stages: list[StageResult]
+
+    @property
+    def diverged(self) -> bool:
+        return self.stages[-1].diverged
+
+
+def run_trial(
+    cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """Run the warm arm and the cold arm of ``cfg``; return the trial's metrics (JSON-ready).
 
     Accuracies are in percent; ``gap`` is cold minus warm final test accuracy in points; steps and
     seconds count what each arm spent after the first stage, i.e. once new data had arrived
     (stage 1 is shared); ``saving`` is cold steps over warm steps.
+
+    The arms advance stage by stage, warm then cold, so a running gap exists after every stage.
+    ``progress``, if given, receives a record after every epoch (``event: "epoch"``) and every
+    stage (``event: "stage"``, with that stage's test accuracies and gap); ``step`` counts epochs
+    over both arms and ``stages_done`` counts stages both arms have finished (both monotone).
     """
     if cfg.kind == "nqm":
         return run_nqm({**cfg.nqm.model_dump(), "seed": cfg.seed,
@@ -194,43 +218,70 @@ def run_trial(cfg: ExperimentConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     trial = Trial(cfg, load_experiment_data(cfg, device), device)
-    p = cfg.protocol
+    p, w = cfg.protocol, cfg.warm
     split = torch.Generator().manual_seed(derive_seed(cfg.seed, "split"))
     trial.pools = stage_pools(p.kind, len(trial.data.x_train), fraction=p.fraction,
                               chunks=p.chunks, generator=split)
     init_seed = derive_seed(cfg.seed, "init")
+    counter = {"step": 0, "stages_done": 0}
+
+    def emit(record: dict[str, Any]) -> None:
+        if progress is not None:
+            progress({"step": counter["step"], "stages_done": counter["stages_done"], **record})
+
+    def epoch_hook(arm: str, stage: int):
+        def hook(epoch: int, train_acc: float) -> None:
+            counter["step"] += 1
+            emit({"event": "epoch", "arm": arm, "stage": stage + 1, "epoch": epoch,
+                  f"{arm}/train_acc": 100 * train_acc})
+        return hook
 
     # Stage 1 is the same for both arms: train it once.
     model = trial.new_model(init_seed)
-    first, optimizer = trial.train(model, 0, trial.pools[0])
-    stages = {"warm": [first], "cold": [first]}
+    first, optimizer = trial.train(model, 0, trial.pools[0], on_epoch=epoch_hook("warm", 0))
     after_first = copy.deepcopy(model) if p.kind == "active" else None
-
-    # Warm arm: carry the model (and, if asked, the optimizer) into every new stage.
-    w = cfg.warm
+    warm = Arm(model, optimizer, trial.pools[0], [first])
+    cold = Arm(after_first, None, trial.pools[0], [first])
     init_params = snapshot_params(model) if w.intervention == "l2_init" else None
-    penalty = (lambda: l2_init_penalty(model, init_params, w.l2_coef)) if init_params else None
-    pool = trial.pools[0]
-    for stage in range(1, trial.n_stages):
-        if stages["warm"][-1].diverged:
-            break
-        pool = trial.pool(stage, pool, model)
-        trial.intervene(model, stage, pool)
-        result, optimizer = trial.train(
-            model, stage, pool, optimizer=optimizer if w.keep_optimizer else None, meta=True,
-            penalty=penalty)
-        stages["warm"].append(result)
+    penalty = (lambda: l2_init_penalty(warm.model, init_params, w.l2_coef)) if init_params else None
+    counter["stages_done"] = 1
+    emit(stage_record(warm, cold, 0))
 
-    # Cold arm: a fresh init and a fresh optimizer at every stage, on the same pools.
-    pool, selector = trial.pools[0], after_first
     for stage in range(1, trial.n_stages):
-        if stages["cold"][-1].diverged:
+        if not warm.diverged:
+            # Warm: carry the model (and, if asked, the optimizer) into the new stage.
+            warm.pool = trial.pool(stage, warm.pool, warm.model)
+            trial.intervene(warm.model, stage, warm.pool)
+            result, warm.optimizer = trial.train(
+                warm.model, stage, warm.pool,
+                optimizer=warm.optimizer if w.keep_optimizer else None, meta=True,
+                penalty=penalty, on_epoch=epoch_hook("warm", stage))
+            warm.stages.append(result)
+        if not cold.diverged:
+            # Cold: a fresh init and a fresh optimizer, on the same pool and batch order.
+            cold.pool = trial.pool(stage, cold.pool, cold.model)
+            cold.model = trial.new_model(init_seed)
+            result, _ = trial.train(cold.model, stage, cold.pool,
+                                    on_epoch=epoch_hook("cold", stage))
+            cold.stages.append(result)
+        if warm.diverged and cold.diverged:
             break
-        pool = trial.pool(stage, pool, selector)
-        selector = trial.new_model(init_seed)
-        result, _ = trial.train(selector, stage, pool)
-        stages["cold"].append(result)
-    return summarize(stages, trial.n_stages, trial.data.num_classes)
+        counter["stages_done"] = stage + 1
+        emit(stage_record(warm, cold, stage))
+    return summarize({"warm": warm.stages, "cold": cold.stages}, trial.n_stages,
+                     trial.data.num_classes)
+
+
+def stage_record(warm: Arm, cold: Arm, stage: int) -> dict[str, Any]:
+    """The progress record at the end of ``stage``: each arm's test accuracy and the gap."""
+    record: dict[str, Any] = {"event": "stage", "stage": stage + 1}
+    for name, arm in (("warm", warm), ("cold", cold)):
+        done = len(arm.stages) > stage and not arm.stages[stage].diverged
+        record[f"{name}/test_acc"] = _clean(arm.stages[stage].test_acc) if done else None
+        record[f"{name}/steps"] = sum(s.steps + s.extra_steps for s in arm.stages[1:])
+    both = record["warm/test_acc"] is not None and record["cold/test_acc"] is not None
+    record["gap"] = record["cold/test_acc"] - record["warm/test_acc"] if both else None
+    return record
 
 
 def _clean(value: float | None) -> float | None:

@@ -109,10 +109,12 @@ def train_stage(
     stop: StopRule,
     generator: torch.Generator,
     penalty: Callable[[], torch.Tensor] | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> StageResult:
     """Train ``model`` on (x, y) until ``stop`` says so; the rate at step t is ``schedule(t)``.
 
-    ``penalty`` (for example an L2-init term) is added to every mini-batch loss.
+    ``penalty`` (for example an L2-init term) is added to every mini-batch loss; ``on_epoch``
+    is called after every epoch with the epoch number (from 1) and the train accuracy (fraction).
     """
     start = time.perf_counter()
     model.train()
@@ -139,6 +141,8 @@ def train_stage(
         else:
             history.append(evaluate(model, x, y)[0])
             reason = stop.reason(history)
+            if on_epoch is not None:
+                on_epoch(len(history), history[-1])
     train_acc = history[-1] if history else float("nan")
     test_acc = float("nan") if diverged else evaluate(model, x_test, y_test)[0]
     return StageResult(
