@@ -17,3 +17,26 @@ def private_cache():
         os.environ.pop("WSSWEEP_CACHE", None)
     else:
         os.environ["WSSWEEP_CACHE"] = previous
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def ray_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for subprocesses that start Ray: loopback only, W&B offline, private HOME.
+
+    platform.md: a ``$HOME/ray_bootstrap_config.yaml`` with ``provider: {type: local}`` stops the
+    dashboard's cloud-metadata probe; usage stats off; no W&B key so W&B stays offline.
+    """
+    home = tmp_path_factory.mktemp("home")
+    (home / "ray_bootstrap_config.yaml").write_text("provider: {type: local}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update({
+        "HOME": str(home),
+        "PYTHONPATH": REPO,  # Ray workers import test plugins (tests.plugins) from the repo
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "WANDB_MODE": "offline",
+    })
+    return env

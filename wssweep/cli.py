@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from wssweep.errors import InputError
 
@@ -32,6 +34,43 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from wssweep.space import describe
+    from wssweep.spec import load_sweep_spec
+
+    print(describe(load_sweep_spec(args.spec, args.set)))
+    return 0
+
+
+def _default_name(spec_path: str) -> str:
+    return f"{Path(spec_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from wssweep.orchestrate import run_sweep
+    from wssweep.spec import load_sweep_spec
+
+    resolved = load_sweep_spec(args.spec, args.set)
+    name = args.name or resolved.spec.name or _default_name(args.spec)
+    run_dir = run_sweep(resolved, name=name, storage=Path(args.storage), address=args.address)
+    print(f"wssweep: results in {run_dir / 'results.csv'}")
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from wssweep.orchestrate import resume_sweep
+
+    run_dir = resume_sweep(Path(args.run_dir), address=args.address)
+    print(f"wssweep: results in {run_dir / 'results.csv'}")
+    return 0
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an experiment key by its dotted path, e.g. --set lr=0.03 "
+                        "--set warm.intervention=shrink_perturb (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wssweep",
@@ -46,11 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
         "first value or the centre of its range; the first seed) or an experiment config.",
     )
     trial.add_argument("spec", metavar="SPEC.yaml")
-    trial.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key by its dotted path, e.g. --set lr=0.03 "
-                       "--set warm.intervention=shrink_perturb (repeatable)")
+    _add_set(trial)
     trial.add_argument("--pretty", action="store_true", help="one metric per line")
     trial.set_defaults(func=_cmd_trial)
+
+    run = sub.add_parser("run", help="run a sweep on Ray Tune (local, or a cluster with --address)")
+    run.add_argument("spec", metavar="SWEEP.yaml")
+    run.add_argument("--name", help="run name (default: the spec's name, else FILE-TIMESTAMP)")
+    run.add_argument("--storage", default="runs", help="where run directories go (default ./runs)")
+    run.add_argument("--address", help="Ray cluster address, e.g. 127.0.0.1:6379 (default: a "
+                     "local Ray)")
+    _add_set(run)
+    run.set_defaults(func=_cmd_run)
+
+    resume = sub.add_parser("resume", help="finish an interrupted sweep without re-running "
+                            "finished trials")
+    resume.add_argument("run_dir", metavar="RUN_DIR")
+    resume.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    resume.set_defaults(func=_cmd_resume)
+
+    validate = sub.add_parser("validate", help="check a sweep spec; print the resolved search "
+                              "space, the trial count and each trial's resources")
+    validate.add_argument("spec", metavar="SWEEP.yaml")
+    _add_set(validate)
+    validate.set_defaults(func=_cmd_validate)
     return parser
 
 

@@ -1,0 +1,113 @@
+"""End-to-end sweeps on a real local Ray, through the CLI users run, with W&B offline."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wssweep.tracking import find_runs, read_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL_EXPERIMENT = """
+experiment:
+  data: {name: digits, train_size: 300, test_size: 120}
+  model: {name: mlp, width: 16}
+  protocol: {kind: online, chunks: 3, stop: {max_epochs: 4}}
+  optim: {name: adam, batch_size: 32}
+  lr: 0.01
+"""
+
+
+def wssweep(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wssweep", *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=timeout)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "results.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory, ray_env) -> Path:
+    tmp = tmp_path_factory.mktemp("grid")
+    spec = tmp / "grid.yaml"
+    spec.write_text(SMALL_EXPERIMENT + """
+method: grid
+metric: {name: gap, goal: minimize}
+parameters:
+  warm.intervention: {values: [none, shrink_perturb]}
+seeds: [0, 1]
+wandb: {project: e2e, mode: auto}
+""")
+    out = wssweep(ray_env, "run", str(spec), "--name", "grid", "--storage", str(tmp / "runs"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return tmp / "runs" / "grid"
+
+
+def test_grid_sweep_writes_one_row_per_trial(grid_run):
+    table = rows(grid_run)
+    # 2 settings x 2 seeds = 4 trials, each once
+    assert len(table) == 4 and len({r["trial_id"] for r in table}) == 4
+    # all of them finished
+    assert {r["status"] for r in table} == {"completed"}
+    # each setting ran on both seeds, and the setting key ignores the seed
+    assert sorted((r["warm.intervention"], r["seed"]) for r in table) == [
+        ("none", "0"), ("none", "1"), ("shrink_perturb", "0"), ("shrink_perturb", "1")]
+    assert len({r["setting_key"] for r in table}) == 2
+    # the metrics are numbers computed by the trials: gap = cold - warm
+    for r in table:
+        assert abs(float(r["gap"]) - (float(r["cold/test_acc"]) - float(r["warm/test_acc"]))) < 1e-9
+
+
+def test_grid_sweep_writes_readable_wandb_runs(grid_run):
+    runs = find_runs(grid_run / "wandb")
+    # one W&B run per trial
+    assert len(runs) == 4
+    by_id = {r["trial_id"]: r for r in rows(grid_run)}
+    for path in runs:
+        run = read_run(path)
+        row = by_id[run["run_id"]]
+        # the config carries the setting key, the swept axis and the seed
+        assert run["config"]["setting_key"] == row["setting_key"]
+        assert run["config"]["warm.intervention"] == row["warm.intervention"]
+        assert run["config"]["seed"] == int(row["seed"])
+        # per-epoch history with explicit, increasing steps
+        steps = [h["_step"] for h in run["history"]]
+        assert len(steps) > 3 and steps == sorted(steps)
+        # the summary holds the trial's final metrics
+        assert abs(run["summary"]["gap"] - float(row["gap"])) < 1e-9
+        # grouped by the run's name, as a trial job
+        assert run["group"] == "grid" and run["job_type"] == "trial"
+
+
+def test_failing_and_diverging_trials_are_recorded_and_the_sweep_goes_on(tmp_path, ray_env):
+    spec = tmp_path / "fail.yaml"
+    spec.write_text("""
+experiment:
+  data: {name: digits, train_size: 300, test_size: 120}
+  model: {name: custom, factory: tests.plugins:tiny_net}
+  protocol: {kind: online, chunks: 3, stop: {max_epochs: 4}}
+  optim: {name: sgd, batch_size: 32}
+method: grid
+metric: {name: gap, goal: minimize}
+parameters:
+  model.factory: {values: ["tests.plugins:tiny_net", "tests.plugins:broken_net"]}
+  lr: {values: [0.1, 1.0e+6]}
+seeds: [0]
+""")
+    out = wssweep(ray_env, "run", str(spec), "--name", "f", "--storage", str(tmp_path))
+    # failed and diverged trials do not fail the sweep
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    table = {(r["model.factory"].split(":")[1], float(r["lr"])): r for r in rows(tmp_path / "f")}
+    # the healthy setting completed
+    assert table[("tiny_net", 0.1)]["status"] == "completed"
+    # the exploding rate is recorded as diverged, with no gap
+    assert table[("tiny_net", 1e6)]["status"] == "diverged" and table[("tiny_net", 1e6)]["gap"] == ""
+    # the raising trials are errors that carry their message
+    for lr in (0.1, 1e6):
+        assert table[("broken_net", lr)]["status"] == "error"
+        assert "broken_net refuses" in table[("broken_net", lr)]["error"]

@@ -1,0 +1,283 @@
+"""Run a sweep on Ray Tune: connect, build the Tuner, write results as trials finish, resume.
+
+Run directory layout (``<storage>/<name>/``):
+  ``sweep.json``    the resolved sweep (spec, experiment, seeds, ...) that ``resume`` re-reads
+  ``spec.yaml``     the spec file as given, for people
+  ``tune/``         Ray Tune's experiment state, trial results and checkpoints
+  ``wandb/``        one W&B run per trial (offline unless WANDB_API_KEY is set)
+  ``optuna.db``     the Optuna study of a bayes sweep (open it with optuna-dashboard)
+  ``results.csv``   one row per trial, rewritten atomically as trials finish
+  ``trial_starts.jsonl``  one line per trial start (what ran, and when)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wssweep.errors import InputError
+from wssweep.results import write_results
+
+SWEEP_FILE = "sweep.json"
+TUNE_DIR = "tune"
+PROGRESS_EVERY_S = 5.0  # seconds between progress lines
+
+
+def loopback_env() -> None:
+    """Keep Ray on this machine's loopback and quiet (platform.md): no usage stats, no probes."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Tune's default loggers would write TensorBoard/CSV copies of what W&B already has.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def connect(address: str | None, wandb_mode: str) -> None:
+    """A local Ray (default) or the cluster at ``address`` — the same code path either way.
+
+    The W&B environment is set here, in the driver, before Ray starts, so workers inherit it.
+    """
+    import ray
+
+    from wssweep import tracking
+
+    loopback_env()
+    tracking.quiet_env()
+    if wandb_mode == "offline":
+        os.environ["WANDB_MODE"] = "offline"
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+
+
+def trial_resources(sweep: dict[str, Any]) -> dict[str, float]:
+    """Per-trial resources; a GPU request on a cluster without GPUs is dropped, with a note."""
+    import ray
+
+    resources = {"cpu": float(sweep["cpus_per_trial"])}
+    per_gpu = sweep.get("trials_per_gpu")
+    if per_gpu:
+        if ray.cluster_resources().get("GPU", 0) > 0:
+            resources["gpu"] = 1.0 / per_gpu
+        else:
+            print("wssweep: note: trials_per_gpu is set but the Ray cluster has no GPU; "
+                  "trials run on CPU", file=sys.stderr)
+    return resources
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def row_from(trial_id: str, result: dict[str, Any] | None, error: str | None,
+             swept: list[str], done: bool) -> dict[str, Any]:
+    """One results.csv row from a trial's last reported result."""
+    result = dict(result or {})
+    if error:
+        status = "error"
+    elif result.get("final"):
+        status = result.get("status", "completed")
+    elif done:
+        status = "stopped"  # ended by the scheduler (ASHA) before its last stage
+    else:
+        status = "running" if result else "pending"
+    row = {k: v for k, v in result.items() if not k.startswith(("config/", "event"))}
+    row.update({"trial_id": trial_id, "status": status, "error": error or ""})
+    for key in swept:
+        row.setdefault(key, result.get(key))
+    return row
+
+
+@dataclass
+class ResultsWriter:
+    """A Tune callback: rewrite results.csv (atomically) whenever a trial ends."""
+
+    run_dir: Path
+    swept: list[str]
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def callback(self):
+        from ray.tune import Callback
+
+        writer = self
+
+        class _Writer(Callback):
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                writer.record(trial, error=None)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                writer.record(trial, error=_trial_error(trial))
+
+        return _Writer()
+
+    def record(self, trial, error: str | None) -> None:
+        self.rows[trial.trial_id] = row_from(trial.trial_id, trial.last_result, error,
+                                             self.swept, done=True)
+        write_results(self.run_dir, list(self.rows.values()), self.swept)
+
+
+def _trial_error(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).is_file():
+        return _last_line(Path(path).read_text())
+    return str(getattr(trial, "error_msg", "") or "error")
+
+
+class Progress:
+    """A Tune callback printing one line every few seconds: done/running/failed, best, ETA."""
+
+    def __init__(self, total: int, metric: str, mode: str) -> None:
+        self.total, self.metric, self.mode = total, metric, mode
+        self.start = time.time()
+        self.last = 0.0
+
+    def callback(self):
+        from ray.tune import Callback
+
+        progress = self
+
+        class _Progress(Callback):
+            def on_step_end(self, iteration, trials, **info):
+                progress.show(trials, force=False)
+
+            def on_experiment_end(self, trials, **info):
+                progress.show(trials, force=True)
+
+        return _Progress()
+
+    def show(self, trials, force: bool) -> None:
+        now = time.time()
+        if not force and now - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = now
+        states = [t.status for t in trials]
+        done = sum(s == "TERMINATED" for s in states)
+        failed = sum(s == "ERROR" for s in states)
+        running = sum(s == "RUNNING" for s in states)
+        values = [t.last_result.get(self.metric) for t in trials
+                  if t.status == "TERMINATED" and t.last_result.get("final")]
+        values = [v for v in values if isinstance(v, int | float) and v == v]
+        best = (min if self.mode == "min" else max)(values) if values else None
+        finished = done + failed
+        elapsed = now - self.start
+        eta = elapsed / finished * (self.total - finished) if finished else None
+        print(f"[wssweep] {finished}/{self.total} finished ({done} done, {failed} failed), "
+              f"{running} running | best {self.metric}: "
+              f"{'-' if best is None else f'{best:.2f}'} | elapsed {elapsed:.0f}s"
+              f"{'' if eta is None else f', ETA {eta:.0f}s'}", flush=True)
+
+
+def sweep_payload(resolved, run_dir: Path, name: str) -> dict[str, Any]:
+    """The plain-dict description of a sweep that trials receive and ``resume`` re-reads."""
+    from wssweep import tracking
+
+    spec = resolved.spec
+    res = spec.resources
+    return {
+        "name": name,
+        "run_dir": str(run_dir),
+        "spec": spec.model_dump(mode="json"),
+        "experiment": resolved.experiment,
+        "seeds": list(spec.seeds),
+        "swept": list(spec.parameters),
+        "metric": spec.metric.name,
+        "mode": "min" if spec.metric.goal == "minimize" else "max",
+        "cpus_per_trial": res.cpus_per_trial,
+        "threads": max(1, int(res.cpus_per_trial)),
+        "trials_per_gpu": res.trials_per_gpu,
+        "max_failures": res.max_failures,
+        "wandb": {"project": spec.wandb.project, "entity": spec.wandb.entity,
+                  "mode": tracking.resolve_mode(spec.wandb.mode), "tags": spec.wandb.tags},
+    }
+
+
+def _tuner_parts(sweep: dict[str, Any], total: int):
+    from ray import tune
+
+    from wssweep.trial import trainable
+
+    writer = ResultsWriter(Path(sweep["run_dir"]), sweep["swept"])
+    run_config = tune.RunConfig(
+        name=TUNE_DIR, storage_path=sweep["run_dir"], verbose=0,
+        failure_config=tune.FailureConfig(max_failures=sweep["max_failures"]),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[writer.callback(),
+                   Progress(total, sweep["metric"], sweep["mode"]).callback()])
+    wrapped = tune.with_resources(tune.with_parameters(trainable, sweep=sweep),
+                                  trial_resources(sweep))
+    return wrapped, run_config, writer
+
+
+def finish(grid, sweep: dict[str, Any]) -> Path:
+    """Rewrite results.csv from Tune's own record of every trial (authoritative after resume)."""
+    rows = []
+    for result in grid:
+        metrics = dict(result.metrics or {})
+        trial_id = metrics.get("trial_id") or Path(result.path).name
+        error = _last_line(str(result.error)) if result.error else None
+        rows.append(row_from(trial_id, metrics, error, sweep["swept"], done=True))
+    rows.sort(key=lambda r: str(r.get("started_at") or ""))
+    return write_results(Path(sweep["run_dir"]), rows, sweep["swept"])
+
+
+def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Path:
+    """Run the resolved sweep; returns the run directory (results.csv inside)."""
+    from ray import tune
+
+    from wssweep.space import build_search
+
+    run_dir = Path(storage).absolute() / name
+    if run_dir.exists():
+        raise InputError("--name", "a run name not used yet in the storage directory "
+                         "(to finish an interrupted run: wssweep resume RUN_DIR)", str(run_dir))
+    sweep = sweep_payload(resolved, run_dir, name)
+    connect(address, sweep["wandb"]["mode"])
+    run_dir.mkdir(parents=True)
+    try:
+        plan = build_search(resolved, run_dir)
+        (run_dir / SWEEP_FILE).write_text(json.dumps(sweep, indent=1))
+        shutil.copyfile(resolved.path, run_dir / "spec.yaml")
+        wrapped, run_config, _ = _tuner_parts(sweep, plan.total_trials)
+        tuner = tune.Tuner(
+            wrapped, param_space=plan.param_space, run_config=run_config,
+            tune_config=tune.TuneConfig(
+                metric=plan.metric, mode=plan.mode, search_alg=plan.search_alg,
+                scheduler=plan.scheduler, num_samples=plan.num_samples, reuse_actors=True))
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    grid = tuner.fit()
+    return finish(grid, sweep).parent
+
+
+def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
+    """Finish an interrupted sweep without re-running its finished trials."""
+    from ray import tune
+
+    run_dir = Path(run_dir).absolute()
+    sweep_file = run_dir / SWEEP_FILE
+    if not sweep_file.is_file():
+        raise InputError("RUN_DIR", f"a wssweep run directory (with {SWEEP_FILE})", str(run_dir))
+    sweep = json.loads(sweep_file.read_text())
+    tune_dir = run_dir / TUNE_DIR
+    connect(address, sweep["wandb"]["mode"])
+    if not tune.Tuner.can_restore(str(tune_dir)):
+        raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run_dir))
+    total = len(list((tune_dir).glob("*/")))
+    wrapped, _, _ = _tuner_parts(sweep, total)
+    tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,
+                               resume_errored=False)
+    grid = tuner.fit()
+    return finish(grid, sweep).parent

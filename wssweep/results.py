@@ -1,0 +1,75 @@
+"""The results table: one row per trial, written atomically to ``<run>/results.csv``.
+
+Columns (design.md): trial id, status, seed, setting key, one column per swept parameter, then the
+metrics. Lists (per-stage values) are JSON in their cell. The map reads only this file, so it can
+be rebuilt from a finished, half-finished or resumed run.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> path = write_results(d, [{"trial_id": "a", "status": "completed", "gap": 1.5}], ["lr"])
+    >>> read_results(path)[0]["gap"]
+    '1.5'
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.csv"
+ID_COLUMNS = ["trial_id", "status", "seed", "setting_key"]
+# Scalar metrics, named as in Ray results and W&B (design.md).
+METRIC_COLUMNS = [
+    "warm/test_acc", "cold/test_acc", "gap", "warm/steps", "cold/steps", "saving",
+    "warm/seconds", "cold/seconds", "lr_chosen", "diverged", "warm/test_acc_mean",
+    "cold/test_acc_mean", "warm/train_acc", "cold/train_acc", "warm/meta_steps",
+    "nqm/final_loss", "nqm/initial_loss", "nqm/lr_first", "nqm/lr_mid", "nqm/lr_last",
+]
+TAIL_COLUMNS = ["error", "started_at", "finished_at"]
+STATUSES = ("completed", "diverged", "error", "stopped", "running", "pending")
+
+
+def setting_key(config_minus_seed: dict[str, Any]) -> str:
+    """A short stable hash naming a setting: the full experiment config without the seed."""
+    text = json.dumps(config_minus_seed, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return value
+
+
+def columns_for(rows: list[dict[str, Any]], swept: list[str]) -> list[str]:
+    """Fixed columns first, then swept parameters, metrics, per-stage lists, bookkeeping."""
+    fixed = ID_COLUMNS + swept + METRIC_COLUMNS
+    extra = sorted({k for row in rows for k in row} - set(fixed) - set(TAIL_COLUMNS))
+    return fixed + extra + TAIL_COLUMNS
+
+
+def write_results(run_dir: Path, rows: list[dict[str, Any]], swept: list[str]) -> Path:
+    """Write ``rows`` to ``run_dir/results.csv`` atomically (temp file, then rename)."""
+    path = Path(run_dir) / RESULTS_FILE
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".csv")
+    with os.fdopen(fd, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns_for(rows, swept), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+    os.replace(tmp, path)
+    return path
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """The rows of a results.csv, as strings (empty string = missing)."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))

@@ -1,0 +1,611 @@
+"""Everything W&B for wssweep: mode choice, one run per trial, and a reader for offline run logs.
+
+No other wssweep module imports ``wandb``: the science stays plain PyTorch/NumPy, and W&B is
+imported lazily here so that ``wssweep trial`` / ``wssweep validate`` never pay its ~0.5 s
+import.
+
+W&B layout (see docs/design.md): project = the spec's project, group = the sweep run's name,
+one run per trial (job type ``trial``) whose config is the flattened experiment plus the
+setting key and every swept axis, metrics per epoch with an explicit ``step``, and one final
+run (job type ``map``) holding the summary table and the map images.
+
+Offline runs land in ``<run_dir>/wandb/offline-run-<YYYYmmdd_HHMMSS>-<id>[-N]/run-<id>.wandb``;
+``wandb sync`` uploads them later. wandb 0.31 has no public reader for that file, so
+:func:`read_run` parses it (format notes there).
+
+Example:
+    >>> flatten({"data": {"name": "digits", "n": 3}, "seeds": [0, 1]})
+    {'data.name': 'digits', 'data.n': 3, 'seeds': [0, 1]}
+    >>> resolve_mode("disabled")
+    'disabled'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import struct
+import sys
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MAP_METRICS",
+    "MODES",
+    "TrialRun",
+    "find_runs",
+    "flatten",
+    "quiet_env",
+    "read_run",
+    "redact",
+    "resolve_mode",
+    "start",
+    "teardown",
+]
+
+MODES = ("auto", "online", "offline", "disabled")
+
+# The map metrics (docs/design.md): their summary is the last value. wandb 0.31 accepts
+# summary= "min", "max", "mean", "best", "last", "first", "none" (and deprecated "copy").
+# Note: with summary="last" wandb writes the running summary as {"last": v}; TrialRun.finish
+# then writes the final scalars, so a finished run's summary holds plain values.
+MAP_METRICS = ("gap", "warm/test_acc", "cold/test_acc", "saving", "lr_chosen", "diverged")
+
+# Config keys whose name contains one of these is dropped: never send a secret to W&B.
+_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential")
+# ...except these, which are ours and harmless (the setting hash must reach W&B).
+_SECRET_EXEMPT = frozenset({"setting_key"})
+
+
+# --------------------------------------------------------------------------- mode and env
+
+
+def resolve_mode(requested: str) -> str:
+    """Turn the spec's ``wandb.mode`` into a mode ``wandb.init`` accepts.
+
+    ``auto`` is ``online`` when ``WANDB_API_KEY`` is set (non-empty), else ``offline``.
+    ``online`` without a key falls back to ``offline`` with a one-line note on stderr, so a
+    sweep never dies for want of a login.
+
+    Example:
+        >>> resolve_mode("offline")
+        'offline'
+    """
+    mode = str(requested).strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"wandb mode must be one of {', '.join(MODES)}; got {requested!r}")
+    has_key = bool(os.environ.get("WANDB_API_KEY", "").strip())
+    if mode == "auto":
+        return "online" if has_key else "offline"
+    if mode == "online" and not has_key:
+        print(
+            "wssweep: wandb mode 'online' but WANDB_API_KEY is not set; logging offline "
+            "(upload later with `wandb sync`)",
+            file=sys.stderr,
+        )
+        return "offline"
+    return mode
+
+
+def quiet_env() -> None:
+    """Set the W&B environment variables wssweep relies on, unless the user set them.
+
+    Call it in the driver before Ray starts workers, so that workers inherit it too.
+    ``WANDB_SILENT`` stops the banner and sync hints; ``WANDB_ERROR_REPORTING=false`` stops
+    wandb's crash reporter, the one part that would otherwise try the network in offline mode;
+    ``WANDB_DISABLE_GIT``/``WANDB_DISABLE_CODE`` skip repository probing and code upload.
+    """
+    for name, value in (
+        ("WANDB_SILENT", "true"),
+        ("WANDB_ERROR_REPORTING", "false"),
+        ("WANDB_DISABLE_GIT", "true"),
+        ("WANDB_DISABLE_CODE", "true"),
+    ):
+        os.environ.setdefault(name, value)
+
+
+# --------------------------------------------------------------------------- config helpers
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings to dotted keys; lists and other values are kept as they are.
+
+    Example:
+        >>> flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": None}, prefix="x")
+        {'x.a.b': 1, 'x.a.c.d': [1, 2], 'x.e': None}
+    """
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def _is_secret_name(name: str) -> bool:
+    if name in _SECRET_EXEMPT:
+        return False
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def redact(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten ``config`` and drop anything that may be a secret.
+
+    Drops keys whose dotted name contains "key", "token", "secret", "password" (any case,
+    ``setting_key`` excepted) and any string value equal to the current ``WANDB_API_KEY``.
+
+    Example:
+        >>> redact({"setting_key": "ab12", "wandb": {"api_key": "x"}, "lr": 0.1})
+        {'setting_key': 'ab12', 'lr': 0.1}
+    """
+    api_key = os.environ.get("WANDB_API_KEY", "").strip()
+    out = {}
+    for name, value in flatten(config).items():
+        if _is_secret_name(name):
+            continue
+        if api_key and isinstance(value, str) and api_key in value:
+            continue
+        out[name] = value
+    return out
+
+
+# --------------------------------------------------------------------------- runs
+
+
+class TrialRun:
+    """One W&B run (usually one trial). Make it with :func:`start`.
+
+    ``log`` writes one history row at an explicit step, flushed at once; ``finish`` writes the
+    final summary and closes the run. Also a context manager: leaving the block by an exception
+    finishes the run with exit code 1.
+
+    Example:
+        >>> run = start(Path("runs/x/trial_0"), project="wssweep", entity=None,  # doctest: +SKIP
+        ...             group="x", name="trial_0", run_id="x-trial_0",
+        ...             config={"lr": 0.1, "setting_key": "ab12"}, mode="offline")
+        >>> run.log({"warm/train_loss": 0.4}, step=0)  # doctest: +SKIP
+        >>> run.finish({"gap": 0.3, "diverged": False})  # doctest: +SKIP
+    """
+
+    enabled = True
+
+    def __init__(self, run: Any, run_dir: Path) -> None:
+        self._run = run
+        self.run_dir = run_dir
+        self.finished = False
+
+    @property
+    def id(self) -> str:
+        return self._run.id
+
+    @property
+    def dir(self) -> Path | None:
+        """The run's own directory (``.../wandb/offline-run-*-<id>``)."""
+        # run.dir is ".../offline-run-*/files"; its parent holds the .wandb file.
+        return Path(self._run.dir).parent
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        """Log one history row at ``step``; None values and lists are skipped.
+
+        Metric names are kept even if they contain "key"/"token" (``tokens_seen`` is a
+        metric); only a *string* value under such a name is dropped, as a possible secret.
+
+        The step also goes in as the ``step`` metric, the x-axis every metric is defined on.
+        ``commit=True`` writes the row now: otherwise wandb holds the last row until finish,
+        and flushing it then would overwrite the final summary written by :meth:`finish`.
+        """
+        row = {
+            key: value
+            for key, value in metrics.items()
+            if value is not None
+            and not isinstance(value, list | tuple)
+            and not (isinstance(value, str) and _is_secret_name(key))
+        }
+        row["step"] = int(step)
+        self._run.log(row, step=int(step), commit=True)
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """Log a table (e.g. the map's summary) at the next step; it lands in ``files``."""
+        import wandb
+
+        self._run.log(
+            {key: wandb.Table(columns=list(columns), data=[list(r) for r in rows])}, commit=True
+        )
+
+    def log_images(self, images: Mapping[str, Path | str]) -> None:
+        """Log image files (e.g. the map's heatmap PNGs), one key each, at the next step."""
+        import wandb
+
+        self._run.log({key: wandb.Image(str(path)) for key, path in images.items()}, commit=True)
+
+    def finish(self, summary: Mapping[str, Any] | None = None, exit_code: int = 0) -> None:
+        """Write ``summary`` (None values skipped, lists allowed) and close the run.
+
+        Strings under secret-looking names are dropped, as in :meth:`log`.
+        """
+        if self.finished:
+            return
+        values = {
+            key: value
+            for key, value in (summary or {}).items()
+            if value is not None and not (isinstance(value, str) and _is_secret_name(key))
+        }
+        if values:
+            self._run.summary.update(values)
+        self._run.finish(exit_code=int(exit_code))
+        self.finished = True
+
+    def __enter__(self) -> TrialRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self.finished:
+            self.finish(exit_code=0 if exc_type is None else 1)
+
+
+class _DisabledRun(TrialRun):
+    """Mode "disabled": the same methods, doing nothing, writing nothing."""
+
+    enabled = False
+
+    def __init__(self, run_dir: Path, run_id: str) -> None:
+        self.run_dir = run_dir
+        self._id = run_id
+        self.finished = False
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def dir(self) -> Path | None:
+        return None
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        pass
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        pass
+
+    def log_images(self, images: Mapping[str, Path | str]) -> None:
+        pass
+
+    def finish(self, summary: Mapping[str, Any] | None = None, exit_code: int = 0) -> None:
+        self.finished = True
+
+
+def start(
+    run_dir: Path,
+    *,
+    project: str,
+    entity: str | None,
+    group: str,
+    name: str,
+    run_id: str,
+    config: Mapping[str, Any],
+    mode: str,
+    tags: list[str] | None = None,
+    job_type: str = "trial",
+) -> TrialRun:
+    """Start (or resume, same ``run_id``) one W&B run writing under ``run_dir/wandb/``.
+
+    ``mode`` is passed through :func:`resolve_mode` ("auto" is fine). ``config`` is flattened
+    and redacted (:func:`redact`). Works sequentially for many runs in one process and inside
+    a Ray worker: each call is a fresh run (``reinit="create_new"``) that does not touch
+    ``wandb.run``. The first call in a process starts the ``wandb-core`` helper (~0.5 s); later
+    ones take ~10-50 ms offline.
+
+    Example:
+        >>> run = start(Path("/tmp/t0"), project="p", entity=None, group="g",  # doctest: +SKIP
+        ...             name="t0", run_id="g-t0", config={}, mode="disabled")
+        >>> run.enabled  # doctest: +SKIP
+        False
+    """
+    mode = resolve_mode(mode)
+    run_dir = Path(run_dir).absolute()
+    if mode == "disabled":
+        return _DisabledRun(run_dir, run_id)
+
+    quiet_env()
+    import wandb  # lazy: only runs that track pay for the import
+
+    # An absolute, existing dir: without it the synced copies of runs were truncated
+    # (docs/platform.md), and wandb falls back to a temp dir when dir= does not exist.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = wandb.Settings(
+        silent=True,
+        console="off",  # no stdout capture: Ray already collects worker output
+        x_disable_stats=True,  # no system-metrics sampler process per run
+        x_disable_meta=True,  # no host/argv/executable metadata (argv may carry secrets)
+        x_disable_machine_info=True,
+        x_save_requirements=False,  # no pip freeze per trial
+        disable_git=True,
+        save_code=False,
+        disable_job_creation=True,
+    )
+    run = wandb.init(
+        project=project,
+        entity=entity,
+        group=group,
+        job_type=job_type,
+        name=name,
+        id=run_id,
+        resume="allow",
+        config=redact(config),
+        tags=list(tags) if tags else None,
+        dir=str(run_dir),
+        mode=mode,
+        reinit="create_new",  # many runs per process, none touching the global wandb.run
+        settings=settings,
+    )
+    # Every metric is plotted against our explicit epoch step; the map metrics keep their last.
+    run.define_metric("step")
+    run.define_metric("*", step_metric="step")
+    for metric in MAP_METRICS:
+        run.define_metric(metric, step_metric="step", summary="last")
+    return TrialRun(run, run_dir)
+
+
+def teardown() -> None:
+    """Stop this process's ``wandb-core`` helper (it also stops at exit). Safe without wandb."""
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
+
+
+# --------------------------------------------------------------------------- reading .wandb
+
+# The record log, as written by wandb-core 0.31 and checked against real files:
+#   file header: b":W&B" + magic 0xBEE1 (2 bytes, little-endian) + version 0 (1 byte);
+#   then LevelDB-style blocks of 32 KiB, counted from the start of the file (the header is
+#   part of block 0); each chunk: CRC32 (4 bytes LE), length (2 bytes LE), type (1 byte:
+#   FULL=1, FIRST=2, MIDDLE=3, LAST=4), data. The CRC is zlib.crc32 over the type byte then
+#   the data (not LevelDB's masked CRC32C). A block with < 7 bytes left is zero-padded.
+#   Each reassembled record is a serialized wandb.proto.wandb_internal_pb2.Record.
+_HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
+_BLOCK = 32 * 1024
+_CHUNK_HEADER = 7
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+_RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(.+)$")
+
+
+def _iter_records(data: bytes) -> Iterator[bytes]:
+    """Yield record payloads; stop quietly at a torn tail (a run still writing, or killed)."""
+    if data[: len(_HEADER)] != _HEADER:
+        raise ValueError(f"not a W&B run log (header {data[:7]!r}, expected {_HEADER!r})")
+    pos, parts = len(_HEADER), []
+    while pos < len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _CHUNK_HEADER:
+            pos += left  # block trailer padding
+            continue
+        if pos + _CHUNK_HEADER > len(data):
+            return
+        crc, length, kind = struct.unpack_from("<IHB", data, pos)
+        chunk = data[pos + _CHUNK_HEADER : pos + _CHUNK_HEADER + length]
+        if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) != crc:
+            return  # torn or corrupt tail: everything before it is good
+        pos += _CHUNK_HEADER + length
+        if kind == _FULL:
+            parts = []
+            yield chunk
+        elif kind == _FIRST:
+            parts = [chunk]
+        elif kind == _MIDDLE:
+            parts.append(chunk)
+        elif kind == _LAST:
+            parts.append(chunk)
+            yield b"".join(parts)
+            parts = []
+
+
+def _decode(value_json: str) -> Any:
+    # wandb writes NaN/Infinity as bare tokens, which json.loads accepts.
+    try:
+        return json.loads(value_json)
+    except ValueError:
+        return value_json
+
+
+def _item_path(item: Any) -> list[str]:
+    return list(item.nested_key) if item.nested_key else [item.key]
+
+
+def _history_value(item: Any) -> Any:
+    if item.value_json:
+        return _decode(item.value_json)
+    # Typed fields (a oneof "value") that newer writers may use instead of value_json.
+    which = item.WhichOneof("value")
+    if which is None or which == "none":
+        return None
+    if which == "json":
+        return _decode(item.json)
+    return getattr(item, which)
+
+
+def _set_nested(target: dict, path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[path[-1]] = value
+
+
+def _del_nested(target: dict, path: list[str]) -> None:
+    for part in path[:-1]:
+        target = target.get(part)
+        if not isinstance(target, dict):
+            return
+    target.pop(path[-1], None)
+
+
+def _sort_key(path: Path) -> tuple:
+    """Chronological order of run logs: dir timestamp, then wandb's "-N" collision suffix."""
+    match = _RUN_DIR.match(path.parent.name)
+    stamp, suffix = "", 0
+    if match:
+        stamp = match.group(1)
+        run_id = path.stem.removeprefix("run-")
+        tail = match.group(2)
+        if tail != run_id and tail.startswith(run_id + "-") and tail[len(run_id) + 1 :].isdigit():
+            suffix = int(tail[len(run_id) + 1 :])
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        mtime = math.inf
+    return (stamp, suffix, mtime, str(path))
+
+
+def find_runs(root: Path) -> list[Path]:
+    """All ``.wandb`` run logs under ``root``, oldest first (``latest-run`` links skipped).
+
+    Example:
+        >>> find_runs(Path("/nonexistent"))
+        []
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root] if root.suffix == ".wandb" else []
+    found = []
+    for path in root.rglob("*.wandb"):
+        # wandb's "latest-run" symlink points at a dir we also find by its real name.
+        dirs = path.relative_to(root).parents
+        if any((root / d).is_symlink() for d in dirs if d != Path(".")):
+            continue
+        if path.is_file():
+            found.append(path)
+    return sorted(found, key=_sort_key)
+
+
+def _read_one(path: Path) -> dict[str, Any]:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    out: dict[str, Any] = {
+        "path": str(path),
+        "run_id": None,
+        "project": None,
+        "entity": None,
+        "group": None,
+        "job_type": None,
+        "name": None,
+        "tags": [],
+        "config": {},
+        "history": [],
+        "summary": {},
+        "metrics": {},
+        "files": [],
+        "exit_code": None,
+        "complete": False,
+    }
+    config: dict[str, Any] = out["config"]
+    summary: dict[str, Any] = out["summary"]
+
+    def apply_config(record: Any) -> None:
+        for item in record.update:
+            path_ = _item_path(item)
+            # Config keys are ours, already dotted; nested_key would only come from wandb.
+            config[".".join(path_)] = _decode(item.value_json)
+        for item in record.remove:
+            config.pop(".".join(_item_path(item)), None)
+
+    for payload in _iter_records(path.read_bytes()):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+            out.update(
+                run_id=run.run_id or out["run_id"],
+                project=run.project or out["project"],
+                entity=run.entity or out["entity"],
+                group=run.run_group or out["group"],
+                job_type=run.job_type or out["job_type"],
+                name=run.display_name or out["name"],
+                tags=list(run.tags) or out["tags"],
+            )
+            apply_config(run.config)
+        elif kind == "config":
+            apply_config(record.config)
+        elif kind == "history":
+            # Flat "a.b" keys for nested values, as the W&B public API's history() shows them.
+            row = {".".join(_item_path(i)): _history_value(i) for i in record.history.item}
+            if "_step" not in row and record.history.HasField("step"):
+                row["_step"] = record.history.step.num
+            out["history"].append(row)
+        elif kind == "summary":
+            for item in record.summary.update:
+                _set_nested(summary, _item_path(item), _decode(item.value_json))
+            for item in record.summary.remove:
+                _del_nested(summary, _item_path(item))
+        elif kind == "metric":
+            metric = record.metric
+            name = metric.name or metric.glob_name
+            aggs = [f.name for f, v in metric.summary.ListFields() if v]
+            out["metrics"][name] = {"step_metric": metric.step_metric or None, "summary": aggs}
+        elif kind == "files":
+            out["files"].extend(f.path for f in record.files.files)
+        elif kind == "exit":
+            out["exit_code"] = record.exit.exit_code
+            out["complete"] = True
+
+    config.pop("_wandb", None)  # wandb's own bookkeeping, not the experiment
+    for key in ("_wandb", "_runtime", "_timestamp", "_step"):
+        summary.pop(key, None)
+    return out
+
+
+def read_run(
+    run_dir_or_file: Path, *, run_id: str | None = None, merge: bool = False
+) -> dict[str, Any]:
+    """Read an offline run log back: config, history, summary and run fields.
+
+    ``run_dir_or_file`` is a ``.wandb`` file, a run's own directory, or any directory above
+    (e.g. a trial's run_dir). When it holds several logs (an offline resume writes a new
+    ``offline-run-*`` directory each time), the newest one with ``run_id`` (if given) is read;
+    ``merge=True`` instead merges all of them oldest first, a later segment's row replacing
+    an earlier one at the same ``_step`` and later config/summary values winning.
+
+    Returns ``{"run_id", "project", "entity", "group", "job_type", "name", "tags", "config"
+    (flat keys, without wandb's ``_wandb``), "history" (rows with ``_step``, in file order),
+    "summary" (nested like the W&B API, without ``_wandb``/``_runtime``/``_timestamp``/
+    ``_step``), "metrics" (define_metric settings), "files" (paths saved with the run,
+    e.g. media/table/*.json), "exit_code", "complete" (an exit record was written),
+    "path"}`` (``"paths"`` too when merged). JSON values are decoded.
+
+    Example:
+        >>> info = read_run(Path("runs/x/trial_0"))  # doctest: +SKIP
+        >>> info["summary"]["gap"], [row["_step"] for row in info["history"]]  # doctest: +SKIP
+        (0.3, [0, 1, 2])
+    """
+    logs = find_runs(Path(run_dir_or_file))
+    if run_id is not None:
+        logs = [p for p in logs if p.name == f"run-{run_id}.wandb"]
+    if not logs:
+        which = f" for run id {run_id!r}" if run_id else ""
+        raise FileNotFoundError(f"no .wandb run log{which} under {run_dir_or_file}")
+    if not merge or len(logs) == 1:
+        return _read_one(logs[-1])
+
+    parts = [_read_one(p) for p in logs]
+    merged = dict(parts[-1])
+    rows: dict[Any, dict] = {}
+    unstepped: list[dict] = []
+    for part in parts:
+        for row in part["history"]:
+            if "_step" in row:
+                rows[row["_step"]] = row
+            else:
+                unstepped.append(row)
+    merged["history"] = [rows[s] for s in sorted(rows)] + unstepped
+    merged["config"] = {k: v for part in parts for k, v in part["config"].items()}
+    merged["summary"] = {k: v for part in parts for k, v in part["summary"].items()}
+    merged["files"] = sorted({f for part in parts for f in part["files"]})
+    merged["paths"] = [part["path"] for part in parts]
+    return merged
