@@ -106,7 +106,8 @@ seeds: [0]
     # the healthy setting completed
     assert table[("tiny_net", 0.1)]["status"] == "completed"
     # the exploding rate is recorded as diverged, with no gap
-    assert table[("tiny_net", 1e6)]["status"] == "diverged" and table[("tiny_net", 1e6)]["gap"] == ""
+    diverged = table[("tiny_net", 1e6)]
+    assert diverged["status"] == "diverged" and diverged["gap"] == ""
     # the raising trials are errors that carry their message
     for lr in (0.1, 1e6):
         assert table[("broken_net", lr)]["status"] == "error"

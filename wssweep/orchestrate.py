@@ -65,14 +65,14 @@ def trial_resources(sweep: dict[str, Any]) -> dict[str, float]:
     """Per-trial resources; a GPU request on a cluster without GPUs is dropped, with a note."""
     import ray
 
-    resources = {"cpu": float(sweep["cpus_per_trial"])}
-    per_gpu = sweep.get("trials_per_gpu")
-    if per_gpu:
-        if ray.cluster_resources().get("GPU", 0) > 0:
-            resources["gpu"] = 1.0 / per_gpu
-        else:
-            print("wssweep: note: trials_per_gpu is set but the Ray cluster has no GPU; "
-                  "trials run on CPU", file=sys.stderr)
+    from wssweep import space
+    from wssweep.spec import SweepSpec
+
+    spec = SweepSpec.model_validate(sweep["spec"])
+    resources = space.trial_resources(spec, num_gpus=ray.cluster_resources().get("GPU", 0))
+    if spec.resources.trials_per_gpu and "gpu" not in resources:
+        print("wssweep: note: trials_per_gpu is set but the Ray cluster has no GPU; "
+              "trials run on CPU without a GPU request", file=sys.stderr)
     return resources
 
 
@@ -81,9 +81,16 @@ def _last_line(text: str) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def row_from(trial_id: str, result: dict[str, Any] | None, error: str | None,
-             swept: list[str], done: bool) -> dict[str, Any]:
-    """One results.csv row from a trial's last reported result."""
+def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | None,
+             error: str | None, sweep: dict[str, Any], done: bool) -> dict[str, Any]:
+    """One results.csv row from a trial's Tune config and its last reported result.
+
+    The seed and swept values come from the config, so a trial that raised before reporting
+    anything still has them.
+    """
+    from wssweep.space import trial_identity
+
+    setting, seed = trial_identity(config, sweep["seeds"])
     result = dict(result or {})
     if error:
         status = "error"
@@ -94,9 +101,8 @@ def row_from(trial_id: str, result: dict[str, Any] | None, error: str | None,
     else:
         status = "running" if result else "pending"
     row = {k: v for k, v in result.items() if not k.startswith(("config/", "event"))}
-    row.update({"trial_id": trial_id, "status": status, "error": error or ""})
-    for key in swept:
-        row.setdefault(key, result.get(key))
+    row.update(setting)
+    row.update({"trial_id": trial_id, "status": status, "error": error or "", "seed": seed})
     return row
 
 
@@ -104,8 +110,7 @@ def row_from(trial_id: str, result: dict[str, Any] | None, error: str | None,
 class ResultsWriter:
     """A Tune callback: rewrite results.csv (atomically) whenever a trial ends."""
 
-    run_dir: Path
-    swept: list[str]
+    sweep: dict[str, Any]
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def callback(self):
@@ -123,9 +128,9 @@ class ResultsWriter:
         return _Writer()
 
     def record(self, trial, error: str | None) -> None:
-        self.rows[trial.trial_id] = row_from(trial.trial_id, trial.last_result, error,
-                                             self.swept, done=True)
-        write_results(self.run_dir, list(self.rows.values()), self.swept)
+        self.rows[trial.trial_id] = row_from(trial.trial_id, trial.config, trial.last_result,
+                                             error, self.sweep, done=True)
+        write_results(Path(self.sweep["run_dir"]), list(self.rows.values()), self.sweep["swept"])
 
 
 def _trial_error(trial) -> str:
@@ -188,7 +193,7 @@ def sweep_payload(resolved, run_dir: Path, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "run_dir": str(run_dir),
-        "spec": spec.model_dump(mode="json"),
+        "spec": spec.model_dump(mode="json", exclude_unset=True),
         "experiment": resolved.experiment,
         "seeds": list(spec.seeds),
         "swept": list(spec.parameters),
@@ -208,7 +213,7 @@ def _tuner_parts(sweep: dict[str, Any], total: int):
 
     from wssweep.trial import trainable
 
-    writer = ResultsWriter(Path(sweep["run_dir"]), sweep["swept"])
+    writer = ResultsWriter(sweep)
     run_config = tune.RunConfig(
         name=TUNE_DIR, storage_path=sweep["run_dir"], verbose=0,
         failure_config=tune.FailureConfig(max_failures=sweep["max_failures"]),
@@ -227,7 +232,7 @@ def finish(grid, sweep: dict[str, Any]) -> Path:
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name
         error = _last_line(str(result.error)) if result.error else None
-        rows.append(row_from(trial_id, metrics, error, sweep["swept"], done=True))
+        rows.append(row_from(trial_id, result.config or {}, metrics, error, sweep, done=True))
     rows.sort(key=lambda r: str(r.get("started_at") or ""))
     return write_results(Path(sweep["run_dir"]), rows, sweep["swept"])
 

@@ -42,7 +42,8 @@ def setting_key(config_minus_seed: dict[str, Any]) -> str:
 
 
 def _cell(value: Any) -> Any:
-    if value is None:
+    # Missing and not-a-number (a diverged trial's gap) are both empty cells.
+    if value is None or (isinstance(value, float) and value != value):
         return ""
     if isinstance(value, list | dict):
         return json.dumps(value)

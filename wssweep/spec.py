@@ -6,6 +6,25 @@ experiment is resolved (a ``configs/`` reference or an inline mapping), overridd
 and validated against ``ExperimentConfig``. Every problem becomes an ``InputError`` naming the key
 path, what was expected and what was given.
 
+The search space uses W&B's sweep vocabulary (``method``, ``metric``, ``parameters`` with
+``value`` / ``values`` / ``distribution`` + ``min`` / ``max`` / ``q``, ``run_cap``,
+``early_terminate``), so an existing W&B sweep ports by adding ``experiment:``. As in W&B, a
+parameter with ``min`` and ``max`` but no ``distribution`` is ``int_uniform`` when both bounds are
+integers and ``uniform`` otherwise. Our own keys: ``experiment``, ``seeds``, ``resources``,
+``wandb``, ``gap_tolerance``.
+
+Two entry points:
+
+- ``load_sweep_spec(path, overrides)`` (``wssweep run`` / ``validate``): the full check, including
+  the rules that only matter for running the search (``random`` and ``bayes`` need ``run_cap``, a
+  ``grid`` cannot enumerate a continuous range, ...) and every parameter's candidate values tried
+  against the experiment.
+- ``load_trial_config(path, overrides)`` (``wssweep trial``): one setting of any file; it checks the
+  spec's schema but not the search rules, since it runs no search.
+
+``--set key=value`` overrides change the experiment, not the search: overriding a swept key (or one
+nested under it, or ``seed``) is an error, since the sweep would overwrite it in every trial.
+
 Example:
     >>> cfg = experiment_from_mapping({"model": {"name": "logreg"}}, ["lr=0.1", "seed=3"])
     >>> cfg.lr, cfg.seed
@@ -16,11 +35,24 @@ from __future__ import annotations
 
 import copy
 import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from wssweep.config import ExperimentConfig
 from wssweep.errors import InputError
@@ -28,22 +60,167 @@ from wssweep.errors import InputError
 # Where `experiment: configs/x.yaml` is looked up after the spec's own folder and the cwd.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
+#: Metrics a trial reports (in Ray results, results.csv and W&B) that a sweep may optimize.
+#: ``nqm/final_loss`` comes from ``kind: nqm`` experiments, the others from ``kind: network``.
+REPORTED_METRICS: tuple[str, ...] = (
+    "gap",
+    "warm/test_acc",
+    "cold/test_acc",
+    "warm/test_acc_mean",
+    "cold/test_acc_mean",
+    "saving",
+    "warm/steps",
+    "cold/steps",
+    "warm/seconds",
+    "cold/seconds",
+    "nqm/final_loss",
+)
+
+#: Distributions that draw from a range (``min``, ``max``); a grid cannot enumerate them.
+RANGE_DISTRIBUTIONS: tuple[str, ...] = ("uniform", "int_uniform", "log_uniform_values", "q_uniform")
+
+# A sweep name becomes a directory and an Optuna study name.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+_DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class _Nothing:
+    """What an error shows as given when a required key is absent."""
+
+    def __repr__(self) -> str:
+        return "nothing"
+
+
+NOTHING = _Nothing()
+
+
+class SpecRule(ValueError):
+    """A rule broken inside a model; ``key`` is relative to where pydantic places the error.
+
+    Raised from validators; ``validation_error`` turns it into an ``InputError`` whose key path is
+    the model's location plus ``key``.
+    """
+
+    def __init__(self, key: str, expected: str, given: object) -> None:
+        super().__init__(f"{key or '<here>'}: expected {expected}, got {given!r}")
+        self.key = key
+        self.expected = expected
+        self.given = given
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _finite_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SpecRule("", "a finite number", value)
+    return value
+
+
+# An int stays an int (int_uniform needs integer bounds), a float a float; no strings or booleans.
+Number = Annotated[int | float, BeforeValidator(_finite_number)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _on_grid(x: float, q: float) -> bool:
+    # The same test as Ray Tune's quniform, so every spec we accept builds.
+    return math.isclose(x / q, round(x / q))
+
+
 class ParameterSpec(_Strict):
-    """One swept parameter, in W&B's sweep vocabulary."""
+    """One swept parameter, in W&B's sweep vocabulary.
+
+    Exactly one of ``value`` (a constant), ``values`` (categorical) or ``distribution`` (with
+    ``min`` and ``max``; ``q`` for ``q_uniform``; ``values`` for ``categorical``). ``min`` and
+    ``max`` alone imply ``int_uniform`` (both integers) or ``uniform``, as in W&B.
+    """
 
     value: Any = None
     values: list[Any] | None = Field(default=None, min_length=1)
     distribution: (
         Literal["categorical", "int_uniform", "uniform", "log_uniform_values", "q_uniform"] | None
     ) = None
-    min: float | None = None
-    max: float | None = None
-    q: float | None = Field(default=None, gt=0)
+    min: Number | None = None
+    max: Number | None = None
+    q: Number | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ParameterSpec:
+        given = {k: getattr(self, k) for k in type(self).model_fields if k in self.model_fields_set}
+        has_value = "value" in self.model_fields_set
+        bounds = [b for b in (self.min, self.max) if b is not None]
+        if self.distribution is None and self.values is None and not has_value and bounds:
+            # W&B: min/max without a distribution is int_uniform for integers, else uniform.
+            ints = all(isinstance(b, int) for b in bounds)
+            self.distribution = "int_uniform" if ints else "uniform"
+        if has_value and (self.values is not None or self.distribution is not None):
+            raise SpecRule("", "exactly one of value, values or distribution", given)
+        if not has_value and self.values is None and self.distribution is None:
+            raise SpecRule("", "one of value, values or distribution (with min and max)", given)
+        if self.distribution in RANGE_DISTRIBUTIONS:
+            self._check_range()
+            return self
+        what = "value" if has_value else "values"
+        if self.distribution == "categorical" and self.values is None:
+            raise SpecRule("values", "a non-empty list (distribution categorical draws from "
+                           "values)", None)
+        for extra in ("min", "max", "q"):
+            if extra in self.model_fields_set:
+                ranges = ", ".join(RANGE_DISTRIBUTIONS)
+                raise SpecRule(extra, f"no {extra} with {what} (min, max and q go with "
+                               f"distribution {ranges})", getattr(self, extra))
+        for i, v in enumerate(self.values or []):
+            if any(_same(v, w) for w in self.values[:i]):
+                raise SpecRule("values", "distinct values", self.values)
+        return self
+
+    def _check_range(self) -> None:
+        dist = self.distribution
+        if self.values is not None:
+            raise SpecRule("values", f"no values with distribution {dist} (it draws from min..max)",
+                           self.values)
+        for name in ("min", "max"):
+            bound = getattr(self, name)
+            if bound is None:
+                raise SpecRule(name, f"a number (distribution {dist} needs min and max)", None)
+            if dist == "int_uniform" and not isinstance(bound, int):
+                raise SpecRule(name, "an integer (distribution int_uniform)", bound)
+        if not self.min < self.max:
+            raise SpecRule("max", f"a number greater than min ({self.min})", self.max)
+        if dist == "log_uniform_values" and self.min <= 0:
+            raise SpecRule("min", "a number greater than 0 (log_uniform_values samples log(value))",
+                           self.min)
+        if dist != "q_uniform":
+            if self.q is not None:
+                raise SpecRule("q", f"no q with distribution {dist} (only q_uniform takes q)",
+                               self.q)
+            return
+        if self.q is None or self.q <= 0:
+            raise SpecRule("q", "a number greater than 0 (q_uniform rounds to multiples of q)",
+                           self.q)
+        for name in ("min", "max"):
+            if not _on_grid(getattr(self, name), self.q):
+                raise SpecRule(name, f"a multiple of q ({self.q}): Ray Tune's quniform needs "
+                               "bounds on the grid", getattr(self, name))
+
+    @property
+    def kind(self) -> str:
+        """``constant``, ``categorical`` or the distribution's name."""
+        if "value" in self.model_fields_set:
+            return "constant"
+        return self.distribution or "categorical"
+
+    def candidates(self) -> list[Any]:
+        """The values to try against the experiment: the constant, each value, or both bounds."""
+        if self.kind == "constant":
+            return [self.value]
+        if self.values is not None:
+            return list(self.values)
+        return [self.min, self.max]
 
     def default_value(self) -> Any:
         """The value a single trial uses: ``value``, the first of ``values``, or the centre."""
@@ -56,54 +233,248 @@ class ParameterSpec(_Strict):
             return math.sqrt(lo * hi)
         if self.distribution == "int_uniform":
             return int((lo + hi) // 2)
+        if self.distribution == "q_uniform":
+            return round((lo + hi) / 2 / self.q) * self.q
         return (lo + hi) / 2
 
 
 class MetricSpec(_Strict):
-    name: str = "gap"
+    name: Literal[REPORTED_METRICS] = "gap"  # type: ignore[valid-type]
     goal: Literal["minimize", "maximize"] = "minimize"
+
+    @property
+    def mode(self) -> Literal["min", "max"]:
+        """Ray Tune's spelling of the goal."""
+        return "min" if self.goal == "minimize" else "max"
+
+
+class ResourcesSpec(_Strict):
+    cpus_per_trial: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    trials_per_gpu: int | None = Field(default=None, ge=1)  # null: trials use no GPU
+    max_failures: int = Field(default=0, ge=0)  # Tune FailureConfig retries per trial
+
+
+class WandbSpec(_Strict):
+    project: str = Field(default="wssweep", min_length=1)
+    entity: str | None = None
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: online with a key
+    tags: list[str] = Field(default_factory=list)
+
+
+class EarlyTerminateSpec(_Strict):
+    """W&B's hyperband early termination, run as Ray Tune's ASHA over finished stages.
+
+    Either ``min_iter`` (the first band; later bands at min_iter * eta**k) or ``max_iter`` with
+    ``s`` (W&B's bands max_iter / eta**k for k = 1..s, those ≥ 1).
+    """
+
+    type: Literal["hyperband"]
+    min_iter: int | None = Field(default=None, ge=1)
+    max_iter: int | None = Field(default=None, ge=1)
+    s: int | None = Field(default=None, ge=1)
+    eta: int = Field(default=3, ge=2)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> EarlyTerminateSpec:
+        given = self.model_dump(exclude_unset=True)
+        if (self.min_iter is None) == (self.max_iter is None):
+            raise SpecRule("", "exactly one of min_iter or max_iter (with s)", given)
+        if self.max_iter is not None and self.s is None:
+            raise SpecRule("s", "an integer ≥ 1 with max_iter (the number of bands)", None)
+        if self.min_iter is not None and self.s is not None:
+            raise SpecRule("s", "no s with min_iter (s goes with max_iter)", self.s)
+        if self.max_iter is not None and self.max_iter < self.eta:
+            raise SpecRule("max_iter", f"at least eta ({self.eta}), so that the band "
+                           "max_iter / eta is at least 1", self.max_iter)
+        return self
+
+    def bands(self, limit: int = 5) -> list[int]:
+        """Where trials are compared (finished stages): W&B's bands, the first ``limit`` of them."""
+        if self.min_iter is not None:
+            return [self.min_iter * self.eta**k for k in range(limit)]
+        found, band = [], float(self.max_iter)
+        for _ in range(self.s):
+            band /= self.eta
+            if band < 1:
+                break
+            found.append(int(band))
+        return sorted(found)[:limit]
+
+    @property
+    def grace_period(self) -> int:
+        """The first band: ASHA's grace period."""
+        return self.bands(1)[0]
+
+
+def _experiment_ref(value: Any) -> Any:
+    if isinstance(value, str) and value.strip() or isinstance(value, dict):
+        return value
+    raise SpecRule("", "a configs/ YAML path or an inline mapping", value)
 
 
 class SweepSpec(_Strict):
     """A sweep: an experiment plus the search over its settings (W&B sweep vocabulary)."""
 
-    experiment: str | dict[str, Any]
-    name: str | None = None
+    experiment: Annotated[str | dict[str, Any], BeforeValidator(_experiment_ref)]
+    name: str | None = Field(default=None, pattern=NAME_PATTERN)
     description: str | None = None
     method: Literal["grid", "random", "bayes"] = "grid"
     metric: MetricSpec = Field(default_factory=MetricSpec)
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     run_cap: int | None = Field(default=None, gt=0)
-    early_terminate: dict[str, Any] | None = None
-    resources: dict[str, Any] = Field(default_factory=dict)
-    wandb: dict[str, Any] = Field(default_factory=dict)
-    gap_tolerance: float = Field(default=0.5, ge=0)  # points of test accuracy that count as closed
+    early_terminate: EarlyTerminateSpec | None = None
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    wandb: WandbSpec = Field(default_factory=WandbSpec)
+    # Points of test accuracy that count as closed.
+    gap_tolerance: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise SpecRule("", "distinct seeds", seeds)
+        return seeds
+
+    @model_validator(mode="after")
+    def _parameter_keys(self) -> SweepSpec:
+        keys = list(self.parameters)
+        for key in keys:
+            where = f"parameters.{key}"
+            if not _DOTTED_KEY.match(key):
+                raise SpecRule(where, "a dotted key of the experiment config (e.g. warm.perturb)",
+                               key)
+            if key == "seed":
+                raise SpecRule(where, "a key other than seed (the spec's seeds: list sets it)",
+                               key)
+            outer = next((k for k in keys if key.startswith(k + ".")), None)
+            if outer is not None:
+                raise SpecRule(where, f"a key not nested under another swept key ({outer})", key)
+        return self
+
+    @model_validator(mode="after")
+    def _search_rules(self, info: ValidationInfo) -> SweepSpec:
+        """Rules for running the search; ``wssweep trial`` (one setting) skips them."""
+        if not (info.context or {}).get("search"):
+            return self
+        n_seeds = len(self.seeds)
+        if self.method in ("random", "bayes"):
+            if self.run_cap is None:
+                raise SpecRule("run_cap", f"an integer ≥ {n_seeds} with method {self.method} "
+                               "(random and bayes draw settings until the cap)", None)
+            if self.run_cap < n_seeds:
+                raise SpecRule("run_cap", f"at least the number of seeds ({n_seeds}) with method "
+                               f"{self.method}: each drawn setting runs on every seed",
+                               self.run_cap)
+        if self.method == "grid":
+            for key, param in self.parameters.items():
+                if param.distribution in RANGE_DISTRIBUTIONS:
+                    raise SpecRule(f"parameters.{key}.distribution", "value, values or "
+                                   "categorical with method grid (a grid cannot enumerate a range; "
+                                   "use method random or bayes)", param.distribution)
+        if self.method == "bayes":
+            if not any(p.kind != "constant" for p in self.parameters.values()):
+                raise SpecRule("parameters", "at least one parameter with values or a "
+                               "distribution with method bayes", list(self.parameters))
+            for key, param in self.parameters.items():
+                if param.values is not None and not all(
+                    v is None or isinstance(v, str | int | float) for v in param.values
+                ):
+                    raise SpecRule(f"parameters.{key}.values", "strings, numbers, booleans or "
+                                   "null with method bayes (Optuna's categorical)", param.values)
+        return self
+
+
+@dataclass
+class ResolvedSweep:
+    """A validated sweep spec with its experiment resolved and ``--set`` overrides applied."""
+
+    spec: SweepSpec
+    experiment: dict[str, Any]  # the experiment mapping, overrides applied, before any setting
+    path: Path
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def experiment_source(self) -> str:
+        """The ``experiment:`` reference, or ``inline`` for a mapping."""
+        ref = self.spec.experiment
+        return ref if isinstance(ref, str) else "inline"
+
+    def config_for(self, setting: dict[str, Any], seed: int) -> ExperimentConfig:
+        """The config one trial runs: the experiment, the setting (dotted keys), the seed."""
+        return experiment_from_mapping(self.experiment, setting={**setting, "seed": seed})
+
+
+def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model an annotation holds (directly, in a union, or as dict values) and if in a dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return _model_of(typing.get_args(annotation)[1])[0], True
+    if origin in (typing.Union, types.UnionType, Annotated):
+        for arg in typing.get_args(annotation):
+            model, in_dict = _model_of(arg)
+            if model is not None:
+                return model, in_dict
+    return None, False
 
 
 def _known_keys(schema: type[BaseModel], loc: tuple) -> list[str]:
     """The keys allowed at ``loc`` (the path of an unknown key's parent) in ``schema``."""
-    for part in loc:
-        field = schema.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+    parts = [str(p) for p in loc]
+    while parts:
+        field_info = schema.model_fields.get(parts.pop(0))
+        model, in_dict = _model_of(field_info.annotation) if field_info else (None, False)
+        if model is None or (in_dict and not parts):
             return []
-        schema = annotation
+        if in_dict:
+            parts.pop(0)  # the dict's own key, e.g. the parameter name
+        schema = model
     return list(schema.model_fields)
+
+
+_SHOULD = re.compile(
+    r"^(?:Input|List|String|Tuple|Dictionary|Set|Value) should (?:be |have )?(?P<rest>.*?)"
+    r"(?: after validation, not \d+)?$"
+)
+
+
+def _expected(msg: str) -> str:
+    """Pydantic's message as what was expected: 'Input should be a valid integer' -> 'a valid
+    integer'."""
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    if msg.startswith("String should match pattern "):
+        return "a string matching " + msg[len("String should match pattern "):]
+    match = _SHOULD.match(msg)
+    if not match:
+        return msg
+    # 'a valid integer, unable to parse string as an integer': the value is shown anyway.
+    rest = match["rest"]
+    return rest.split(", ")[0] if rest.startswith("a valid ") else rest
 
 
 def validation_error(exc: ValidationError, schema: type[BaseModel], prefix: str = "") -> InputError:
     """Turn pydantic's errors into one ``InputError`` whose message lists every bad key."""
     errors = []
     for err in exc.errors():
-        key = prefix + ".".join(str(p) for p in err["loc"])
+        loc = [str(p) for p in err["loc"]]
+        rule = (err.get("ctx") or {}).get("error")
+        if isinstance(rule, SpecRule):
+            key = prefix + ".".join(loc + [rule.key] if rule.key else loc)
+            errors.append(InputError(key, rule.expected, rule.given))
+            continue
+        key = prefix + ".".join(loc)
+        given = err.get("input")
         if err["type"] == "extra_forbidden":
             known = _known_keys(schema, err["loc"][:-1])
             expected = "a known key" + (f" (one of: {', '.join(known)})" if known else "")
+        elif err["type"] == "missing":
+            expected, given = "a value (the key is required)", NOTHING
         else:
-            msg = err["msg"]
-            expected = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
-        errors.append(InputError(key, expected, err.get("input")))
+            expected = _expected(err["msg"])
+        errors.append(InputError(key, expected, given))
     first = errors[0]
     first.args = ("\n".join(str(e) for e in errors),)
     return first
@@ -179,7 +550,10 @@ def experiment_from_mapping(
 
 
 def load_sweep(path: str | Path) -> SweepSpec | None:
-    """The sweep spec in ``path``, or ``None`` when the file is a bare experiment config."""
+    """The sweep spec in ``path``, or ``None`` when the file is a bare experiment config.
+
+    Checks the schema only, not the rules for running a search (see ``load_sweep_spec``).
+    """
     data = read_yaml(path)
     if "experiment" not in data:
         return None
@@ -203,3 +577,119 @@ def load_trial_config(path: str | Path, overrides: list[str] | None = None) -> E
     setting = {"seed": sweep.seeds[0]}
     setting.update({key: param.default_value() for key, param in sweep.parameters.items()})
     return experiment_from_mapping(experiment, overrides, setting)
+
+
+def _swept_clash(key: str, parameters: dict[str, ParameterSpec]) -> str | None:
+    """The swept key that ``key`` is, sits under, or contains; ``None`` if it touches none."""
+    for swept in parameters:
+        if key == swept or key.startswith(swept + ".") or swept.startswith(key + "."):
+            return swept
+    return None
+
+
+def _validate(mapping: dict[str, Any], prefix: str) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(mapping)
+    except ValidationError as exc:
+        raise validation_error(exc, ExperimentConfig, prefix) from None
+
+
+def _apply_overrides(
+    experiment: dict[str, Any], overrides: list[str], spec: SweepSpec
+) -> dict[str, Any]:
+    """The experiment with each ``--set`` applied in turn; errors name ``--set <key>``."""
+    current = copy.deepcopy(experiment)
+    for text in overrides:
+        key, value = parse_override(text)
+        label = f"--set {key}"
+        swept = _swept_clash(key, spec.parameters)
+        if swept is not None:
+            where = "" if swept == key else f" as {swept}"
+            raise InputError(label, f"a key that is not swept (it is in parameters{where})", text)
+        if key == "seed":
+            raise InputError(label, "a key other than seed (the spec's seeds: list sets it)", text)
+        set_dotted(current, key, value)
+        _validate(current, prefix="--set ")
+    return current
+
+
+def _integer_only(key: str) -> bool:
+    """Whether the experiment field at dotted ``key`` takes integers only (e.g. warmup_steps)."""
+    model: type[BaseModel] = ExperimentConfig
+    *parents, leaf = key.split(".")
+    for part in parents:
+        info = model.model_fields.get(part)
+        nested = _model_of(info.annotation)[0] if info else None
+        if nested is None:
+            return False
+        model = nested
+    info = model.model_fields.get(leaf)
+    if info is None:
+        return False
+    kinds = set(typing.get_args(info.annotation)) or {info.annotation}
+    return kinds - {type(None)} == {int}
+
+
+def _check_parameters(experiment: dict[str, Any], spec: SweepSpec) -> None:
+    """Every candidate value of every parameter must make a valid experiment."""
+    for key, param in spec.parameters.items():
+        where = f"parameters.{key}"
+        for value in param.candidates():
+            probe = copy.deepcopy(experiment)
+            try:
+                set_dotted(probe, key, value, origin="parameters")
+            except InputError as exc:
+                raise InputError(where, exc.expected, exc.given) from None
+            _validate(probe, prefix="parameters.")
+        integral_q = param.kind == "q_uniform" and float(param.q).is_integer()
+        fractional = param.kind in RANGE_DISTRIBUTIONS and param.kind != "int_uniform"
+        if fractional and not integral_q and _integer_only(key):
+            raise InputError(f"{where}.distribution", f"int_uniform or q_uniform with an "
+                             f"integer q ({key} takes integers)", param.distribution)
+
+
+def _check_metric(cfg: ExperimentConfig, spec: SweepSpec) -> None:
+    """The metric must be one this experiment's kind reports; NQM trials report once."""
+    if "kind" in spec.parameters:
+        return
+    nqm = cfg.kind == "nqm"
+    if spec.metric.name.startswith("nqm/") != nqm:
+        reported = [m for m in REPORTED_METRICS if m.startswith("nqm/") == nqm]
+        raise InputError("metric.name", f"a metric a kind: {cfg.kind} trial reports (one of: "
+                         f"{', '.join(reported)})", spec.metric.name)
+    if nqm and spec.early_terminate is not None:
+        raise InputError("early_terminate", "no early_terminate with a kind: nqm experiment "
+                         "(it reports once, at the end)",
+                         spec.early_terminate.model_dump(exclude_none=True))
+
+
+def load_sweep_spec(path: str | Path, overrides: list[str] | None = None) -> ResolvedSweep:
+    """Load, validate and resolve the sweep spec at ``path`` for running its search.
+
+    Checks the schema and the search rules, resolves the experiment, applies ``--set key=value``
+    overrides to it (a swept key or ``seed`` cannot be overridden), and tries every parameter's
+    candidate values (each of ``values``, the ``value``, or both ends of a range) against it.
+    Any problem is an ``InputError`` naming the key path (``parameters.<key>``, ``--set <key>``,
+    ``experiment.<key>``, ...), what was expected and what was given.
+    """
+    path = Path(path)
+    overrides = list(overrides or [])
+    data = read_yaml(path)
+    if "experiment" not in data:
+        raise InputError("experiment", "a sweep spec with an experiment: key (a configs/ file or "
+                         "an inline mapping); run a bare experiment config with wssweep trial",
+                         NOTHING)
+    try:
+        spec = SweepSpec.model_validate(data, context={"search": True})
+    except ValidationError as exc:
+        raise validation_error(exc, SweepSpec) from None
+    experiment = resolve_experiment(spec.experiment, path.parent)
+    if "experiment" in experiment and isinstance(spec.experiment, str):
+        raise InputError("experiment", "an experiment config (as in configs/), not another sweep "
+                         "spec", spec.experiment)
+    _validate(experiment, prefix="experiment.")
+    experiment = _apply_overrides(experiment, overrides, spec)
+    cfg = _validate(experiment, prefix="experiment.")
+    _check_parameters(experiment, spec)
+    _check_metric(cfg, spec)
+    return ResolvedSweep(spec=spec, experiment=experiment, path=path.resolve(), overrides=overrides)

@@ -1,0 +1,350 @@
+"""Malformed sweep specs and ``--set`` values: each one is an ``InputError`` naming the key path.
+
+``MALFORMED`` is reusable (for example by the CLI tests, which check exit status 2, no traceback
+and untouched storage): ``(id, yaml_text, overrides, expected_key_path)``. Write ``yaml_text`` to
+``<dir>/spec.yaml`` and load it with the overrides; the error message starts with
+``expected_key_path + ":"``. ``GIVEN[id]`` is text the message must show (what was given).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wssweep.errors import InputError
+from wssweep.spec import load_sweep_spec
+
+# A small valid preamble most cases build on: an inline experiment and a grid over lr.
+OK = "experiment: {lr: 0.01}\n"
+RANDOM = OK + "method: random\nrun_cap: 4\n"
+
+MALFORMED: list[tuple[str, str, list[str], str]] = [
+    # --- the file itself
+    ("malformed_yaml", "experiment: {lr: [0.1\n", [], "SPEC"),
+    ("spec_not_mapping", "- experiment\n- method\n", [], "SPEC"),
+    ("no_experiment_key", "method: grid\nparameters: {lr: {values: [0.1]}}\n", [], "experiment"),
+    # --- the experiment
+    ("experiment_file_missing", "experiment: configs/nope.yaml\n", [], "experiment"),
+    ("experiment_not_mapping", "experiment: [1, 2]\n", [], "experiment"),
+    ("experiment_is_a_sweep", "experiment: sweeps/quickstart.yaml\n", [], "experiment"),
+    ("experiment_invalid_value", "experiment: {lr: 0}\n", [], "experiment.lr"),
+    ("experiment_unknown_key", "experiment: {model: {nmae: mlp}}\n", [], "experiment.model.nmae"),
+    # --- top-level and nested keys
+    ("unknown_top_level_key", OK + "methd: grid\n", [], "methd"),
+    ("unknown_resources_key", OK + "resources: {cpus: 2}\n", [], "resources.cpus"),
+    ("unknown_wandb_key", OK + "wandb: {projet: mine}\n", [], "wandb.projet"),
+    ("unknown_early_terminate_key",
+     OK + "early_terminate: {type: hyperband, min_iter: 1, etaa: 2}\n", [],
+     "early_terminate.etaa"),
+    ("unknown_metric_key", OK + "metric: {name: gap, target: 0.25}\n", [], "metric.target"),
+    ("unknown_parameter_field", OK + "parameters: {lr: {values: [0.1], probabilities: [1]}}\n",
+     [], "parameters.lr.probabilities"),
+    ("bad_name", OK + "name: my sweep/1\n", [], "name"),
+    # --- method and metric
+    ("bad_method", OK + "method: hyperband\n", [], "method"),
+    ("bad_goal", OK + "metric: {name: gap, goal: lower}\n", [], "metric.goal"),
+    ("metric_not_reported", OK + "metric: {name: loss}\n", [], "metric.name"),
+    ("metric_of_other_kind", OK + "metric: {name: nqm/final_loss}\n", [], "metric.name"),
+    # --- parameter shapes
+    ("empty_values", OK + "parameters: {lr: {values: []}}\n", [], "parameters.lr.values"),
+    ("value_and_values", OK + "parameters: {lr: {value: 0.3, values: [0.1]}}\n", [],
+     "parameters.lr"),
+    ("no_value_values_or_distribution", OK + "parameters: {lr: {}}\n", [], "parameters.lr"),
+    ("duplicate_values", OK + "parameters: {lr: {values: [0.25, 0.25]}}\n", [],
+     "parameters.lr.values"),
+    ("unknown_distribution", RANDOM + "parameters: {lr: {distribution: normal}}\n", [],
+     "parameters.lr.distribution"),
+    ("distribution_without_min",
+     RANDOM + "parameters: {lr: {distribution: uniform, max: 0.125}}\n", [], "parameters.lr.min"),
+    ("distribution_without_max",
+     RANDOM + "parameters: {lr: {distribution: log_uniform_values, min: 0.125}}\n", [],
+     "parameters.lr.max"),
+    ("min_not_a_number",
+     RANDOM + "parameters: {lr: {distribution: uniform, min: low, max: 1}}\n", [],
+     "parameters.lr.min"),
+    ("min_equal_max", RANDOM + "parameters: {lr: {distribution: uniform, min: 0.5, max: 0.5}}\n",
+     [], "parameters.lr.max"),
+    ("min_above_max", RANDOM + "parameters: {lr: {distribution: uniform, min: 0.5, max: 0.125}}\n",
+     [], "parameters.lr.max"),
+    ("log_uniform_min_zero",
+     RANDOM + "parameters: {lr: {distribution: log_uniform_values, min: 0, max: 0.125}}\n", [],
+     "parameters.lr.min"),
+    ("q_uniform_without_q",
+     RANDOM + "parameters: {shrink: {distribution: q_uniform, min: 0.25, max: 0.75}}\n", [],
+     "parameters.shrink.q"),
+    ("q_uniform_bound_off_grid",
+     RANDOM + "parameters: {shrink: {distribution: q_uniform, min: 0.1, max: 0.75, q: 0.25}}\n",
+     [], "parameters.shrink.min"),
+    ("q_with_uniform",
+     RANDOM + "parameters: {shrink: {distribution: uniform, min: 0.1, max: 0.7, q: 0.125}}\n",
+     [], "parameters.shrink.q"),
+    ("int_uniform_float_bound",
+     RANDOM + "parameters: {warmup_steps: {distribution: int_uniform, min: 0, max: 10.5}}\n", [],
+     "parameters.warmup_steps.max"),
+    ("categorical_without_values", OK + "parameters: {lr: {distribution: categorical}}\n", [],
+     "parameters.lr.values"),
+    ("values_with_range_distribution",
+     RANDOM + "parameters: {lr: {distribution: uniform, values: [0.75], min: 0.5, max: 1}}\n",
+     [], "parameters.lr.values"),
+    ("min_with_values", OK + "parameters: {lr: {values: [0.1], min: 0.0625}}\n", [],
+     "parameters.lr.min"),
+    # --- rules of the search
+    ("grid_with_continuous_distribution",
+     OK + "method: grid\nparameters: {lr: {distribution: uniform, min: 0.5, max: 0.75}}\n", [],
+     "parameters.lr.distribution"),
+    ("grid_with_inferred_range", OK + "parameters: {shrink: {min: 0.25, max: 0.75}}\n", [],
+     "parameters.shrink.distribution"),
+    ("random_without_run_cap", OK + "method: random\nparameters: {lr: {values: [0.1]}}\n", [],
+     "run_cap"),
+    ("bayes_without_run_cap",
+     OK + "method: bayes\nparameters: {lr: {distribution: uniform, min: 0.5, max: 1}}\n", [],
+     "run_cap"),
+    ("run_cap_zero", OK + "run_cap: 0\n", [], "run_cap"),
+    ("run_cap_below_seeds", OK + "method: random\nrun_cap: 2\nseeds: [0, 1, 2]\n"
+     "parameters: {lr: {values: [0.1]}}\n", [], "run_cap"),
+    ("bayes_only_constants", OK + "method: bayes\nrun_cap: 3\nparameters: {lr: {value: 0.1}}\n",
+     [], "parameters"),
+    ("bayes_list_categories", OK + "method: bayes\nrun_cap: 3\n"
+     "parameters: {optim.betas: {values: [[0.875, 0.99], [0.9, 0.999]]}}\n", [],
+     "parameters.optim.betas.values"),
+    ("seeds_empty", OK + "seeds: []\n", [], "seeds"),
+    ("seeds_duplicate", OK + "seeds: [3, 3]\n", [], "seeds"),
+    ("seeds_negative", OK + "seeds: [0, -7]\n", [], "seeds.1"),
+    ("seeds_not_int", OK + "seeds: [0, many]\n", [], "seeds.1"),
+    ("gap_tolerance_negative", OK + "gap_tolerance: -0.5\n", [], "gap_tolerance"),
+    # --- resources, wandb, early termination
+    ("cpus_per_trial_zero", OK + "resources: {cpus_per_trial: 0}\n", [],
+     "resources.cpus_per_trial"),
+    ("trials_per_gpu_zero", OK + "resources: {trials_per_gpu: 0}\n", [],
+     "resources.trials_per_gpu"),
+    ("trials_per_gpu_fraction", OK + "resources: {trials_per_gpu: 2.5}\n", [],
+     "resources.trials_per_gpu"),
+    ("max_failures_negative", OK + "resources: {max_failures: -1}\n", [],
+     "resources.max_failures"),
+    ("wandb_mode_bad", OK + "wandb: {mode: cloud}\n", [], "wandb.mode"),
+    ("wandb_tags_not_strings", OK + "wandb: {tags: [ok, 17]}\n", [], "wandb.tags.1"),
+    ("early_terminate_without_iter", OK + "early_terminate: {type: hyperband, eta: 3}\n", [],
+     "early_terminate"),
+    ("early_terminate_both_iters",
+     OK + "early_terminate: {type: hyperband, min_iter: 2, max_iter: 27, s: 2}\n", [],
+     "early_terminate"),
+    ("early_terminate_without_type", OK + "early_terminate: {min_iter: 2}\n", [],
+     "early_terminate.type"),
+    ("early_terminate_bad_type", OK + "early_terminate: {type: envelope, min_iter: 2}\n", [],
+     "early_terminate.type"),
+    ("early_terminate_eta_1", OK + "early_terminate: {type: hyperband, min_iter: 2, eta: 1}\n",
+     [], "early_terminate.eta"),
+    ("early_terminate_max_iter_without_s",
+     OK + "early_terminate: {type: hyperband, max_iter: 27}\n", [], "early_terminate.s"),
+    ("early_terminate_max_iter_below_eta",
+     OK + "early_terminate: {type: hyperband, max_iter: 2, s: 1, eta: 3}\n", [],
+     "early_terminate.max_iter"),
+    ("early_terminate_on_nqm", "experiment: configs/nqm.yaml\nmetric: {name: nqm/final_loss}\n"
+     "early_terminate: {type: hyperband, min_iter: 2}\n", [], "early_terminate"),
+    # --- parameters against the experiment
+    ("parameter_key_unknown", OK + "parameters: {warm.intervnetion: {values: [none]}}\n", [],
+     "parameters.warm.intervnetion"),
+    ("parameter_key_malformed", OK + "parameters: {'warm..perturb': {values: [0.1]}}\n", [],
+     "parameters.warm..perturb"),
+    ("parameter_seed", OK + "parameters: {seed: {values: [1, 2]}}\n", [], "parameters.seed"),
+    ("parameter_nested_under_swept",
+     OK + "parameters: {warm: {values: [{perturb: 0.1}]}, warm.perturb: {values: [0.2]}}\n", [],
+     "parameters.warm.perturb"),
+    ("parameter_shrink_out_of_range", OK + "parameters: {shrink: {values: [0.4, 1.5]}}\n", [],
+     "parameters.shrink"),
+    ("parameter_lr_negative", OK + "parameters: {lr: {values: [-0.125]}}\n", [],
+     "parameters.lr"),
+    ("parameter_range_end_invalid",
+     RANDOM + "parameters: {lr: {distribution: uniform, min: -1, max: 1}}\n", [],
+     "parameters.lr"),
+    ("parameter_bad_choice", OK + "parameters: {optim.name: {values: [sgd, rmsprop]}}\n", [],
+     "parameters.optim.name"),
+    ("parameter_constant_invalid", OK + "parameters: {protocol.chunks: {value: 1}}\n", [],
+     "parameters.protocol.chunks"),
+    ("parameter_float_range_on_integer_key",
+     RANDOM + "parameters: {warmup_steps: {distribution: uniform, min: 0.0, max: 100.0}}\n", [],
+     "parameters.warmup_steps.distribution"),
+    # --- --set overrides
+    ("set_without_equals", OK, ["lr0.1"], "--set"),
+    ("set_unknown_key", OK, ["warm.intervnetion=dash"], "--set warm.intervnetion"),
+    ("set_bad_value", OK, ["lr=-0.5"], "--set lr"),
+    ("set_bad_type", OK, ["protocol.chunks=many"], "--set protocol.chunks"),
+    ("set_through_scalar", OK, ["lr.x=1"], "--set lr.x"),
+    ("set_swept_key", OK + "parameters: {lr: {values: [0.1, 0.3]}}\n", ["lr=0.2"], "--set lr"),
+    ("set_under_swept_key", OK + "parameters: {warm: {values: [{perturb: 0.1}]}}\n",
+     ["warm.perturb=0.2"], "--set warm.perturb"),
+    ("set_seed", OK, ["seed=3"], "--set seed"),
+]
+
+# Text each message must show: what was given.
+GIVEN: dict[str, str] = {
+    "malformed_yaml": "spec.yaml",
+    "spec_not_mapping": "list",
+    "no_experiment_key": "nothing",
+    "experiment_file_missing": "configs/nope.yaml",
+    "experiment_not_mapping": "[1, 2]",
+    "experiment_is_a_sweep": "sweeps/quickstart.yaml",
+    "experiment_invalid_value": "0",
+    "experiment_unknown_key": "mlp",
+    "unknown_top_level_key": "grid",
+    "unknown_resources_key": "2",
+    "unknown_wandb_key": "mine",
+    "unknown_early_terminate_key": "2",
+    "unknown_metric_key": "0.25",
+    "unknown_parameter_field": "[1]",
+    "bad_name": "my sweep/1",
+    "bad_method": "hyperband",
+    "bad_goal": "lower",
+    "metric_not_reported": "loss",
+    "metric_of_other_kind": "nqm/final_loss",
+    "empty_values": "[]",
+    "value_and_values": "0.3",
+    "no_value_values_or_distribution": "{}",
+    "duplicate_values": "[0.25, 0.25]",
+    "unknown_distribution": "normal",
+    "distribution_without_min": "None",
+    "distribution_without_max": "None",
+    "min_not_a_number": "low",
+    "min_equal_max": "0.5",
+    "min_above_max": "0.125",
+    "log_uniform_min_zero": "got 0",
+    "q_uniform_without_q": "None",
+    "q_uniform_bound_off_grid": "0.1",
+    "q_with_uniform": "0.125",
+    "int_uniform_float_bound": "10.5",
+    "categorical_without_values": "None",
+    "values_with_range_distribution": "[0.75]",
+    "min_with_values": "0.0625",
+    "grid_with_continuous_distribution": "uniform",
+    "grid_with_inferred_range": "uniform",
+    "random_without_run_cap": "None",
+    "bayes_without_run_cap": "None",
+    "run_cap_zero": "got 0",
+    "run_cap_below_seeds": "got 2",
+    "bayes_only_constants": "['lr']",
+    "bayes_list_categories": "[0.875, 0.99]",
+    "seeds_empty": "[]",
+    "seeds_duplicate": "[3, 3]",
+    "seeds_negative": "-7",
+    "seeds_not_int": "many",
+    "gap_tolerance_negative": "-0.5",
+    "cpus_per_trial_zero": "got 0",
+    "trials_per_gpu_zero": "got 0",
+    "trials_per_gpu_fraction": "2.5",
+    "max_failures_negative": "-1",
+    "wandb_mode_bad": "cloud",
+    "wandb_tags_not_strings": "17",
+    "early_terminate_without_iter": "hyperband",
+    "early_terminate_both_iters": "27",
+    "early_terminate_without_type": "nothing",
+    "early_terminate_bad_type": "envelope",
+    "early_terminate_eta_1": "got 1",
+    "early_terminate_max_iter_without_s": "None",
+    "early_terminate_max_iter_below_eta": "got 2",
+    "early_terminate_on_nqm": "min_iter",
+    "parameter_key_unknown": "none",
+    "parameter_key_malformed": "warm..perturb",
+    "parameter_seed": "seed",
+    "parameter_nested_under_swept": "warm.perturb",
+    "parameter_shrink_out_of_range": "1.5",
+    "parameter_lr_negative": "-0.125",
+    "parameter_range_end_invalid": "-1",
+    "parameter_bad_choice": "rmsprop",
+    "parameter_constant_invalid": "got 1",
+    "parameter_float_range_on_integer_key": "uniform",
+    "set_without_equals": "lr0.1",
+    "set_unknown_key": "dash",
+    "set_bad_value": "-0.5",
+    "set_bad_type": "many",
+    "set_through_scalar": "0.01",
+    "set_swept_key": "lr=0.2",
+    "set_under_swept_key": "warm.perturb=0.2",
+    "set_seed": "seed=3",
+}
+
+
+def load_case(tmp_path: Path, yaml_text: str, overrides: list[str]):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml_text)
+    return load_sweep_spec(path, overrides)
+
+
+def test_cases_are_many_and_all_have_a_given_value():
+    ids = [case[0] for case in MALFORMED]
+    # at least 30 distinct malformed inputs are covered
+    assert len(set(ids)) == len(ids) >= 30
+    # every case says what given text its message must show
+    assert set(GIVEN) == set(ids)
+
+
+@pytest.mark.parametrize(("case", "yaml_text", "overrides", "key"), MALFORMED,
+                         ids=[case[0] for case in MALFORMED])
+def test_malformed_spec_names_key_expectation_and_given(tmp_path, case, yaml_text, overrides,
+                                                        key):
+    with pytest.raises(InputError) as info:
+        load_case(tmp_path, yaml_text, overrides)
+    message = str(info.value)
+    # the message starts with the key path of the problem
+    assert message.startswith(f"{key}: expected "), message
+    # the error's key attribute is that same path (the CLI and tests can rely on it)
+    assert info.value.key == key
+    # and it shows what was given
+    assert GIVEN[case] in message, message
+
+
+def test_unknown_key_lists_the_keys_allowed_there(tmp_path):
+    with pytest.raises(InputError) as info:
+        load_case(tmp_path, OK + "resources: {cpus: 2}\n", [])
+    # a misspelt nested key is answered with the keys that section takes
+    assert "one of: cpus_per_trial, trials_per_gpu, max_failures" in str(info.value)
+
+
+def test_unknown_parameter_key_lists_the_keys_allowed_there(tmp_path):
+    with pytest.raises(InputError) as info:
+        load_case(tmp_path, OK + "parameters: {warm.intervnetion: {values: [dash]}}\n", [])
+    # an unknown dotted key of the experiment lists the keys of its section
+    assert "(one of: intervention, keep_optimizer" in str(info.value)
+
+
+def test_several_schema_errors_are_all_reported(tmp_path):
+    with pytest.raises(InputError) as info:
+        load_case(tmp_path, OK + "method: fancy\nseeds: [-1]\n", [])
+    lines = str(info.value).splitlines()
+    # every bad key gets its own line, so one run of validate shows them all
+    assert [line.split(":")[0] for line in lines] == ["method", "seeds.0"]
+
+
+def test_valid_spec_with_every_section_loads(tmp_path):
+    text = (
+        "experiment: configs/batch_digits_logreg.yaml\n"
+        "name: full-spec\n"
+        "description: every section\n"
+        "method: bayes\n"
+        "metric: {name: gap, goal: minimize}\n"
+        "parameters:\n"
+        "  lr: {distribution: log_uniform_values, min: 0.001, max: 1.0}\n"
+        "  warmup_steps: {min: 0, max: 100}\n"
+        "  shrink: {distribution: q_uniform, min: 0.25, max: 1.0, q: 0.25}\n"
+        "  warm.intervention: {values: [none, shrink_perturb]}\n"
+        "  warm.perturb: {value: 0.01}\n"
+        "seeds: [0, 1, 2]\n"
+        "run_cap: 30\n"
+        "early_terminate: {type: hyperband, max_iter: 27, s: 2, eta: 3}\n"
+        "resources: {cpus_per_trial: 0.5, trials_per_gpu: 4, max_failures: 2}\n"
+        "wandb: {project: p, entity: e, mode: offline, tags: [a, b]}\n"
+        "gap_tolerance: 1.0\n"
+    )
+    resolved = load_case(tmp_path, text, ["protocol.stop.max_epochs=3"])
+    # W&B's rule: min and max given as integers mean int_uniform
+    assert resolved.spec.parameters["warmup_steps"].distribution == "int_uniform"
+    # the override reaches the resolved experiment
+    assert resolved.experiment["protocol"]["stop"]["max_epochs"] == 3
+    # which came from the configs/ file
+    assert resolved.experiment["data"]["name"] == "digits"
+    # W&B's max_iter=27, s=2, eta=3 means bands at 3 and 9 finished stages
+    assert resolved.spec.early_terminate.bands() == [3, 9]
+    cfg = resolved.config_for({"lr": 0.5, "warm.intervention": "dash"}, seed=2)
+    # a trial's config combines experiment, setting and seed
+    assert (cfg.lr, cfg.warm.intervention, cfg.seed, cfg.protocol.stop.max_epochs) == (
+        0.5, "dash", 2, 3)

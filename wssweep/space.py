@@ -1,0 +1,419 @@
+"""A validated sweep spec as Ray Tune sees it: search space, searcher, scheduler, trial count.
+
+Every trial's config carries the swept parameters as ``config["setting"]`` (dotted key -> value)
+and its seed; ``trial_identity`` reads both back for each of the three layouts:
+
+- ``grid``: ``{"trial": {"setting": ..., "seed": ...}}``, one ``tune.grid_search`` entry per trial
+  (settings outer, seeds inner, cut at ``run_cap``), so the order is fixed and the cap exact.
+- ``random``: ``{"setting": {key: Tune domain}, "seed": tune.grid_search(seeds)}`` with
+  ``BasicVariantGenerator(constant_grid_search=True)``: each drawn setting runs on every seed
+  (without that flag Tune would draw a new setting per seed, and a setting's seeds could not be
+  averaged). ``run_cap // len(seeds)`` settings are drawn, so at most ``run_cap`` trials run.
+- ``bayes``: Optuna TPE over ``{"setting": ...}``, its study in ``<run_dir>/optuna.db`` (so a
+  resumed run continues it). With several seeds a ``Repeater`` runs each suggested setting on
+  every seed (``config["__trial_index__"]`` picks the seed) and tells Optuna the mean over seeds.
+
+A trial whose metric is missing, ``None`` or not finite (a diverged arm reports ``gap: None``) never
+crashes the search: Optuna records it as failed, the repeat mean skips it, ASHA ignores the result.
+
+``early_terminate`` (W&B hyperband) becomes ASHA over ``stages_done``, the count of stages a trial
+has finished, which the trial reports (with the running metric) after every stage. The first band
+is ASHA's grace period: ``min_iter``, or W&B's smallest band ``max_iter / eta**s`` (W&B's bands are
+``max_iter / eta**k`` for k = 1..s; rungs then follow at grace * eta**k up to ``max_iter``).
+
+Ray is imported only where a Tune object is built, so ``describe`` (``wssweep validate``) stays
+fast.
+
+Example:
+    >>> from wssweep.spec import SweepSpec
+    >>> spec = SweepSpec.model_validate({"experiment": {}, "seeds": [0, 1],
+    ...     "parameters": {"lr": {"values": [0.1, 0.3]}, "shrink": {"value": 0.5}}})
+    >>> [(t["setting"]["lr"], t["seed"]) for t in grid_trials(spec)]
+    [(0.1, 0), (0.1, 1), (0.3, 0), (0.3, 1)]
+    >>> trial_identity({"setting": {"lr": 0.1}, "__trial_index__": 1}, seeds=[5, 6])
+    ({'lr': 0.1}, 6)
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wssweep.config import ExperimentConfig
+from wssweep.spec import ParameterSpec, ResolvedSweep, SweepSpec
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.search import SearchAlgorithm, Searcher
+
+#: The trial reports this monotone counter of finished stages; ASHA's time axis.
+TIME_ATTR = "stages_done"
+#: Where the Repeater puts a trial's repeat index (``ray.tune.search.repeater.TRIAL_INDEX``).
+TRIAL_INDEX = "__trial_index__"
+#: ASHA's ``max_t`` for ``min_iter``: W&B's bands go on without an end; trials end on their own.
+ASHA_MAX_T = 10_000
+#: Fixed seeds, so the same spec draws the same settings every time.
+RANDOM_STATE = 0
+OPTUNA_SEED = 0
+#: Optuna's study, inside the run directory.
+OPTUNA_DB = "optuna.db"
+
+
+@dataclass
+class SearchPlan:
+    """What ``Tuner`` needs. ``search_alg`` and ``scheduler`` are ``None`` when Tune's default fits.
+
+    ``param_space`` holds no unresolved domain when ``search_alg`` carries its own space (bayes),
+    as Tune requires. The scheduler accepts ``metric``/``mode`` in ``TuneConfig`` too, as long as
+    they match.
+    """
+
+    param_space: dict[str, Any]
+    num_samples: int
+    search_alg: Searcher | SearchAlgorithm | None
+    scheduler: TrialScheduler | None
+    metric: str
+    mode: str
+    total_trials: int
+
+
+def _usable(value: Any) -> bool:
+    """A metric value the searchers and schedulers can compare: a finite real number."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _define_ray_classes() -> None:
+    """Define the Ray subclasses below on first use (importing Ray takes seconds)."""
+    if "SafeOptunaSearch" in globals():
+        return
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+    from ray.tune.search import Repeater
+    from ray.tune.search.optuna import OptunaSearch
+
+    class SafeOptunaSearch(OptunaSearch):
+        """OptunaSearch that survives a trial without a usable metric (diverged, ``None``).
+
+        Ray 2.60's OptunaSearch passes ``None`` to ``Trial.report`` (a ``TypeError`` that stops
+        the sweep) and tells Optuna NaN (left hanging as RUNNING); here such a trial is recorded
+        as FAIL and its intermediate results are skipped.
+        """
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if _usable(result.get(self.metric)):
+                super().on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                              error: bool = False) -> None:
+            if result is not None and not _usable(result.get(self.metric)):
+                result, error = None, True
+            super().on_trial_complete(trial_id, result, error)
+
+    class SafeRepeater(Repeater):
+        """Repeater whose mean over seeds skips seeds without a usable metric.
+
+        Ray's Repeater raises on a ``None`` score; here it counts as missing (NaN), so the mean is
+        over the seeds that produced a number, and NaN (failed for Optuna) when none did.
+        """
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                              **kwargs: Any) -> None:
+            metric = self.searcher.metric
+            if result is not None and not _usable(result.get(metric)):
+                result = {k: v for k, v in result.items() if k != metric}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # mean of all-NaN scores
+                super().on_trial_complete(trial_id, result, **kwargs)
+
+    class GapASHAScheduler(ASHAScheduler):
+        """ASHA that skips results without a usable metric and accepts a matching metric/mode
+        from ``TuneConfig`` (Ray's raises when the scheduler already has them)."""
+
+        def set_search_properties(self, metric: str | None, mode: str | None,
+                                  **spec: Any) -> bool:
+            if metric in (None, self._metric) and mode in (None, self._mode):
+                return True
+            return super().set_search_properties(metric, mode, **spec)
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            if not _usable(result.get(self._metric)):
+                return TrialScheduler.CONTINUE
+            return super().on_trial_result(tune_controller, trial, result)
+
+        def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+            if not _usable(result.get(self._metric)):
+                self._trial_info.pop(trial.trial_id, None)
+                return
+            super().on_trial_complete(tune_controller, trial, result)
+
+    for cls in (SafeOptunaSearch, SafeRepeater, GapASHAScheduler):
+        cls.__module__ = __name__
+        cls.__qualname__ = cls.__name__  # importable by name, so Tune can pickle instances
+        globals()[cls.__name__] = cls
+
+
+_RAY_CLASSES = ("SafeOptunaSearch", "SafeRepeater", "GapASHAScheduler")
+
+
+def _ray_class(name: str) -> type:
+    _define_ray_classes()
+    return globals()[name]
+
+
+def __getattr__(name: str) -> Any:
+    # `from wssweep.space import SafeOptunaSearch` (and unpickling) defines them on demand.
+    if name in _RAY_CLASSES:
+        return _ray_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def tune_domain(param: ParameterSpec) -> Any:
+    """A parameter as a Tune domain (or the constant). W&B's int_uniform max is inclusive."""
+    from ray import tune
+
+    kind = param.kind
+    if kind == "constant":
+        return copy.deepcopy(param.value)
+    if kind == "categorical":
+        return tune.choice(copy.deepcopy(param.values))
+    if kind == "uniform":
+        return tune.uniform(param.min, param.max)
+    if kind == "int_uniform":
+        return tune.randint(param.min, param.max + 1)  # Tune's upper bound is exclusive
+    if kind == "log_uniform_values":
+        return tune.loguniform(param.min, param.max)
+    if kind == "q_uniform":
+        return tune.quniform(param.min, param.max, param.q)
+    raise ValueError(f"unknown parameter kind {kind!r}")
+
+
+def grid_settings(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The grid's settings: the cartesian product of each parameter's values, in spec order."""
+    keys = list(spec.parameters)
+    choices = [p.candidates() for p in spec.parameters.values()]
+    return [dict(zip(keys, copy.deepcopy(combo), strict=True))
+            for combo in itertools.product(*choices)]
+
+
+def grid_trials(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every grid trial as ``{"setting": ..., "seed": s}``: settings outer, seeds inner, then
+    cut at ``run_cap`` when one is given."""
+    trials = [{"setting": copy.deepcopy(setting), "seed": seed}
+              for setting in grid_settings(spec) for seed in spec.seeds]
+    return trials[: spec.run_cap] if spec.run_cap is not None else trials
+
+
+def trial_identity(config: dict[str, Any], seeds: list[int]) -> tuple[dict[str, Any], int]:
+    """``(setting, seed)`` of a trial's config, for the three layouts this module builds.
+
+    ``{"trial": {"setting", "seed"}}`` (grid), ``{"setting", "seed"}`` (random; bayes with one
+    seed) and ``{"setting", "__trial_index__"}`` (bayes with several seeds: the index into
+    ``seeds``). Without any of them the seed is ``seeds[0]``.
+    """
+    if "trial" in config:
+        config = config["trial"]
+    setting = {key: _plain(value) for key, value in (config.get("setting") or {}).items()}
+    if TRIAL_INDEX in config:
+        return setting, int(seeds[int(config[TRIAL_INDEX])])
+    if "seed" in config:
+        return setting, int(config["seed"])
+    return setting, int(seeds[0])
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python values, so settings serialize and compare plainly."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, list | dict) else value
+
+
+def trial_count(spec: SweepSpec) -> int:
+    """How many trials the sweep runs (for random and bayes: the most the cap allows)."""
+    n_seeds = len(spec.seeds)
+    if spec.method == "grid":
+        total = math.prod(len(p.candidates()) for p in spec.parameters.values()) * n_seeds
+        return min(total, spec.run_cap) if spec.run_cap is not None else total
+    return (spec.run_cap // n_seeds) * n_seeds
+
+
+def build_scheduler(spec: SweepSpec) -> TrialScheduler | None:
+    """ASHA over finished stages for ``early_terminate`` (W&B hyperband); ``None`` without it."""
+    et = spec.early_terminate
+    if et is None:
+        return None
+    # min_iter: W&B's bands go on (it makes 100). max_iter: rungs below max_iter, as W&B's bands
+    # max_iter / eta**k for k = 1..s. Either way no trial is stopped for reaching max_t.
+    max_t = ASHA_MAX_T if et.min_iter is not None else et.max_iter - 1
+    return _ray_class("GapASHAScheduler")(
+        time_attr=TIME_ATTR, metric=spec.metric.name, mode=spec.metric.mode, max_t=max_t,
+        grace_period=et.grace_period, reduction_factor=et.eta, brackets=1,
+        stop_last_trials=False)
+
+
+def build_search(resolved: ResolvedSweep, run_dir: Path) -> SearchPlan:
+    """The Tune search for ``resolved``; bayes keeps its Optuna study in ``run_dir``."""
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    spec = resolved.spec
+    seeds = list(spec.seeds)
+    metric, mode = spec.metric.name, spec.metric.mode
+    scheduler = build_scheduler(spec)
+    if spec.method == "grid":
+        trials = grid_trials(spec)
+        return SearchPlan({"trial": tune.grid_search(trials)}, 1, None, scheduler, metric, mode,
+                          len(trials))
+    space = {key: tune_domain(param) for key, param in spec.parameters.items()}
+    if spec.method == "random":
+        per_seed = spec.run_cap // len(seeds)
+        search_alg = BasicVariantGenerator(random_state=RANDOM_STATE, constant_grid_search=True)
+        param_space = {"setting": space, "seed": tune.grid_search(seeds)}
+        return SearchPlan(param_space, per_seed, search_alg, scheduler, metric, mode,
+                          per_seed * len(seeds))
+    return _bayes_plan(spec, space, Path(run_dir), scheduler)
+
+
+def _bayes_plan(spec: SweepSpec, space: dict[str, Any], run_dir: Path,
+                scheduler: TrialScheduler | None) -> SearchPlan:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search.sample import Domain
+
+    seeds = list(spec.seeds)
+    domains = {k: v for k, v in space.items() if isinstance(v, Domain)}
+    constants = {k: v for k, v in space.items() if not isinstance(v, Domain)}
+    run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / OPTUNA_DB}")
+    searcher = _ray_class("SafeOptunaSearch")(
+        space=OptunaSearch.convert_search_space({"setting": domains}),
+        metric=spec.metric.name, mode=spec.metric.mode, seed=OPTUNA_SEED, storage=storage,
+        study_name=spec.name or "wssweep")
+    # Constants stay in param_space; Tune merges each suggestion into it.
+    param_space: dict[str, Any] = {"setting": constants}
+    search_alg: Any = searcher
+    if len(seeds) > 1:
+        search_alg = _ray_class("SafeRepeater")(searcher, repeat=len(seeds), set_index=True)
+    else:
+        param_space["seed"] = seeds[0]
+    num_samples = (spec.run_cap // len(seeds)) * len(seeds)
+    return SearchPlan(param_space, num_samples, search_alg, scheduler, spec.metric.name,
+                      spec.metric.mode, num_samples)
+
+
+def trial_resources(spec: SweepSpec, num_gpus: float | None = None) -> dict[str, float]:
+    """What each trial asks Ray for. The GPU share is dropped when the cluster has no GPU
+    (``num_gpus == 0``): Ray would leave such trials pending forever."""
+    resources = {"cpu": float(spec.resources.cpus_per_trial)}
+    per_gpu = spec.resources.trials_per_gpu
+    if per_gpu is not None and num_gpus != 0:
+        resources["gpu"] = 1.0 / per_gpu
+    return resources
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def domain_text(param: ParameterSpec) -> str:
+    """A parameter's resolved domain in words, e.g. ``log-uniform in [0.0001, 0.1]``."""
+    kind = param.kind
+    if kind == "constant":
+        return f"fixed at {_fmt(param.value)}"
+    if kind == "categorical":
+        return f"one of {_fmt(param.values)}"
+    lo, hi = _fmt(param.min), _fmt(param.max)
+    return {
+        "uniform": f"uniform in [{lo}, {hi}]",
+        "int_uniform": f"integer, uniform in [{lo}, {hi}] (both ends included)",
+        "log_uniform_values": f"log-uniform in [{lo}, {hi}]",
+        "q_uniform": f"uniform in [{lo}, {hi}], rounded to a multiple of {_fmt(param.q)}",
+    }[kind]
+
+
+def _count_text(spec: SweepSpec) -> str:
+    n_seeds, total = len(spec.seeds), trial_count(spec)
+    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    if spec.method == "grid":
+        n_settings = math.prod(len(p.candidates()) for p in spec.parameters.values())
+        text = f"{total} ({n_settings} setting{'s' if n_settings != 1 else ''} x {seeds}"
+        if spec.run_cap is not None and spec.run_cap < n_settings * n_seeds:
+            text += f", cut to run_cap {spec.run_cap}"
+        return text + ")"
+    drawn = "sampled at random" if spec.method == "random" else "suggested by Optuna TPE"
+    return (f"{total} ({total // n_seeds} settings {drawn} x {seeds}; run_cap {spec.run_cap})")
+
+
+def _resources_lines(spec: SweepSpec, num_cpus: float | None, num_gpus: float | None) -> list[str]:
+    res = spec.resources
+    cpus = f"{res.cpus_per_trial:g} CPU"
+    if res.trials_per_gpu is None:
+        gpu = "no GPU"
+    else:
+        gpu = f"{1 / res.trials_per_gpu:g} GPU (1/{res.trials_per_gpu}: {res.trials_per_gpu} " \
+              "trials share a GPU)"
+    retries = (f"up to {res.max_failures} retries on failure" if res.max_failures
+               else "no retries on failure")
+    lines = [f"Resources per trial: {cpus}, {gpu}; {retries}"]
+    if res.trials_per_gpu is not None and num_gpus == 0:
+        lines.append("  note: the cluster has no GPU, so the GPU request will be dropped and "
+                     "trials run on CPU")
+    if num_cpus is not None:
+        at_once = math.floor(num_cpus / res.cpus_per_trial + 1e-9)
+        if res.trials_per_gpu is not None and num_gpus:
+            at_once = min(at_once, math.floor(num_gpus * res.trials_per_gpu + 1e-9))
+        where = f"{num_cpus:g} CPUs" + (f", {num_gpus:g} GPUs" if num_gpus is not None else "")
+        lines.append(f"Trials at once: up to {at_once} on this cluster ({where})")
+    return lines
+
+
+def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
+             num_gpus: float | None = None) -> str:
+    """What ``wssweep validate`` prints: the resolved search, its trial count and resources."""
+    spec = resolved.spec
+    cfg = ExperimentConfig.model_validate(resolved.experiment)
+    what = (f"kind nqm, method {cfg.nqm.method}" if cfg.kind == "nqm" else
+            f"{cfg.data.name} / {cfg.model.name}, {cfg.protocol.kind} protocol")
+    lines = [f"Sweep: {spec.name or resolved.path.stem} ({resolved.path})"]
+    if spec.description:
+        lines.append(f"Description: {spec.description}")
+    lines.append(f"Experiment: {resolved.experiment_source} ({what})")
+    for text in resolved.overrides:
+        lines.append(f"  --set {text}")
+    lines.append(f"Method: {spec.method}")
+    lines.append(f"Metric: {spec.metric.name} ({spec.metric.goal})")
+    if spec.parameters:
+        lines.append("Parameters:")
+        width = max(len(k) for k in spec.parameters)
+        lines += [f"  {key:<{width}}  {domain_text(p)}" for key, p in spec.parameters.items()]
+    else:
+        lines.append("Parameters: none (the experiment as it is)")
+    lines.append(f"Seeds: {_fmt(list(spec.seeds))}")
+    et = spec.early_terminate
+    if et is not None:
+        lines.append(f"Early termination: ASHA on {TIME_ATTR} (W&B hyperband), bands at "
+                     f"{', '.join(str(b) for b in et.bands(4))}{' ...' if et.min_iter else ''} "
+                     f"finished stages, keeping 1/{et.eta} at each")
+        if spec.method == "bayes" and len(spec.seeds) > 1:
+            lines.append("  note: ASHA may stop some seeds of a setting early; Optuna then gets "
+                         "the mean over seeds of their last reported values")
+    lines.append(f"Trials: {_count_text(spec)}")
+    lines += _resources_lines(spec, num_cpus, num_gpus)
+    wb = spec.wandb
+    entity = f", entity {wb.entity}" if wb.entity else ""
+    lines.append(f"W&B: project {wb.project}{entity}, mode {wb.mode}"
+                 + (f", tags {_fmt(wb.tags)}" if wb.tags else ""))
+    lines.append(f"Gap tolerance: {spec.gap_tolerance:g} points")
+    return "\n".join(lines)
