@@ -57,7 +57,11 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
     overrides = {**setting, "seed": seed, "threads": sweep["threads"], "device": device}
     cfg = experiment_from_mapping(sweep["experiment"], setting=overrides)
     key = setting_key(cfg.model_dump(exclude={"seed"}))
-    identity = {"setting_key": key, "seed": seed, "started_at": started, **setting}
+    runtime = ray.get_runtime_context()
+    identity = {"setting_key": key, "seed": seed, "started_at": started, **setting,
+                # Where it ran and what it got: cluster spread and GPU packing are visible.
+                "node_id": runtime.get_node_id(),
+                "gpu_share": runtime.get_assigned_resources().get("GPU", 0.0)}
 
     run = tracking.start(
         run_dir, project=sweep["wandb"]["project"], entity=sweep["wandb"].get("entity"),
