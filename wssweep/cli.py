@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -46,11 +48,27 @@ def _default_name(spec_path: str) -> str:
     return f"{Path(spec_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _check_run_target(storage: Path, name: str | None) -> None:
+    """Reject a --name that is not a plain directory name (``/abs``, ``../up``) and a --storage
+    that cannot become a directory, before Ray starts."""
+    from wssweep.spec import NAME_PATTERN
+
+    if name is not None and not re.match(NAME_PATTERN, name):
+        raise InputError("--name", f"a run name matching {NAME_PATTERN} (it becomes a directory "
+                         "under --storage)", name)
+    storage = storage.absolute()
+    existing = next(p for p in (storage, *storage.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError("--storage", "a writable directory, or a path where one can be created",
+                         str(storage))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from wssweep.orchestrate import run_sweep
     from wssweep.spec import load_sweep_spec
 
     resolved = load_sweep_spec(args.spec, args.set)
+    _check_run_target(Path(args.storage), args.name)
     name = args.name or resolved.spec.name or _default_name(args.spec)
     run_dir = run_sweep(resolved, name=name, storage=Path(args.storage), address=args.address)
     print(f"wssweep: results in {run_dir / 'results.csv'}")

@@ -1,0 +1,89 @@
+"""bayes (Optuna), ASHA early termination and random search on a real local Ray."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+
+REPO = Path(__file__).resolve().parents[1]
+
+EXPERIMENT = """
+experiment:
+  data: {name: digits, train_size: 300, test_size: 120}
+  model: {name: mlp, width: 16}
+  protocol: {kind: online, chunks: CHUNKS, stop: {max_epochs: 3}}
+  optim: {name: adam, batch_size: 32}
+  lr: 0.01
+metric: {name: gap, goal: minimize}
+"""
+
+
+def run(tmp_path: Path, env: dict, name: str, body: str, chunks: int = 3) -> Path:
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(EXPERIMENT.replace("CHUNKS", str(chunks)) + body)
+    out = subprocess.run([sys.executable, "-m", "wssweep", "run", str(spec), "--name", name,
+                          "--storage", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
+                         env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    with open(tmp_path / name / "results.csv", newline="") as handle:
+        return tmp_path / name, list(csv.DictReader(handle))
+
+
+def test_bayes_search_keeps_every_trial_in_the_sqlite_study(tmp_path, ray_env):
+    run_dir, rows = run(tmp_path, ray_env, "bayes", """
+name: bayes
+method: bayes
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.001, max: 0.3}
+  shrink: {distribution: uniform, min: 0.2, max: 1.0}
+  warm.intervention: {values: [shrink_perturb]}
+seeds: [0]
+run_cap: 5
+""")
+    study = optuna.load_study(study_name="bayes", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    trials = study.get_trials(deepcopy=False)
+    # the study holds every trial the sweep ran, no more, no fewer
+    assert len(trials) == len(rows) == 5
+    # each finished trial's value is the gap the trial reported in results.csv
+    gaps = sorted(round(float(r["gap"]), 9) for r in rows if r["gap"])
+    values = sorted(round(t.value, 9) for t in trials if t.state.name == "COMPLETE")
+    assert values == gaps and len(values) >= 4
+    # Optuna proposed different rates, inside the declared range
+    lrs = [float(r["lr"]) for r in rows]
+    assert len(set(lrs)) == 5 and all(0.001 <= lr <= 0.3 for lr in lrs)
+
+
+def test_asha_stops_some_trials_early(tmp_path, ray_env):
+    _, rows = run(tmp_path, ray_env, "asha", """
+method: grid
+parameters:
+  lr: {values: [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}
+seeds: [0]
+early_terminate: {type: hyperband, min_iter: 2, eta: 2}
+""", chunks=5)
+    statuses = [r["status"] for r in rows]
+    # every trial is accounted for
+    assert len(rows) == 8
+    # ASHA ended some trials at a rung, before their last stage
+    assert statuses.count("stopped") >= 1
+    # and let others run to the end
+    assert statuses.count("completed") + statuses.count("diverged") >= 1
+
+
+def test_random_search_honours_run_cap(tmp_path, ray_env):
+    _, rows = run(tmp_path, ray_env, "random", """
+method: random
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}
+seeds: [0, 1]
+run_cap: 5
+""")
+    # run_cap 5 with 2 seeds: 2 settings x 2 seeds = 4 trials, never more than the cap
+    assert len(rows) == 4
+    # each sampled setting ran on both seeds
+    by_lr = {}
+    for r in rows:
+        by_lr.setdefault(r["lr"], set()).add(r["seed"])
+    assert list(by_lr.values()) == [{"0", "1"}, {"0", "1"}]
