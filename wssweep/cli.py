@@ -75,9 +75,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# What resume reads from sweep.json before it can check anything else.
+_SWEEP_KEYS = ("name", "run_dir", "spec", "experiment", "seeds", "swept", "metric", "mode",
+               "max_failures", "wandb")
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Reject a RUN_DIR whose sweep.json is not one wssweep wrote, or whose Tune state was never
+    saved, before Ray starts (``resume_sweep`` names a missing sweep.json itself)."""
+    from ray import tune
+
+    from wssweep.orchestrate import SWEEP_FILE, TUNE_DIR
+
+    run_dir = run_dir.absolute()
+    sweep_file = run_dir / SWEEP_FILE
+    if not sweep_file.is_file():
+        return
+    try:
+        sweep = json.loads(sweep_file.read_text())
+    except (OSError, ValueError):  # ValueError covers bad JSON and bad UTF-8
+        sweep = None
+    if (not isinstance(sweep, dict) or any(key not in sweep for key in _SWEEP_KEYS)
+            or not isinstance(sweep["wandb"], dict) or "mode" not in sweep["wandb"]):
+        raise InputError("RUN_DIR", f"a wssweep run directory (its {SWEEP_FILE} is not one "
+                         "wssweep wrote)", str(run_dir))
+    if not tune.Tuner.can_restore(str(run_dir / TUNE_DIR)):
+        raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run_dir))
+
+
 def _cmd_resume(args: argparse.Namespace) -> int:
     from wssweep.orchestrate import resume_sweep
 
+    _check_run_dir(Path(args.run_dir))
     run_dir = resume_sweep(Path(args.run_dir), address=args.address)
     print(f"wssweep: results in {run_dir / 'results.csv'}")
     return 0
