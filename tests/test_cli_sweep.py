@@ -140,8 +140,6 @@ def test_spec_path_that_is_no_file_exits_2(tmp_path, capsys, command, spec):
     assert "Traceback" not in err and not (tmp_path / "runs").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="spec.read_yaml lets UnicodeDecodeError escape for a non-UTF-8 spec")
 def test_spec_that_is_not_utf8_exits_2(tmp_path, capsys):
     spec = tmp_path / "spec.yaml"
     spec.write_bytes(b"experiment: {lr: 0.01}\nname: \xff\xfe\n")
@@ -165,8 +163,9 @@ def test_run_refuses_an_existing_run_name_and_leaves_it_alone(tmp_path, capsys):
     out, err = capsys.readouterr()
     # a name already used in the storage directory is bad input
     assert code == 2, err
-    # named --name, with the existing run directory as what was given
+    # named --name, with what was expected
     assert "wssweep: bad input: --name: expected a run name not used yet" in err, err
+    # and the existing run directory as what was given
     assert str(taken) in err
     # the message points to resume for an interrupted run
     assert "wssweep resume" in err
@@ -296,15 +295,17 @@ def test_validate_shows_the_gpu_share(tmp_path, capsys):
 
 def test_describe_drops_the_gpu_only_when_the_cluster_has_none(tmp_path):
     resolved = load_sweep_spec(write_spec(tmp_path, GPU_SPEC))
-    # unknown GPUs (None, as validate passes): the request stands, no note
+    # unknown GPUs (None, as validate passes): no note that the request will be dropped
     assert "will be dropped" not in describe(resolved, num_gpus=None)
+    # and the trial still asks for its GPU share
     assert trial_resources(resolved.spec, num_gpus=None) == {"cpu": 2.0, "gpu": 0.25}
-    # no GPU on the cluster (0): describe notes it and the request is dropped
+    # no GPU on the cluster (0): describe notes that the request will be dropped
     assert "the cluster has no GPU, so the GPU request will be dropped" in describe(
         resolved, num_cpus=8, num_gpus=0)
+    # and it is: the trial asks for CPUs only
     assert trial_resources(resolved.spec, num_gpus=0) == {"cpu": 2.0}
-    # one GPU: kept, and 4 trials share it (8 CPUs would allow 4 too)
     text = describe(resolved, num_cpus=8, num_gpus=1)
+    # one GPU: the request is kept, and 4 trials share it (8 CPUs / 2 would allow 4 too)
     assert "will be dropped" not in text and "Trials at once: up to 4" in text
 
 

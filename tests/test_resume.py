@@ -1,5 +1,6 @@
 """kill -9 of the driver mid-sweep, then `wssweep resume`: nothing lost, nothing run twice."""
 
+import contextlib
 import csv
 import json
 import os
@@ -57,10 +58,8 @@ def test_kill_9_then_resume_finishes_without_rerunning(tmp_path, ray_env):
         driver.wait(timeout=30)
     finally:
         # Ray processes the dead driver leaves behind (platform.md) go with its session.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     out = subprocess.run([sys.executable, "-m", "wssweep", "resume", str(run_dir)],
                          capture_output=True, text=True, cwd=REPO, env=ray_env, timeout=600)
     # resume finishes the sweep cleanly

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -48,65 +46,20 @@ def _default_name(spec_path: str) -> str:
     return f"{Path(spec_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _check_run_target(storage: Path, name: str | None) -> None:
-    """Reject a --name that is not a plain directory name (``/abs``, ``../up``) and a --storage
-    that cannot become a directory, before Ray starts."""
-    from wssweep.spec import NAME_PATTERN
-
-    if name is not None and not re.match(NAME_PATTERN, name):
-        raise InputError("--name", f"a run name matching {NAME_PATTERN} (it becomes a directory "
-                         "under --storage)", name)
-    storage = storage.absolute()
-    existing = next(p for p in (storage, *storage.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError("--storage", "a writable directory, or a path where one can be created",
-                         str(storage))
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from wssweep.orchestrate import run_sweep
     from wssweep.spec import load_sweep_spec
 
     resolved = load_sweep_spec(args.spec, args.set)
-    _check_run_target(Path(args.storage), args.name)
-    name = args.name or resolved.spec.name or _default_name(args.spec)
+    name = args.name if args.name is not None else (resolved.spec.name or _default_name(args.spec))
     run_dir = run_sweep(resolved, name=name, storage=Path(args.storage), address=args.address)
     print(f"wssweep: results in {run_dir / 'results.csv'}")
     return 0
 
 
-# What resume reads from sweep.json before it can check anything else.
-_SWEEP_KEYS = ("name", "run_dir", "spec", "experiment", "seeds", "swept", "metric", "mode",
-               "max_failures", "wandb")
-
-
-def _check_run_dir(run_dir: Path) -> None:
-    """Reject a RUN_DIR whose sweep.json is not one wssweep wrote, or whose Tune state was never
-    saved, before Ray starts (``resume_sweep`` names a missing sweep.json itself)."""
-    from ray import tune
-
-    from wssweep.orchestrate import SWEEP_FILE, TUNE_DIR
-
-    run_dir = run_dir.absolute()
-    sweep_file = run_dir / SWEEP_FILE
-    if not sweep_file.is_file():
-        return
-    try:
-        sweep = json.loads(sweep_file.read_text())
-    except (OSError, ValueError):  # ValueError covers bad JSON and bad UTF-8
-        sweep = None
-    if (not isinstance(sweep, dict) or any(key not in sweep for key in _SWEEP_KEYS)
-            or not isinstance(sweep["wandb"], dict) or "mode" not in sweep["wandb"]):
-        raise InputError("RUN_DIR", f"a wssweep run directory (its {SWEEP_FILE} is not one "
-                         "wssweep wrote)", str(run_dir))
-    if not tune.Tuner.can_restore(str(run_dir / TUNE_DIR)):
-        raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run_dir))
-
-
 def _cmd_resume(args: argparse.Namespace) -> int:
     from wssweep.orchestrate import resume_sweep
 
-    _check_run_dir(Path(args.run_dir))
     run_dir = resume_sweep(Path(args.run_dir), address=args.address)
     print(f"wssweep: results in {run_dir / 'results.csv'}")
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 from wssweep.errors import InputError
 from wssweep.results import write_results
+from wssweep.spec import NAME_PATTERN
 
 SWEEP_FILE = "sweep.json"
 TUNE_DIR = "tune"
@@ -237,12 +239,53 @@ def finish(grid, sweep: dict[str, Any]) -> Path:
     return write_results(Path(sweep["run_dir"]), rows, sweep["swept"])
 
 
+def check_run_target(storage: Path, name: str | None) -> None:
+    """Reject a --name that is not a plain directory name (``/abs``, ``../up``) and a --storage
+    that cannot become a directory, before Ray starts."""
+    if name is not None and not re.match(NAME_PATTERN, name):
+        raise InputError("--name", f"a run name matching {NAME_PATTERN} (it becomes a directory "
+                         "under --storage)", name)
+    storage = storage.absolute()
+    existing = next(p for p in (storage, *storage.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError("--storage", "a writable directory, or a path where one can be created",
+                         str(storage))
+
+
+# What resume reads from sweep.json before it can check anything else.
+_SWEEP_KEYS = ("name", "run_dir", "spec", "experiment", "seeds", "swept", "metric", "mode",
+               "max_failures", "wandb")
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """The resolved sweep of RUN_DIR, checked before Ray starts: a sweep.json wssweep wrote,
+    and a Tune state that was saved."""
+    from ray import tune
+
+    run_dir = run_dir.absolute()
+    sweep_file = run_dir / SWEEP_FILE
+    if not sweep_file.is_file():
+        raise InputError("RUN_DIR", f"a wssweep run directory (with {SWEEP_FILE})", str(run_dir))
+    try:
+        sweep = json.loads(sweep_file.read_text())
+    except (OSError, ValueError):  # ValueError covers bad JSON and bad UTF-8
+        sweep = None
+    if (not isinstance(sweep, dict) or any(key not in sweep for key in _SWEEP_KEYS)
+            or not isinstance(sweep["wandb"], dict) or "mode" not in sweep["wandb"]):
+        raise InputError("RUN_DIR", f"a wssweep run directory (its {SWEEP_FILE} is not one "
+                         "wssweep wrote)", str(run_dir))
+    if not tune.Tuner.can_restore(str(run_dir / TUNE_DIR)):
+        raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run_dir))
+    return sweep
+
+
 def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Path:
     """Run the resolved sweep; returns the run directory (results.csv inside)."""
     from ray import tune
 
     from wssweep.space import build_search
 
+    check_run_target(Path(storage), name)
     run_dir = Path(storage).absolute() / name
     if run_dir.exists():
         raise InputError("--name", "a run name not used yet in the storage directory "
@@ -272,14 +315,9 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     from ray import tune
 
     run_dir = Path(run_dir).absolute()
-    sweep_file = run_dir / SWEEP_FILE
-    if not sweep_file.is_file():
-        raise InputError("RUN_DIR", f"a wssweep run directory (with {SWEEP_FILE})", str(run_dir))
-    sweep = json.loads(sweep_file.read_text())
+    sweep = load_run(run_dir)
     tune_dir = run_dir / TUNE_DIR
     connect(address, sweep["wandb"]["mode"])
-    if not tune.Tuner.can_restore(str(tune_dir)):
-        raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run_dir))
     total = len(list((tune_dir).glob("*/")))
     wrapped, _, _ = _tuner_parts(sweep, total)
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,

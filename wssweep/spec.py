@@ -486,9 +486,11 @@ def read_yaml(path: str | Path, key: str = "SPEC") -> dict[str, Any]:
     if not path.is_file():
         raise InputError(key, "an existing YAML file", str(path))
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InputError(key, f"valid YAML ({exc})", str(path)) from None
+    except UnicodeDecodeError:
+        raise InputError(key, "a UTF-8 text file", str(path)) from None
     if not isinstance(data, dict):
         raise InputError(key, "a YAML mapping at the top level", type(data).__name__)
     return data
