@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 import pytest
-from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,23 +85,23 @@ seeds: [0, 1]
 """
 
 
-class SlowNet(nn.Module):
-    """A linear classifier whose forward pass waits ``delay`` seconds: trials that last a few
-    seconds of wall time without using CPU, so overlap holds even on a busy 2-core machine."""
+def slow_net(input_shape, num_classes, delay: float = 0.05):
+    """Model factory (``model.factory: tests.test_cluster:slow_net``), imported by Ray workers: a
+    linear classifier whose forward pass waits ``delay`` seconds, so a trial lasts a few seconds
+    of wall time without using CPU and overlaps hold even on a busy 2-core machine."""
+    from torch import nn
 
-    def __init__(self, input_shape, num_classes, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-        self.linear = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+    class SlowNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Sequential(nn.Flatten(),
+                                        nn.Linear(math.prod(input_shape), num_classes))
 
-    def forward(self, x):
-        time.sleep(self.delay)
-        return self.linear(x)
+        def forward(self, x):
+            time.sleep(delay)
+            return self.linear(x)
 
-
-def slow_net(input_shape, num_classes, delay: float = 0.05) -> nn.Module:
-    """Model factory (``model.factory: tests.test_cluster:slow_net``), imported by Ray workers."""
-    return SlowNet(input_shape, num_classes, delay)
+    return SlowNet()
 
 
 def _kill_group(pgid: int) -> None:
