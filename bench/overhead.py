@@ -15,8 +15,10 @@ Measured, on this machine, for one grid sweep (default: sweeps/quickstart.yaml, 
 
 Printed: both walls and their ratios to the minimum, sweep/plain, and the driver overhead per
 trial, (sweep wall - plain wall) * slots / trials: the slot-seconds each trial costs on top of
-its own training. Slots = cores // cpus_per_trial (= cores for the quickstart). Both runs are
-checked to have trained the same (equal optimizer steps per trial), and both against the minimum.
+its own training; the part of it spent inside the trials (sweep minus plain trial seconds: W&B,
+per-epoch tune.report, CPU taken by Ray and the Tune driver), also per report; the driver's CPU
+seconds. Slots = cores // cpus_per_trial (= cores for the quickstart). Both runs are checked to
+have trained the same (equal optimizer steps per trial), and both walls against the minimum.
 
   python bench/overhead.py                         # the quickstart, all cores (a few minutes)
   python bench/overhead.py SWEEP.yaml --set k=v --cores 2 --json out.json
@@ -62,10 +64,11 @@ def warm_up(cfg) -> None:
 def plain_trial(job: tuple[int, object]) -> dict:
     """One trial, bare: the pool's worker. Times in unix seconds."""
     index, cfg = job
+    records = []  # the progress records the sweep's trainable turns into tune.report calls
     started = time.time()
-    metrics = run_trial(cfg)
+    metrics = run_trial(cfg, progress=records.append)
     return {"index": index, "started_at": started, "finished_at": time.time(),
-            **{k: metrics[k] for k in STEP_KEYS}}
+            "records": len(records), **{k: metrics[k] for k in STEP_KEYS}}
 
 
 def run_plain(configs: list, slots: int) -> tuple[float, float, list[dict]]:
@@ -127,9 +130,10 @@ def main() -> int:
     init_s = time.perf_counter() - w0
     ray_cpus = ray.cluster_resources().get("CPU")
     with tempfile.TemporaryDirectory(prefix="wssweep-bench-") as storage:
-        s_t0, w0 = time.time(), time.perf_counter()
+        s_t0, w0, c0 = time.time(), time.perf_counter(), time.process_time()
         run_dir = run_sweep(resolved, name="bench", storage=Path(storage), address=None)
         sweep_wall = time.perf_counter() - w0
+        driver_cpu = time.process_time() - c0  # the Tune loop, callbacks, state snapshots
         with open(run_dir / RESULTS_FILE, newline="") as f:
             sweep_rows = list(csv.DictReader(f))
         ray.shutdown()
@@ -140,6 +144,8 @@ def main() -> int:
     # 3. the numbers
     minimum = max(sum(trial_s) / slots, max(trial_s))
     overhead = (sweep_wall - plain_wall) * slots / n
+    in_trial = (sum(sweep_trial_s) - sum(trial_s)) / n  # the part spent inside trials
+    reports = sum(r["records"] + 1 for r in plain_rows) / n  # + 1: the final report
     swept = list(spec.parameters)
     key = lambda setting, seed: (str(seed), *(str(setting[k]) for k in swept))  # noqa: E731
     plain_steps = {key(t["setting"], t["seed"]): [r[k] for k in STEP_KEYS]
@@ -154,7 +160,8 @@ def main() -> int:
         "ray_init_s": init_s, "sweep_wall_s": sweep_wall, "plain_wall_s": plain_wall,
         "minimum_s": minimum, "sweep_over_plain": sweep_wall / plain_wall,
         "sweep_over_minimum": sweep_wall / minimum, "plain_over_minimum": plain_wall / minimum,
-        "overhead_per_trial_s": overhead,
+        "overhead_per_trial_s": overhead, "in_trial_overhead_per_trial_s": in_trial,
+        "reports_per_trial": reports, "driver_cpu_s": driver_cpu,
         "plain_trial_s_sum": sum(trial_s), "sweep_trial_s_sum": sum(sweep_trial_s),
         "plain_latency": p_lat, "sweep_latency": s_lat, "same_steps": f"{same}/{n}",
     }
@@ -175,6 +182,9 @@ def main() -> int:
     print(f"sweep / plain: {sweep_wall / plain_wall:.2f}x | driver overhead per trial: "
           f"({sweep_wall:.1f} - {plain_wall:.1f}) s x {slots} / {n} = {overhead:.1f} s "
           f"| same optimizer steps in both runs: {same}/{n} trials")
+    print(f"  of which inside the trials (sweep - plain trial seconds, per trial): {in_trial:.1f} s"
+          f" over {reports:.0f} tune.report calls = {1000 * in_trial / reports:.1f} ms per report"
+          f" | driver CPU during the sweep: {driver_cpu:.1f} s")
     for label, wall in (("sweep", sweep_wall), ("plain", plain_wall)):
         if wall < minimum - SLACK_S:
             print(f"WARNING: the {label} wall is below the theoretical minimum: CPU contention "

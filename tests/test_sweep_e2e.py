@@ -64,12 +64,12 @@ def test_grid_sweep_writes_one_row_per_trial(grid_run):
 
 
 def test_grid_sweep_writes_readable_wandb_runs(grid_run):
-    runs = find_runs(grid_run / "wandb")
+    runs = [read_run(path) for path in find_runs(grid_run / "wandb")]
+    trial_runs = [run for run in runs if run["job_type"] == "trial"]
     # one W&B run per trial
-    assert len(runs) == 4
+    assert len(trial_runs) == 4
     by_id = {r["trial_id"]: r for r in rows(grid_run)}
-    for path in runs:
-        run = read_run(path)
+    for run in trial_runs:
         row = by_id[run["run_id"]]
         # the config carries the setting key, the swept axis and the seed
         assert run["config"]["setting_key"] == row["setting_key"]
@@ -112,3 +112,26 @@ seeds: [0]
     for lr in (0.1, 1e6):
         assert table[("broken_net", lr)]["status"] == "error"
         assert "broken_net refuses" in table[("broken_net", lr)]["error"]
+
+
+def test_grid_sweep_ends_with_its_gap_map_on_disk_and_in_wandb(grid_run):
+    map_dir = grid_run / "map"
+    with open(map_dir / "summary.csv", newline="") as handle:
+        summary = list(csv.DictReader(handle))
+    # one summary row per setting, pooling both seeds
+    assert len(summary) == 2 and {r["n_seeds"] for r in summary} == {"2"}
+    # the report page carries the verdict table
+    assert "verdict" in (map_dir / "report.html").read_text().lower()
+    maps = [read_run(path) for path in find_runs(grid_run / "wandb")]
+    maps = [run for run in maps if run["job_type"] == "map"]
+    # one map run per sweep, in the sweep's group
+    assert len(maps) == 1 and maps[0]["group"] == "grid"
+    logged = maps[0]["summary"]
+    # the summary table went in, with one row per setting
+    assert logged["summary"]["_type"] == "table-file" and logged["summary"]["nrows"] == 2
+    # and the map's images, one per PNG on disk
+    images = [k for k, v in logged.items()
+              if isinstance(v, dict) and v.get("_type") == "image-file"]
+    assert len(images) == len(list(map_dir.glob("*.png"))) >= 1
+    # the verdict counts add up to the settings
+    assert sum(v for k, v in logged.items() if k.startswith("verdict/")) == 2

@@ -65,6 +65,20 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_map(args: argparse.Namespace) -> int:
+    from wssweep import tracking
+    from wssweep.orchestrate import SWEEP_FILE, publish_map
+
+    run_dir = Path(args.run_dir).absolute()
+    sweep_file = run_dir / SWEEP_FILE
+    if not (run_dir / "results.csv").is_file() or not sweep_file.is_file():
+        raise InputError("RUN_DIR", f"a wssweep run directory (with results.csv and {SWEEP_FILE})",
+                         str(run_dir))
+    tracking.quiet_env()
+    publish_map(run_dir, json.loads(sweep_file.read_text()))
+    return 0
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an experiment key by its dotted path, e.g. --set lr=0.03 "
@@ -103,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", metavar="RUN_DIR")
     resume.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     resume.set_defaults(func=_cmd_resume)
+
+    gap_map = sub.add_parser("map", help="(re)build RUN_DIR/map/ from results.csv: summary.csv, "
+                             "heatmaps, Pareto plot, report.html, and the W&B map run")
+    gap_map.add_argument("run_dir", metavar="RUN_DIR")
+    gap_map.set_defaults(func=_cmd_map)
 
     validate = sub.add_parser("validate", help="check a sweep spec; print the resolved search "
                               "space, the trial count and each trial's resources")

@@ -236,7 +236,20 @@ def finish(grid, sweep: dict[str, Any]) -> Path:
         error = _last_line(str(result.error)) if result.error else None
         rows.append(row_from(trial_id, result.config or {}, metrics, error, sweep, done=True))
     rows.sort(key=lambda r: str(r.get("started_at") or ""))
-    return write_results(Path(sweep["run_dir"]), rows, sweep["swept"])
+    path = write_results(Path(sweep["run_dir"]), rows, sweep["swept"])
+    publish_map(Path(sweep["run_dir"]), sweep)
+    return path
+
+
+def publish_map(run_dir: Path, sweep: dict[str, Any]):
+    """Build ``RUN_DIR/map/`` from results.csv and log it as the sweep's W&B map run."""
+    from wssweep import tracking
+    from wssweep.report import build_map
+
+    files = build_map(run_dir)
+    tracking.log_map_run(run_dir, sweep, files)
+    print(f"wssweep: gap map in {files.report_html}", flush=True)
+    return files
 
 
 def check_run_target(storage: Path, name: str | None) -> None:

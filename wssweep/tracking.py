@@ -609,3 +609,33 @@ def read_run(
     merged["files"] = sorted({f for part in parts for f in part["files"]})
     merged["paths"] = [part["path"] for part in parts]
     return merged
+
+
+def log_map_run(run_dir: Path, sweep: Mapping[str, Any], files: Any) -> Path | None:
+    """One W&B run per sweep (job type ``map``): the summary table, the map's images, and the
+    verdict counts in its summary. ``files`` is what ``wssweep.report.build_map`` returned.
+
+    Returns the run's directory (None when W&B is disabled).
+    """
+    settings = sweep["wandb"]
+    rows = files.rows
+    columns = list(rows[0]) if rows else []
+    run = start(
+        Path(run_dir), project=settings["project"], entity=settings.get("entity"),
+        group=sweep["name"], name=f"{sweep['name']}-map", run_id=f"map-{sweep['name']}"[:64],
+        config={"metric": sweep["metric"], "swept": list(sweep["swept"]),
+                "seeds": list(sweep["seeds"]), "gap_tolerance": files.tolerance},
+        mode=settings["mode"], tags=settings.get("tags"), job_type="map")
+    run.log_table("summary", columns, [[_table_cell(row.get(c)) for c in columns] for row in rows])
+    run.log_images({path.stem: path for path in files.images})
+    summary = {f"verdict/{name}": count for name, count in files.verdicts.items()}
+    summary.update({f"trials/{name}": count for name, count in files.counts.as_dict().items()})
+    run.finish(summary)
+    return getattr(run, "dir", None)
+
+
+def _table_cell(value: Any) -> Any:
+    # W&B tables want one type per column; NaN and None both become an empty cell.
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value

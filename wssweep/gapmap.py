@@ -1,0 +1,478 @@
+"""The gap map's statistics: one row per setting (the configuration minus the seed), with the
+gap's confidence interval over seeds and a verdict. Pure NumPy/SciPy; reads only the run's
+``results.csv`` and ``sweep.json``, so it works on a finished, half-finished or resumed run.
+
+Which trials count (per setting):
+
+- *valid* (a seed): status ``completed`` (or no status), not diverged, and a finite value of the
+  mapped quantity (the gap, or the spec's metric when the run has no gap at all);
+- *failed*: status ``error``, status ``diverged`` or ``diverged`` true, or a completed trial
+  without a finite value (it did not train);
+- neither: ``stopped`` (ended early by ASHA), ``running`` and ``pending`` trials. They are listed
+  in ``n_trials`` and ``n_stopped`` but are neither seeds nor failures.
+
+The gap is paired per seed (cold − warm on the same seed, in percentage points), so its interval
+is the interval of the mean of the per-seed gaps: Student-t with n − 1 degrees of freedom
+(``ci="t"``) or a percentile bootstrap (``ci="bootstrap"``).
+
+Example:
+    >>> mean, lo, hi = paired_ci([1.0, 2.0, 3.0])
+    >>> round(mean, 3), round(lo, 3), round(hi, 3)
+    (2.0, -0.484, 4.484)
+    >>> verdict(mean, lo, hi, n_valid=3, n_failed=0, tolerance=0.5)
+    'inconclusive'
+    >>> verdict(0.1, -0.4, 0.5, n_valid=3, n_failed=0, tolerance=0.5)
+    'closed'
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from wssweep.errors import InputError
+from wssweep.results import RESULTS_FILE, read_results
+
+SWEEP_FILE = "sweep.json"
+MAP_DIR = "map"
+SUMMARY_FILE = "summary.csv"
+DEFAULT_TOLERANCE = 0.5
+CI_METHODS = ("t", "bootstrap")
+VERDICTS = ("closed", "open", "inconclusive", "failed")
+#: The verdict of a setting when the run maps a metric other than the gap (and it did not fail).
+NOT_APPLICABLE = "n/a"
+
+_NAN = float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# Intervals and the verdict
+
+
+def _finite(values: Iterable[Any]) -> np.ndarray:
+    arr = np.asarray([float(v) for v in values], dtype=float)
+    return arr[np.isfinite(arr)]
+
+
+def paired_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: the Student-t interval of the mean of the per-seed paired values.
+
+    ``t.ppf((1 + confidence) / 2, n - 1) * s / sqrt(n)`` either side of the mean, ``s`` the
+    sample standard deviation (ddof 1); the same as ``scipy.stats.t.interval(confidence, n - 1,
+    loc=mean, scale=sem)``. Non-finite values are dropped. n = 1 gives ``(v, nan, nan)``, n = 0
+    ``(nan, nan, nan)``; identical values give a zero-width interval.
+    """
+    arr = _finite(values)
+    n = arr.size
+    if n == 0:
+        return _NAN, _NAN, _NAN
+    mean = float(arr.mean())
+    if n == 1:
+        return mean, _NAN, _NAN
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * arr.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 10_000,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: a percentile bootstrap interval of the mean, deterministic for a seed.
+
+    ``n_resamples`` resamples of the n values with replacement (NumPy ``default_rng(seed)``);
+    ``lo``/``hi`` are the ``(1 ∓ confidence) / 2`` quantiles of their means. Non-finite values
+    are dropped; n = 1 gives ``(v, nan, nan)`` and n = 0 ``(nan, nan, nan)``, as ``paired_ci``.
+    """
+    arr = _finite(values)
+    n = arr.size
+    if n == 0:
+        return _NAN, _NAN, _NAN
+    mean = float(arr.mean())
+    if n == 1:
+        return mean, _NAN, _NAN
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, n, size=(n_resamples, n))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return mean, float(lo), float(hi)
+
+
+def interval(values: Sequence[float], ci: str = "t",
+             confidence: float = 0.95) -> tuple[float, float, float]:
+    """``paired_ci`` (``ci="t"``) or ``bootstrap_ci`` (``ci="bootstrap"``)."""
+    if ci == "t":
+        return paired_ci(values, confidence)
+    if ci == "bootstrap":
+        return bootstrap_ci(values, confidence)
+    raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
+
+
+def verdict(mean: float, lo: float, hi: float, n_valid: int, n_failed: int,
+            tolerance: float) -> str:
+    """The verdict on one setting's gap, from its interval ``[lo, hi]`` over ``n_valid`` seeds.
+
+    Checked in this order:
+
+    1. ``failed`` when no seed trained (``n_valid == 0`` and ``n_failed > 0``) or more than half
+       of the finished seeds failed (``n_failed > n_valid``; exactly half is not failed);
+    2. ``inconclusive`` when fewer than 2 valid seeds (no interval), or ``lo``/``hi`` not finite;
+    3. ``closed`` when ``hi <= tolerance``: the interval's upper end is within the tolerance
+       (``hi == tolerance`` is closed);
+    4. ``open`` when ``lo > tolerance``: its lower end is above the tolerance
+       (``lo == tolerance`` is not open);
+    5. ``inconclusive`` otherwise (the interval straddles the tolerance).
+
+    A setting with neither valid nor failed seeds (only stopped, running or pending trials) is
+    ``inconclusive``. ``mean`` does not enter the rule; it is accepted so callers can pass a
+    ``paired_ci`` result as is.
+    """
+    if (n_valid == 0 and n_failed > 0) or n_failed > n_valid:
+        return "failed"
+    if n_valid < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "inconclusive"
+    if hi <= tolerance:
+        return "closed"
+    if lo > tolerance:
+        return "open"
+    return "inconclusive"
+
+
+# --------------------------------------------------------------------------------------------
+# Cells and trials
+
+
+def to_float(cell: Any) -> float:
+    """A results.csv cell as a float; empty, unparsable or boolean text is NaN."""
+    if cell is None or isinstance(cell, bool):
+        return _NAN
+    if isinstance(cell, int | float):
+        return float(cell)
+    try:
+        return float(str(cell).strip())
+    except ValueError:
+        return _NAN
+
+
+def cell_text(cell: Any) -> str:
+    """A cell as stripped text; ``None`` is empty (``0`` is ``"0"``)."""
+    return "" if cell is None else str(cell).strip()
+
+
+def _truthy(cell: Any) -> bool:
+    return str(cell).strip().lower() in ("true", "1", "1.0", "yes")
+
+
+def parse_value(cell: Any) -> Any:
+    """A swept parameter's cell as a value: int, float, or the text itself (``None`` if empty)."""
+    if cell is None:
+        return None
+    if not isinstance(cell, str):
+        return cell
+    text = cell.strip()
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
+def trial_outcome(row: dict[str, Any], quantity: str = "gap") -> str:
+    """One trial's outcome for the map: ``succeeded``, ``diverged``, ``failed`` (an error, or a
+    completed trial without a finite ``quantity``), ``stopped`` (ASHA) or ``unfinished``
+    (running or pending)."""
+    status = str(row.get("status") or "").strip()
+    if status in ("running", "pending"):
+        return "unfinished"
+    if status == "stopped":
+        return "stopped"
+    if status == "error":
+        return "failed"
+    if status == "diverged" or _truthy(row.get("diverged")):
+        return "diverged"
+    return "succeeded" if math.isfinite(to_float(row.get(quantity))) else "failed"
+
+
+def mapped_quantity(rows: Sequence[dict[str, Any]], metric: str = "gap") -> str:
+    """What the verdict and the heatmaps judge: the gap when ``metric`` is the gap or any trial
+    carries a gap; otherwise the metric itself (e.g. ``nqm/final_loss``)."""
+    if metric == "gap" or any(math.isfinite(to_float(r.get("gap"))) for r in rows):
+        return "gap"
+    return metric
+
+
+def _geomean(values: Iterable[float]) -> float:
+    arr = _finite(values)
+    arr = arr[arr > 0]
+    return float(np.exp(np.log(arr).mean())) if arr.size else _NAN
+
+
+def _mean(values: Iterable[float]) -> float:
+    arr = _finite(values)
+    return float(arr.mean()) if arr.size else _NAN
+
+
+def _sort_key(value: Any) -> tuple:
+    if value is None:
+        return (2, "")
+    if isinstance(value, int | float):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def summary_columns(swept: Sequence[str], metric: str = "gap") -> list[str]:
+    """The columns of ``summary.csv``, in order."""
+    metric_cols = [] if metric == "gap" else ["metric_mean", "metric_lo", "metric_hi"]
+    return (["setting_key", *swept, "n_seeds", "n_trials", "n_failed", "n_diverged",
+             "n_stopped", "diverged_share", "gap_mean", "gap_lo", "gap_hi", *metric_cols,
+             "warm/test_acc", "cold/test_acc", "saving_mean", "saving_lo", "saving_hi",
+             "lr_chosen", "verdict"])
+
+
+def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str = "gap",
+              tolerance: float = DEFAULT_TOLERANCE, ci: str = "t",
+              confidence: float = 0.95) -> list[dict[str, Any]]:
+    """One row per setting (trials grouped by their swept values; the seed is not swept).
+
+    Columns (``summary_columns``): ``setting_key``, each swept parameter's value, ``n_seeds``
+    (valid seeds), ``n_trials`` (rows of the setting in results.csv, any status), ``n_failed``
+    (diverged, errored or without a result), ``n_diverged``, ``n_stopped`` (stopped, running or
+    pending: not counted), ``diverged_share`` (diverged / finished seeds), ``gap_mean``,
+    ``gap_lo``, ``gap_hi`` (the interval over valid seeds), ``metric_mean/lo/hi`` when ``metric``
+    is not the gap, the mean ``warm/test_acc`` and ``cold/test_acc`` over valid seeds,
+    ``saving_mean/lo/hi``, ``lr_chosen`` (geometric mean where present) and ``verdict``.
+
+    The verdict judges the gap (``verdict``) whenever the run has one; a run without any gap
+    (``metric`` e.g. ``nqm/final_loss``) gets ``failed`` by the same failure rule or ``"n/a"``.
+    Missing numbers are NaN. Settings are sorted by their swept values.
+    """
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
+    quantity = mapped_quantity(rows, metric)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(cell_text(row.get(k)) for k in swept), []).append(row)
+    out = []
+    for ident, trials in groups.items():
+        outcomes = [trial_outcome(r, quantity) for r in trials]
+        valid = [r for r, o in zip(trials, outcomes, strict=True) if o == "succeeded"]
+        n_valid = len(valid)
+        n_diverged = outcomes.count("diverged")
+        n_failed = n_diverged + outcomes.count("failed")
+        finished = n_valid + n_failed
+        gap = interval([to_float(r.get("gap")) for r in valid], ci, confidence)
+        saving = interval([to_float(r.get("saving")) for r in valid], ci, confidence)
+        summary: dict[str, Any] = {
+            "setting_key": next((str(r["setting_key"]) for r in trials
+                                 if cell_text(r.get("setting_key"))), ""),
+            **{k: parse_value(v) for k, v in zip(swept, ident, strict=True)},
+            "n_seeds": n_valid, "n_trials": len(trials), "n_failed": n_failed,
+            "n_diverged": n_diverged, "n_stopped": len(trials) - finished,
+            "diverged_share": n_diverged / finished if finished else _NAN,
+            "gap_mean": gap[0], "gap_lo": gap[1], "gap_hi": gap[2],
+        }
+        if metric != "gap":
+            m = interval([to_float(r.get(metric)) for r in valid], ci, confidence)
+            summary.update(metric_mean=m[0], metric_lo=m[1], metric_hi=m[2])
+        if quantity == "gap":
+            judged = verdict(*gap, n_valid, n_failed, tolerance)
+        else:
+            failed = verdict(_NAN, _NAN, _NAN, n_valid, n_failed, tolerance) == "failed"
+            judged = "failed" if failed else NOT_APPLICABLE
+        summary.update({
+            "warm/test_acc": _mean(to_float(r.get("warm/test_acc")) for r in valid),
+            "cold/test_acc": _mean(to_float(r.get("cold/test_acc")) for r in valid),
+            "saving_mean": saving[0], "saving_lo": saving[1], "saving_hi": saving[2],
+            "lr_chosen": _geomean(to_float(r.get("lr_chosen")) for r in valid),
+            "verdict": judged,
+        })
+        out.append(summary)
+    out.sort(key=lambda s: tuple(_sort_key(s[k]) for k in swept))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# A run directory
+
+
+@dataclass
+class TrialCounts:
+    """How the run's trials ended. ``failed`` is errors and trials without a result; diverged
+    trials are counted apart (in ``summary.csv`` ``n_failed`` includes them). ``present`` rows of
+    results.csv = succeeded + failed + diverged + stopped + unfinished; ``missing`` = expected −
+    present (``None`` when the expected count is unknown)."""
+
+    expected: int | None
+    present: int
+    succeeded: int
+    failed: int
+    diverged: int
+    stopped: int
+    unfinished: int
+    missing: int | None
+
+    def as_dict(self) -> dict[str, int | None]:
+        return asdict(self)
+
+
+@dataclass
+class RunData:
+    """What the map reads from a run directory."""
+
+    run_dir: Path
+    rows: list[dict[str, str]]
+    sweep: dict[str, Any]
+
+    @property
+    def swept(self) -> list[str]:
+        return list(self.sweep.get("swept") or [])
+
+    @property
+    def metric(self) -> str:
+        return str(self.sweep.get("metric") or "gap")
+
+    @property
+    def mode(self) -> str:
+        return str(self.sweep.get("mode") or "min")
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.sweep.get("spec") or {})
+
+    @property
+    def tolerance(self) -> float:
+        value = self.spec.get("gap_tolerance")
+        return DEFAULT_TOLERANCE if value is None else float(value)
+
+    @property
+    def quantity(self) -> str:
+        return mapped_quantity(self.rows, self.metric)
+
+
+def read_run(run_dir: Path) -> RunData:
+    """``results.csv`` (no rows when it does not exist yet) and ``sweep.json`` of a run.
+
+    Raises ``InputError`` (``RUN_DIR``) when the directory has no readable sweep.json or an
+    unreadable results.csv, so the CLI reports it as bad input.
+    """
+    run_dir = Path(run_dir)
+    try:
+        sweep = json.loads((run_dir / SWEEP_FILE).read_text())
+    except (OSError, ValueError):  # ValueError covers bad JSON and bad UTF-8
+        sweep = None
+    if not isinstance(sweep, dict) or not isinstance(sweep.get("swept", []), list):
+        raise InputError("RUN_DIR", f"a wssweep run directory (with a readable {SWEEP_FILE})",
+                         str(run_dir))
+    results = run_dir / RESULTS_FILE
+    try:
+        rows = read_results(results) if results.is_file() else []
+    except (OSError, ValueError, csv.Error) as exc:
+        raise InputError("RUN_DIR", f"a readable {RESULTS_FILE} ({exc})", str(run_dir)) from exc
+    return RunData(run_dir, rows, sweep)
+
+
+def expected_trials(sweep: dict[str, Any]) -> int | None:
+    """How many trials the sweep was to run (``wssweep.space.trial_count``); ``None`` when the
+    spec in ``sweep.json`` cannot be read back."""
+    try:
+        from wssweep.space import trial_count
+        from wssweep.spec import SweepSpec
+
+        return int(trial_count(SweepSpec.model_validate(sweep["spec"])))
+    except Exception:  # an old or hand-made sweep.json: the count is unknown, not fatal
+        return None
+
+
+def _norm(value: Any) -> Any:
+    number = to_float(value)
+    if math.isfinite(number):
+        return number
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value if value is not None else "").strip()
+
+
+def missing_trials(data: RunData) -> list[tuple[dict[str, Any], int]] | None:
+    """For a grid sweep, the ``(setting, seed)`` pairs with no row in results.csv; ``None`` for
+    random and bayes sweeps (their settings are drawn) or when the spec cannot be read back."""
+    try:
+        from wssweep.space import grid_trials
+        from wssweep.spec import SweepSpec
+
+        spec = SweepSpec.model_validate(data.sweep["spec"])
+        if spec.method != "grid":
+            return None
+        expected = grid_trials(spec)
+    except Exception:  # unknown spec: say nothing rather than guess
+        return None
+    swept = data.swept
+    present = {(tuple(_norm(r.get(k)) for k in swept), _norm(r.get("seed"))) for r in data.rows}
+    return [(t["setting"], t["seed"]) for t in expected
+            if (tuple(_norm(t["setting"].get(k)) for k in swept), _norm(t["seed"]))
+            not in present]
+
+
+def count_trials(data: RunData) -> TrialCounts:
+    """The run's trials by outcome, and how many of the expected ones are missing."""
+    outcomes = [trial_outcome(r, data.quantity) for r in data.rows]
+    expected = expected_trials(data.sweep)
+    present = len(data.rows)
+    return TrialCounts(
+        expected=expected, present=present, succeeded=outcomes.count("succeeded"),
+        failed=outcomes.count("failed"), diverged=outcomes.count("diverged"),
+        stopped=outcomes.count("stopped"), unfinished=outcomes.count("unfinished"),
+        missing=None if expected is None else max(expected - present, 0))
+
+
+def summarize_run(data: RunData, ci: str = "t") -> list[dict[str, Any]]:
+    """``summarize`` with the run's swept keys, metric and ``gap_tolerance``."""
+    return summarize(data.rows, data.swept, metric=data.metric, tolerance=data.tolerance, ci=ci)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return value
+
+
+def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
+                  ci: str = "t") -> Path:
+    """Write ``RUN_DIR/map/summary.csv`` atomically (temp file, then rename).
+
+    ``rows`` are ``summarize`` rows; without them the run's own files are summarised. NaN is an
+    empty cell.
+    """
+    run_dir = Path(run_dir)
+    data = read_run(run_dir)
+    if rows is None:
+        rows = summarize_run(data, ci)
+    columns = summary_columns(data.swept, data.metric)
+    columns += [k for row in rows for k in row if k not in columns]
+    out_dir = run_dir / MAP_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / SUMMARY_FILE
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".summary-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
