@@ -3,7 +3,8 @@
 Measured, on this machine, for one grid sweep (default: sweeps/quickstart.yaml, 6 trials):
 
   sweep   ``run_sweep`` on a local Ray, wall clock from the call to its return (trials report to
-          Tune every epoch, log to W&B (offline without a key), checkpoint, write results.csv).
+          Tune every epoch, log to W&B (offline without a key), checkpoint, write results.csv;
+          the run ends by building the gap map).
           ``ray.init`` is timed apart (``orchestrate.connect`` is called first) and not in it.
   plain   the reference: the SAME trainings (every grid trial's setting and seed, the sweep's
           threads per trial) as a plain Python loop, ``run_trial(cfg)`` in a spawn
@@ -22,7 +23,8 @@ have trained the same (equal optimizer steps per trial), and both walls against 
 
   python bench/overhead.py                         # the quickstart, all cores (a few minutes)
   python bench/overhead.py SWEEP.yaml --set k=v --cores 2 --json out.json
-  python bench/overhead.py --smoke                 # tiny data: a check that it runs (seconds)
+  python bench/overhead.py --smoke                 # tiny data: a check that it runs (~30 s,
+                                                   # mostly Ray's and the workers' start-up)
 """
 
 from __future__ import annotations

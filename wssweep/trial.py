@@ -22,6 +22,9 @@ from wssweep.science.experiment import run_trial
 from wssweep.spec import experiment_from_mapping
 
 STARTS_FILE = "trial_starts.jsonl"  # one line per trial start: proof of what ran when
+# A Tune report costs ~10 ms (bench/overhead.py); epochs of small models take less. Epoch records
+# go to Tune at most this often (every one still goes to W&B); stage ends always go.
+REPORT_EVERY_S = 1.0
 
 
 def _scalars(record: dict[str, Any]) -> dict[str, Any]:
@@ -70,14 +73,18 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
         mode=sweep["wandb"]["mode"], tags=sweep["wandb"].get("tags"))
     metric = sweep["metric"]
     latest: dict[str, Any] = {metric: float("nan"), "stages_done": 0}
+    last_report = [0.0]
 
     def progress(record: dict[str, Any]) -> None:
         latest["stages_done"] = record["stages_done"]
+        run.log(_scalars(record), step=record["step"])
         if record["event"] == "stage":
             latest.update({k: _number(v) for k, v in record.items()
                            if k in ("gap", "warm/test_acc", "cold/test_acc")})
+        elif time.time() - last_report[0] < REPORT_EVERY_S:
+            return
+        last_report[0] = time.time()
         tune.report({**_scalars(record), **latest, **identity})
-        run.log(_scalars(record), step=record["step"])
 
     try:
         metrics = run_trial(cfg, progress=progress)
