@@ -236,10 +236,12 @@ def _sort_key(value: Any) -> tuple:
 def summary_columns(swept: Sequence[str], metric: str = "gap") -> list[str]:
     """The columns of ``summary.csv``, in order."""
     metric_cols = [] if metric == "gap" else ["metric_mean", "metric_lo", "metric_hi"]
-    return (["setting_key", *swept, "n_seeds", "n_trials", "n_failed", "n_diverged",
-             "n_stopped", "diverged_share", "gap_mean", "gap_lo", "gap_hi", *metric_cols,
-             "warm/test_acc", "cold/test_acc", "saving_mean", "saving_lo", "saving_hi",
-             "lr_chosen", "verdict"])
+    # The answer first (verdict, gap, saving), the bookkeeping after: a reader of a wide table
+    # sees what matters without scrolling.
+    return (["setting_key", *swept, "verdict", "gap_mean", "gap_lo", "gap_hi", *metric_cols,
+             "saving_mean", "saving_lo", "saving_hi", "warm/test_acc", "cold/test_acc",
+             "n_seeds", "n_trials", "n_failed", "n_diverged", "n_stopped", "diverged_share",
+             "lr_chosen"])
 
 
 def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str = "gap",
