@@ -37,6 +37,9 @@ def loopback_env() -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Our own progress line replaces Tune's tables; its snapshot-frequency warning is noise here.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("WANDB_SILENT", "true")
 
 
