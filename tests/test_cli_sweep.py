@@ -253,12 +253,12 @@ def test_validate_quickstart_prints_space_count_and_resources(capsys):
     out, err = capsys.readouterr()
     # a valid spec is exit status 0, with nothing on stderr
     assert code == 0 and err == ""
-    # the swept key and its values are shown
-    assert "warm.intervention  one of [none, shrink_perturb]" in out
+    # the swept keys and their values are shown
+    assert "shrink             one of [1, 0.5]" in out and "one of [0, 0.1]" in out
     # the constants are shown as fixed
-    assert "shrink             fixed at 0.6" in out and "fixed at 0.1" in out
-    # the trial count: 2 settings x 3 seeds
-    assert "Trials: 6 (2 settings x 3 seeds)" in out
+    assert "warm.intervention  fixed at shrink_perturb" in out
+    # the trial count: 2 x 2 settings x 3 seeds
+    assert "Trials: 12 (4 settings x 3 seeds)" in out
     # each trial's resources: one CPU, no GPU
     assert "Resources per trial: 1 CPU, no GPU" in out
     # it is exactly what describe() says of the loaded spec
@@ -275,7 +275,7 @@ def test_validate_accepts_and_shows_a_set_override(capsys):
     # it reaches the resolved experiment that the output describes
     assert load_sweep_spec(QUICKSTART, ["lr=0.05"]).experiment["lr"] == 0.05
     # the search itself is unchanged
-    assert "Trials: 6 (2 settings x 3 seeds)" in out
+    assert "Trials: 12 (4 settings x 3 seeds)" in out
 
 
 def test_validate_shows_the_gpu_share(tmp_path, capsys):
@@ -360,6 +360,6 @@ def test_process_validate_exits_0(tmp_path):
     # a valid spec: exit status 0
     assert out.returncode == 0, out.stderr
     # the trial count is on stdout
-    assert "Trials: 6 (2 settings x 3 seeds)" in out.stdout
+    assert "Trials: 12 (4 settings x 3 seeds)" in out.stdout
     # validate writes nothing in the cwd
     assert list(tmp_path.iterdir()) == []
