@@ -20,8 +20,9 @@ def test_quickstart_resolves_to_its_first_setting():
     cfg = load_trial_config(REPO / "sweeps" / "quickstart.yaml")
     # the experiment comes from the configs/ file the sweep names
     assert cfg.data.name == "mnist1d" and cfg.protocol.kind == "online"
-    # a swept parameter takes its first value, and the seed is the first of seeds
-    assert cfg.warm.intervention == "none" and cfg.seed == 0
+    # a swept parameter takes its first value (shrink 1, perturb 0: the plain warm start), and
+    # the seed is the first of seeds
+    assert (cfg.resolved_shrink(), cfg.warm.perturb, cfg.seed) == (1.0, 0.0, 0)
 
 
 def test_overrides_apply_after_the_setting_and_parse_as_yaml(tmp_path):

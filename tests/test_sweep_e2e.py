@@ -143,8 +143,9 @@ def test_quickstart_sweep_map_smoke(tmp_path, ray_env):
 
     from wssweep.report import heatmap_size_px
 
-    smoke = ["--set", "data.train_size=400", "--set", "protocol.chunks=3",
-             "--set", "protocol.stop.max_epochs=3", "--set", "model.width=16"]
+    smoke = ["--set", "data.train_size=600", "--set", "protocol.chunks=3",
+             "--set", "protocol.stop.max_epochs=10", "--set", "model.width=32",
+             "--set", "lr=0.01", "--set", "optim.batch_size=32"]
     out = wssweep(ray_env, "run", "sweeps/quickstart.yaml", "--name", "qs", "--storage",
                   str(tmp_path), *smoke)
     # the main job's sweep runs to the end

@@ -30,8 +30,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +39,7 @@ import numpy as np
 from scipy import stats
 
 from wssweep.errors import InputError
+from wssweep.files import atomic_write
 from wssweep.results import RESULTS_FILE, read_results
 
 SWEEP_FILE = "sweep.json"
@@ -466,15 +465,9 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
     out_dir = run_dir / MAP_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SUMMARY_FILE
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".summary-", suffix=".csv")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return path

@@ -26,9 +26,7 @@ import html
 import itertools
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from wssweep.files import atomic_write
 from wssweep.gapmap import (
     MAP_DIR,
     NOT_APPLICABLE,
@@ -234,26 +233,14 @@ def _slug(key: str) -> str:
 
 def _save(fig: Figure, path: Path) -> Path:
     """Save a PNG atomically: a temp file in the same directory, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".plot-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=DPI)
     return path
 
 
 def _write_text(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(text)
     return path
 
 

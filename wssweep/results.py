@@ -17,10 +17,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from wssweep.files import atomic_write
 
 RESULTS_FILE = "results.csv"
 ID_COLUMNS = ["trial_id", "status", "seed", "setting_key"]
@@ -60,13 +60,11 @@ def columns_for(rows: list[dict[str, Any]], swept: list[str]) -> list[str]:
 def write_results(run_dir: Path, rows: list[dict[str, Any]], swept: list[str]) -> Path:
     """Write ``rows`` to ``run_dir/results.csv`` atomically (temp file, then rename)."""
     path = Path(run_dir) / RESULTS_FILE
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".csv")
-    with os.fdopen(fd, "w", newline="") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns_for(rows, swept), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _cell(v) for k, v in row.items()})
-    os.replace(tmp, path)
     return path
 
 

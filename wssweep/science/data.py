@@ -24,7 +24,6 @@ import json
 import os
 import pickle
 import random
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 from wssweep.errors import InputError
+from wssweep.files import atomic_write
 from wssweep.science.imports import import_object
 
 __all__ = ["DATASET_NAMES", "Dataset", "default_cache_dir", "load_dataset", "subset"]
@@ -276,19 +276,12 @@ def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
 
 def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` via a temp file + ``os.replace``: readers never see half."""
-    tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp_name, path)
-        tmp_name = None
     except OSError as exc:  # a read-only cache only costs regeneration next time
         warnings.warn(f"could not cache generated data at {path}: {exc}", stacklevel=3)
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 # ---------------------------------------------------------------------------------------------
