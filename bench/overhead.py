@@ -17,7 +17,7 @@ Measured, on this machine, for one grid sweep (default: sweeps/quickstart.yaml, 
 Printed: both walls and their ratios to the minimum, sweep/plain, and the driver overhead per
 trial, (sweep wall - plain wall) * slots / trials: the slot-seconds each trial costs on top of
 its own training; the part of it spent inside the trials (sweep minus plain trial seconds: W&B,
-per-epoch tune.report, CPU taken by Ray and the Tune driver), also per report; the driver's CPU
+tune.report, CPU taken by Ray and the Tune driver), also per progress record; the driver's CPU
 seconds. Slots = cores // cpus_per_trial (= cores for the quickstart). Both runs are checked to
 have trained the same (equal optimizer steps per trial), and both walls against the minimum.
 
@@ -66,7 +66,7 @@ def warm_up(cfg) -> None:
 def plain_trial(job: tuple[int, object]) -> dict:
     """One trial, bare: the pool's worker. Times in unix seconds."""
     index, cfg = job
-    records = []  # the progress records the sweep's trainable turns into tune.report calls
+    records = []  # the progress records the sweep's trainable logs to W&B (Tune gets ≤ 1 per s)
     started = time.time()
     metrics = run_trial(cfg, progress=records.append)
     return {"index": index, "started_at": started, "finished_at": time.time(),
@@ -185,7 +185,7 @@ def main() -> int:
           f"({sweep_wall:.1f} - {plain_wall:.1f}) s x {slots} / {n} = {overhead:.1f} s "
           f"| same optimizer steps in both runs: {same}/{n} trials")
     print(f"  of which inside the trials (sweep - plain trial seconds, per trial): {in_trial:.1f} s"
-          f" over {reports:.0f} tune.report calls = {1000 * in_trial / reports:.1f} ms per report"
+          f" over {reports:.0f} progress records = {1000 * in_trial / reports:.1f} ms per record"
           f" | driver CPU during the sweep: {driver_cpu:.1f} s")
     for label, wall in (("sweep", sweep_wall), ("plain", plain_wall)):
         if wall < minimum - SLACK_S:

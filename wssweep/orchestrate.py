@@ -28,7 +28,7 @@ from wssweep.spec import NAME_PATTERN
 
 SWEEP_FILE = "sweep.json"
 TUNE_DIR = "tune"
-PROGRESS_EVERY_S = 5.0  # seconds between progress lines
+PROGRESS_EVERY_S = 30.0  # seconds between progress lines when nothing changed
 
 
 def loopback_env() -> None:
@@ -150,6 +150,7 @@ class Progress:
         self.total, self.metric, self.mode = total, metric, mode
         self.start = time.time()
         self.last = 0.0
+        self.shown: tuple = ()
 
     def callback(self):
         from ray.tune import Callback
@@ -166,14 +167,16 @@ class Progress:
         return _Progress()
 
     def show(self, trials, force: bool) -> None:
+        """A line when a trial starts or ends, and otherwise every ``PROGRESS_EVERY_S``."""
         now = time.time()
-        if not force and now - self.last < PROGRESS_EVERY_S:
-            return
-        self.last = now
         states = [t.status for t in trials]
         done = sum(s == "TERMINATED" for s in states)
         failed = sum(s == "ERROR" for s in states)
         running = sum(s == "RUNNING" for s in states)
+        changed = (done, failed, running) != self.shown
+        if not (force or changed or now - self.last >= PROGRESS_EVERY_S):
+            return
+        self.last, self.shown = now, (done, failed, running)
         values = [t.last_result.get(self.metric) for t in trials
                   if t.status == "TERMINATED" and t.last_result.get("final")]
         values = [v for v in values if isinstance(v, int | float) and v == v]
