@@ -37,6 +37,9 @@ def loopback_env() -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Tune's result.json is kept (its ResultGrid reads it); its TensorBoard and CSV copies of what
+    # W&B already has are not (see _tuner_parts).
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # Our own progress line replaces Tune's tables; its snapshot-frequency warning is noise here.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -216,6 +219,7 @@ def sweep_payload(resolved, run_dir: Path, name: str) -> dict[str, Any]:
 
 def _tuner_parts(sweep: dict[str, Any], total: int):
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     from wssweep.trial import trainable
 
@@ -224,7 +228,7 @@ def _tuner_parts(sweep: dict[str, Any], total: int):
         name=TUNE_DIR, storage_path=sweep["run_dir"], verbose=0,
         failure_config=tune.FailureConfig(max_failures=sweep["max_failures"]),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[writer.callback(),
+        callbacks=[JsonLoggerCallback(), writer.callback(),
                    Progress(total, sweep["metric"], sweep["mode"]).callback()])
     wrapped = tune.with_resources(tune.with_parameters(trainable, sweep=sweep),
                                   trial_resources(sweep))
