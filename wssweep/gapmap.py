@@ -63,6 +63,11 @@ def _finite(values: Iterable[Any]) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
+def _too_few(arr: np.ndarray) -> tuple[float, float, float]:
+    """No interval from fewer than two values: (v, nan, nan) for one, all nan for none."""
+    return (float(arr[0]) if arr.size else _NAN), _NAN, _NAN
+
+
 def paired_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """``(mean, lo, hi)``: the Student-t interval of the mean of the per-seed paired values.
 
@@ -72,12 +77,9 @@ def paired_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float,
     ``(nan, nan, nan)``; identical values give a zero-width interval.
     """
     arr = _finite(values)
-    n = arr.size
-    if n == 0:
-        return _NAN, _NAN, _NAN
-    mean = float(arr.mean())
-    if n == 1:
-        return mean, _NAN, _NAN
+    if arr.size < 2:
+        return _too_few(arr)
+    n, mean = arr.size, float(arr.mean())
     half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * arr.std(ddof=1) / math.sqrt(n))
     return mean, mean - half, mean + half
 
@@ -91,12 +93,9 @@ def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples:
     are dropped; n = 1 gives ``(v, nan, nan)`` and n = 0 ``(nan, nan, nan)``, as ``paired_ci``.
     """
     arr = _finite(values)
-    n = arr.size
-    if n == 0:
-        return _NAN, _NAN, _NAN
-    mean = float(arr.mean())
-    if n == 1:
-        return mean, _NAN, _NAN
+    if arr.size < 2:
+        return _too_few(arr)
+    n, mean = arr.size, float(arr.mean())
     rng = np.random.default_rng(seed)
     means = arr[rng.integers(0, n, size=(n_resamples, n))].mean(axis=1)
     alpha = (1 - confidence) / 2
