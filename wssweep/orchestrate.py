@@ -64,7 +64,10 @@ def connect(address: str | None, wandb_mode: str) -> None:
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        # "local" starts a fresh Ray even if one is already running on this machine: a run
+        # without --address never lands on someone else's cluster by accident.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
 
 
 def trial_resources(sweep: dict[str, Any]) -> dict[str, float]:
