@@ -21,7 +21,6 @@ How the clusters are run, and why:
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
@@ -36,6 +35,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from wssweep.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,8 +128,7 @@ def wssweep(env: dict, *args: str, timeout: float = 240) -> subprocess.Completed
 
 
 def rows(run_dir: Path) -> list[dict]:
-    with open(run_dir / "results.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
+    return read_results(run_dir / "results.csv")
 
 
 def most_at_once(table: list[dict]) -> int:

@@ -1,7 +1,6 @@
 """kill -9 of the driver mid-sweep, then `wssweep resume`: nothing lost, nothing run twice."""
 
 import contextlib
-import csv
 import json
 import os
 import signal
@@ -10,6 +9,8 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+from wssweep.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT_MARGIN_S = 4  # > TUNE_GLOBAL_CHECKPOINT_S (2 s): finished trials are in Tune's state
@@ -34,8 +35,7 @@ def completed(run_dir: Path) -> set[str]:
     path = run_dir / "results.csv"
     if not path.exists():
         return set()
-    with open(path, newline="") as handle:
-        return {r["trial_id"] for r in csv.DictReader(handle) if r["status"] == "completed"}
+    return {r["trial_id"] for r in read_results(path) if r["status"] == "completed"}
 
 
 def test_kill_9_then_resume_finishes_without_rerunning(tmp_path, ray_env):
@@ -64,8 +64,7 @@ def test_kill_9_then_resume_finishes_without_rerunning(tmp_path, ray_env):
                          capture_output=True, text=True, cwd=REPO, env=ray_env, timeout=600)
     # resume finishes the sweep cleanly
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    with open(run_dir / "results.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_results(run_dir / "results.csv")
     # every trial of the 4 x 2 grid appears exactly once, and all completed
     assert len(rows) == 8 and len({r["trial_id"] for r in rows}) == 8
     assert {r["status"] for r in rows} == {"completed"}

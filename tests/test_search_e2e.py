@@ -1,11 +1,12 @@
 """bayes (Optuna), ASHA early termination and random search on a real local Ray."""
 
-import csv
 import subprocess
 import sys
 from pathlib import Path
 
 import optuna
+
+from wssweep.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,15 +21,15 @@ metric: {name: gap, goal: minimize}
 """
 
 
-def run(tmp_path: Path, env: dict, name: str, body: str, chunks: int = 3) -> Path:
+def run(tmp_path: Path, env: dict, name: str, body: str,
+        chunks: int = 3) -> tuple[Path, list[dict]]:
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(EXPERIMENT.replace("CHUNKS", str(chunks)) + body)
     out = subprocess.run([sys.executable, "-m", "wssweep", "run", str(spec), "--name", name,
                           "--storage", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                          env=env, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    with open(tmp_path / name / "results.csv", newline="") as handle:
-        return tmp_path / name, list(csv.DictReader(handle))
+    return tmp_path / name, read_results(tmp_path / name / "results.csv")
 
 
 def test_bayes_search_keeps_every_trial_in_the_sqlite_study(tmp_path, ray_env):

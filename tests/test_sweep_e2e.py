@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from wssweep.results import read_results
 from wssweep.tracking import find_runs, read_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +28,7 @@ def wssweep(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedPr
 
 
 def rows(run_dir: Path) -> list[dict]:
-    with open(run_dir / "results.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
+    return read_results(run_dir / "results.csv")
 
 
 @pytest.fixture(scope="module")
