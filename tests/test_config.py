@@ -40,3 +40,22 @@ def test_configs_are_frozen():
     # a validated config cannot drift after validation
     with pytest.raises(Exception, match="frozen"):
         cfg.lr = 1.0
+
+
+def test_canonical_resets_only_keys_the_experiment_never_reads():
+    from wssweep.config import ExperimentConfig
+
+    def canon(**kw):
+        return ExperimentConfig.model_validate(kw).canonical()
+
+    # no warmup: its start rate is unread; with warmup it matters
+    assert canon(optim={"warmup_init": "catapult"}) == canon()
+    assert canon(warmup_steps=10, optim={"warmup_init": "catapult"}) != canon(warmup_steps=10)
+    # plain warm start: shrink is unread; DASH reads it
+    assert canon(shrink=0.5) == canon()
+    assert canon(shrink=0.5, warm={"intervention": "dash"}) != canon(warm={"intervention": "dash"})
+    # noiseless shrink-and-perturb: the noise convention is unread
+    sp = {"intervention": "shrink_perturb", "perturb": 0.0}
+    assert canon(warm={**sp, "noise": "gaussian"}) == canon(warm=sp)
+    assert canon(warm={**sp, "perturb": 0.1, "noise": "gaussian"}) != canon(
+        warm={**sp, "perturb": 0.1})

@@ -347,3 +347,27 @@ def test_shipped_sweeps_plan_and_describe(tmp_path, path):
     assert plan.total_trials >= 1
     # and describe states that same count
     assert f"Trials: {plan.total_trials} " in space.describe(resolved)
+
+
+REPEATS = (
+    "parameters:\n"
+    "  warm.intervention: {values: [none, shrink_perturb]}\n"
+    "  shrink: {values: [0.3, 0.6]}\n"
+    "  warm.perturb: {values: [0.0, 0.1]}\n"
+    "  warm.noise: {values: [fresh_init, gaussian]}\n"
+    "seeds: [0, 1]\n"
+)
+
+
+def test_grid_runs_each_distinct_experiment_once(tmp_path):
+    resolved = load(tmp_path, REPEATS)
+    settings = space.grid_settings(resolved.spec, resolved.experiment)
+    # none: shrink, perturb, noise unread (1); S&P: 2 shrinks x (no noise + 2 conventions) (6)
+    assert len(settings) == 1 + 2 * 3
+    # the first of each repeated group is the one kept, in spec order
+    assert settings[0] == {"warm.intervention": "none", "shrink": 0.3, "warm.perturb": 0.0,
+                           "warm.noise": "fresh_init"}
+    # the count, the Tune grid and validate all agree on it
+    assert space.trial_count(resolved.spec, resolved.experiment) == 14
+    assert space.build_search(resolved, tmp_path).total_trials == 14
+    assert "9 of the 16 combinations dropped as repeats" in space.describe(resolved)

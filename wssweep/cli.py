@@ -23,7 +23,7 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     from wssweep.science.experiment import run_trial
     from wssweep.spec import load_trial_config
 
-    cfg = load_trial_config(args.spec, args.set)
+    cfg = load_trial_config(args.spec, args.set, smoke=args.smoke)
     metrics = run_trial(cfg)
     if args.pretty:
         # One metric per line, lists kept on their line: readable and still valid JSON.
@@ -38,7 +38,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from wssweep.space import describe
     from wssweep.spec import load_sweep_spec
 
-    print(describe(load_sweep_spec(args.spec, args.set)))
+    print(describe(load_sweep_spec(args.spec, args.set, smoke=args.smoke)))
     return 0
 
 
@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from wssweep.orchestrate import run_sweep
     from wssweep.spec import load_sweep_spec
 
-    resolved = load_sweep_spec(args.spec, args.set)
+    resolved = load_sweep_spec(args.spec, args.set, smoke=args.smoke)
     name = args.name if args.name is not None else (resolved.spec.name or _default_name(args.spec))
     run_dir = run_sweep(resolved, name=name, storage=Path(args.storage), address=args.address)
     print(f"wssweep: results in {run_dir / 'results.csv'}")
@@ -79,10 +79,22 @@ def _cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_results(args: argparse.Namespace) -> int:
+    from wssweep.studies import write_results
+
+    out = write_results(args.runs, args.out, include_smoke=args.include_smoke)
+    print(f"wssweep: studies written to {out}")
+    return 0
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an experiment key by its dotted path, e.g. --set lr=0.03 "
                         "--set warm.intervention=shrink_perturb (repeatable)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the same study in seconds: 400 training examples, 3 stages of 2 "
+                        "epochs (a 50-dimension NQM), the first 2 seeds, at most 4 trials; --set "
+                        "still applies on top")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "heatmaps, Pareto plot, report.html, and the W&B map run")
     gap_map.add_argument("run_dir", metavar="RUN_DIR")
     gap_map.set_defaults(func=_cmd_map)
+
+    results = sub.add_parser("results", help="write docs/results.md (and its figures) from the "
+                             "newest full run of each study in sweeps/")
+    results.add_argument("runs", nargs="+", metavar="RUNS", help="run directories, or "
+                         "directories holding them (e.g. runs/)")
+    results.add_argument("--out", default="docs/results.md", help="the page to write (figures "
+                         "go to figures/ beside it; default docs/results.md)")
+    results.add_argument("--include-smoke", action="store_true", help="use --smoke runs too "
+                         "(to check the page; their numbers are not results)")
+    results.set_defaults(func=_cmd_results)
 
     validate = sub.add_parser("validate", help="check a sweep spec; print the resolved search "
                               "space, the trial count and each trial's resources")

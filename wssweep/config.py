@@ -116,6 +116,9 @@ class ExperimentConfig(_Strict):
     warmup_steps: int = Field(default=0, ge=0)  # linear warmup per stage, optimizer steps; 0 = none
     shrink: float | None = Field(default=None, ge=0, le=1)  # λ; default 0.4 (S&P), 0.3 (DASH)
     meta_horizon: int = Field(default=0, ge=0)  # steps per candidate rate; 0 = off (use lr)
+    # Also train a cold arm at the warm arm's chosen rate (gap_chosen): separates a rate chosen
+    # too small, which hurts any start, from what warm starting itself costs.
+    cold_at_chosen_lr: bool = False
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: int = Field(default=1, gt=0)  # torch CPU threads per trial
     data: DataConfig = Field(default_factory=DataConfig)
@@ -124,6 +127,51 @@ class ExperimentConfig(_Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     warm: WarmConfig = Field(default_factory=WarmConfig)
     nqm: NQMConfig = Field(default_factory=NQMConfig)
+
+    def canonical(self) -> dict[str, Any]:
+        """The config as a mapping with inert keys (ones this config never reads) at defaults.
+
+        Two configs with the same canonical form run the same experiment, so a grid runs it once:
+        e.g. the noise convention when shrink-and-perturb adds no noise, ``shrink`` when there is
+        no shrinking intervention, the warmup's start rate when there is no warmup.
+
+        Example:
+            >>> a = ExperimentConfig.model_validate({"warm": {"perturb": 0.0, "noise": "gaussian",
+            ...     "intervention": "shrink_perturb"}})
+            >>> b = a.model_copy(update={"warm": a.warm.model_copy(update={"noise": "fresh_init"})})
+            >>> a.canonical() == b.canonical(), a.model_dump() == b.model_dump()
+            (True, False)
+        """
+        out = self.model_dump()
+        w, o, defaults = out["warm"], out["optim"], ExperimentConfig().model_dump()
+        inert = []
+        if w["intervention"] not in ("shrink_perturb", "dash"):
+            inert.append(("shrink",))
+        if w["intervention"] != "shrink_perturb" or w["perturb"] == 0:
+            inert += [("warm", "noise")] + ([("warm", "perturb")] if w["intervention"]
+                                            != "shrink_perturb" else [])
+        if w["intervention"] != "dash":
+            inert += [("warm", "dash_alpha"), ("warm", "granularity")]
+        if w["intervention"] != "l2_init":
+            inert.append(("warm", "l2_coef"))
+        if self.meta_horizon == 0:
+            inert += [("warm", k) for k in ("meta_lr_min", "meta_lr_max", "meta_candidates",
+                                            "meta_score_batches")]
+        if self.warmup_steps == 0:
+            inert.append(("optim", "warmup_init"))
+        if o["schedule"] != "two_regime":
+            inert += [("optim", "switch_step"), ("optim", "ratio")]
+        if o["schedule"] != "cosine":
+            inert.append(("optim", "decay_steps"))
+        if self.kind == "network":
+            inert.append(("nqm",))
+        for path in inert:
+            *parents, leaf = path
+            node, default = out, defaults
+            for part in parents:
+                node, default = node[part], default[part]
+            node[leaf] = default[leaf]
+        return out
 
     def resolved_shrink(self) -> float:
         """λ actually used: the config's, else the intervention's published default."""

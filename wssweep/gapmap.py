@@ -391,7 +391,7 @@ def expected_trials(sweep: dict[str, Any]) -> int | None:
         from wssweep.space import trial_count
         from wssweep.spec import SweepSpec
 
-        return int(trial_count(SweepSpec.model_validate(sweep["spec"])))
+        return int(trial_count(SweepSpec.model_validate(sweep["spec"]), sweep.get("experiment")))
     except Exception:  # an old or hand-made sweep.json: the count is unknown, not fatal
         return None
 
@@ -415,7 +415,7 @@ def missing_trials(data: RunData) -> list[tuple[dict[str, Any], int]] | None:
         spec = SweepSpec.model_validate(data.sweep["spec"])
         if spec.method != "grid":
             return None
-        expected = grid_trials(spec)
+        expected = grid_trials(spec, data.sweep.get("experiment"))
     except Exception:  # unknown spec: say nothing rather than guess
         return None
     swept = data.swept

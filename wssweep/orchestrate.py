@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from wssweep.errors import InputError
+from wssweep.files import atomic_write
 from wssweep.results import write_results
 from wssweep.spec import NAME_PATTERN
 
 SWEEP_FILE = "sweep.json"
+WALL_FILE = "wall.json"  # the wall time of each run / resume session, start to map
 TUNE_DIR = "tune"
 PROGRESS_EVERY_S = 30.0  # seconds between progress lines when nothing changed
 
@@ -205,6 +207,9 @@ def sweep_payload(resolved, run_dir: Path, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "run_dir": str(run_dir),
+        "spec_path": str(resolved.path),
+        "overrides": list(resolved.overrides),
+        "smoke": resolved.smoke,
         "spec": spec.model_dump(mode="json", exclude_unset=True),
         "experiment": resolved.experiment,
         "seeds": list(spec.seeds),
@@ -263,6 +268,17 @@ def publish_map(run_dir: Path, sweep: dict[str, Any]):
     return files
 
 
+def record_wall(run_dir: Path, started: float, session: str) -> None:
+    """Append one session (``run`` or ``resume``) with its wall time to ``RUN_DIR/wall.json``."""
+    path = Path(run_dir) / WALL_FILE
+    sessions = json.loads(path.read_text()) if path.is_file() else []
+    finished = time.time()
+    sessions.append({"session": session, "started_at": started, "finished_at": finished,
+                     "seconds": round(finished - started, 1)})
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(sessions, indent=1))
+
+
 def check_run_target(storage: Path, name: str | None) -> None:
     """Reject a --name that is not a plain directory name (``/abs``, ``../up``) and a --storage
     that cannot become a directory, before Ray starts."""
@@ -309,6 +325,7 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
 
     from wssweep.space import build_search
 
+    started = time.time()
     check_run_target(Path(storage), name)
     run_dir = Path(storage).absolute() / name
     if run_dir.exists():
@@ -331,13 +348,16 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     grid = tuner.fit()
-    return finish(grid, sweep).parent
+    path = finish(grid, sweep)
+    record_wall(run_dir, started, "run")
+    return path.parent
 
 
 def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     """Finish an interrupted sweep without re-running its finished trials."""
     from ray import tune
 
+    started = time.time()
     run_dir = Path(run_dir).absolute()
     sweep = load_run(run_dir)
     tune_dir = run_dir / TUNE_DIR
@@ -347,4 +367,6 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,
                                resume_errored=False)
     grid = tuner.fit()
-    return finish(grid, sweep).parent
+    path = finish(grid, sweep)
+    record_wall(run_dir, started, "resume")
+    return path.parent

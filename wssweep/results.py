@@ -30,6 +30,7 @@ METRIC_COLUMNS = [
     "warm/seconds", "cold/seconds", "lr_chosen", "diverged", "warm/test_acc_mean",
     "cold/test_acc_mean", "warm/train_acc", "cold/train_acc", "warm/meta_steps",
     "nqm/final_loss", "nqm/initial_loss", "nqm/lr_first", "nqm/lr_mid", "nqm/lr_last",
+    "cold_chosen/test_acc", "gap_chosen",
 ]
 TAIL_COLUMNS = ["error", "started_at", "finished_at"]
 STATUSES = ("completed", "diverged", "error", "stopped", "running", "pending")

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 import numbers
 import warnings
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wssweep.config import ExperimentConfig
-from wssweep.spec import ParameterSpec, ResolvedSweep, SweepSpec
+from wssweep.spec import ParameterSpec, ResolvedSweep, SweepSpec, experiment_from_mapping
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
@@ -193,19 +194,37 @@ def tune_domain(param: ParameterSpec) -> Any:
     raise ValueError(f"unknown parameter kind {kind!r}")
 
 
-def grid_settings(spec: SweepSpec) -> list[dict[str, Any]]:
-    """The grid's settings: the cartesian product of each parameter's values, in spec order."""
+def grid_settings(
+    spec: SweepSpec, experiment: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The grid's settings: the cartesian product of each parameter's values, in spec order.
+
+    Given the ``experiment``, a setting that runs the same experiment as an earlier one
+    (``ExperimentConfig.canonical``: it differs only in keys the experiment never reads, such as
+    the noise convention of a noiseless shrink-and-perturb) is dropped.
+    """
     keys = list(spec.parameters)
     choices = [p.candidates() for p in spec.parameters.values()]
-    return [dict(zip(keys, copy.deepcopy(combo), strict=True))
-            for combo in itertools.product(*choices)]
+    settings = [dict(zip(keys, copy.deepcopy(combo), strict=True))
+                for combo in itertools.product(*choices)]
+    if experiment is None:
+        return settings
+    seen, kept = set(), []
+    for setting in settings:
+        cfg = experiment_from_mapping(experiment, setting=setting)
+        key = json.dumps(cfg.canonical(), sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            kept.append(setting)
+    return kept
 
 
-def grid_trials(spec: SweepSpec) -> list[dict[str, Any]]:
+def grid_trials(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every grid trial as ``{"setting": ..., "seed": s}``: settings outer, seeds inner, then
-    cut at ``run_cap`` when one is given."""
+    cut at ``run_cap`` when one is given. ``experiment`` drops duplicate settings
+    (``grid_settings``)."""
     trials = [{"setting": copy.deepcopy(setting), "seed": seed}
-              for setting in grid_settings(spec) for seed in spec.seeds]
+              for setting in grid_settings(spec, experiment) for seed in spec.seeds]
     return trials[: spec.run_cap] if spec.run_cap is not None else trials
 
 
@@ -231,12 +250,11 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") and not isinstance(value, list | dict) else value
 
 
-def trial_count(spec: SweepSpec) -> int:
+def trial_count(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> int:
     """How many trials the sweep runs (for random and bayes: the most the cap allows)."""
     n_seeds = len(spec.seeds)
     if spec.method == "grid":
-        total = math.prod(len(p.candidates()) for p in spec.parameters.values()) * n_seeds
-        return min(total, spec.run_cap) if spec.run_cap is not None else total
+        return len(grid_trials(spec, experiment))
     return (spec.run_cap // n_seeds) * n_seeds
 
 
@@ -264,7 +282,7 @@ def build_search(resolved: ResolvedSweep, run_dir: Path) -> SearchPlan:
     metric, mode = spec.metric.name, spec.metric.mode
     scheduler = build_scheduler(spec)
     if spec.method == "grid":
-        trials = grid_trials(spec)
+        trials = grid_trials(spec, resolved.experiment)
         return SearchPlan({"trial": tune.grid_search(trials)}, 1, None, scheduler, metric, mode,
                           len(trials))
     space = {key: tune_domain(param) for key, param in spec.parameters.items()}
@@ -343,12 +361,16 @@ def domain_text(param: ParameterSpec) -> str:
     }[kind]
 
 
-def _count_text(spec: SweepSpec) -> str:
-    n_seeds, total = len(spec.seeds), trial_count(spec)
+def _count_text(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> str:
+    n_seeds, total = len(spec.seeds), trial_count(spec, experiment)
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
     if spec.method == "grid":
-        n_settings = math.prod(len(p.candidates()) for p in spec.parameters.values())
+        n_settings = len(grid_settings(spec, experiment))
         text = f"{total} ({n_settings} setting{'s' if n_settings != 1 else ''} x {seeds}"
+        n_product = math.prod(len(p.candidates()) for p in spec.parameters.values())
+        if n_settings < n_product:
+            text += (f"; {n_product - n_settings} of the {n_product} combinations dropped as "
+                     "repeats (they differ only in keys their experiment does not read)")
         if spec.run_cap is not None and spec.run_cap < n_settings * n_seeds:
             text += f", cut to run_cap {spec.run_cap}"
         return text + ")"
@@ -409,7 +431,7 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
         if spec.method == "bayes" and len(spec.seeds) > 1:
             lines.append("  note: ASHA may stop some seeds of a setting early; Optuna then gets "
                          "the mean over seeds of their last reported values")
-    lines.append(f"Trials: {_count_text(spec)}")
+    lines.append(f"Trials: {_count_text(spec, resolved.experiment)}")
     lines += _resources_lines(spec, num_cpus, num_gpus)
     wb = spec.wandb
     entity = f", entity {wb.entity}" if wb.entity else ""

@@ -64,6 +64,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 #: ``nqm/final_loss`` comes from ``kind: nqm`` experiments, the others from ``kind: network``.
 REPORTED_METRICS: tuple[str, ...] = (
     "gap",
+    "gap_chosen",
     "warm/test_acc",
     "cold/test_acc",
     "warm/test_acc_mean",
@@ -393,6 +394,7 @@ class ResolvedSweep:
     experiment: dict[str, Any]  # the experiment mapping, overrides applied, before any setting
     path: Path
     overrides: list[str] = field(default_factory=list)
+    smoke: bool = False  # scaled down by --smoke: a check that it runs, not a result
 
     @property
     def experiment_source(self) -> str:
@@ -551,6 +553,42 @@ def experiment_from_mapping(
         raise validation_error(exc, ExperimentConfig, prefix) from None
 
 
+#: ``--smoke``: the same experiment, scaled down to run in seconds (keys absent from the
+#: experiment's kind are skipped). A study's science is unchanged; only its size is.
+SMOKE_EXPERIMENT: dict[str, dict[str, Any]] = {
+    "network": {"data.train_size": 400, "data.test_size": 200, "protocol.stop.min_epochs": 1,
+                "protocol.stop.max_epochs": 2},
+    "nqm": {"nqm.d": 50, "nqm.total_steps": 200, "nqm.every": 50, "nqm.iters": 5,
+            "nqm.n_pieces": 5},
+}
+SMOKE_CHUNKS = 3  # online/active stages at most
+SMOKE_SEEDS = 2  # the first seeds of the spec
+SMOKE_TRIALS = 4  # run_cap: grid settings in order, seeds inner
+
+
+def smoke_experiment(experiment: dict[str, Any]) -> dict[str, Any]:
+    """``experiment`` scaled down for ``--smoke``: small data, 2 epochs, 3 stages; a small NQM.
+
+    Example:
+        >>> smoke_experiment({"protocol": {"chunks": 10}})["protocol"]
+        {'chunks': 3, 'stop': {'min_epochs': 1, 'max_epochs': 2}}
+    """
+    out = copy.deepcopy(experiment)
+    for key, value in SMOKE_EXPERIMENT[out.get("kind", "network")].items():
+        set_dotted(out, key, value, origin="--smoke")
+    protocol = out.get("protocol", {})
+    if out.get("kind", "network") == "network" and protocol.get("chunks", 10) > SMOKE_CHUNKS:
+        set_dotted(out, "protocol.chunks", SMOKE_CHUNKS, origin="--smoke")
+    return out
+
+
+def smoke_spec(spec: SweepSpec) -> SweepSpec:
+    """``spec`` cut for ``--smoke``: the first seeds and at most ``SMOKE_TRIALS`` trials."""
+    seeds = spec.seeds[:SMOKE_SEEDS]
+    return spec.model_copy(update={"seeds": seeds,
+                                   "run_cap": min(spec.run_cap or SMOKE_TRIALS, SMOKE_TRIALS)})
+
+
 def load_sweep(path: str | Path) -> SweepSpec | None:
     """The sweep spec in ``path``, or ``None`` when the file is a bare experiment config.
 
@@ -565,17 +603,24 @@ def load_sweep(path: str | Path) -> SweepSpec | None:
         raise validation_error(exc, SweepSpec) from None
 
 
-def load_trial_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_trial_config(
+    path: str | Path, overrides: list[str] | None = None, smoke: bool = False
+) -> ExperimentConfig:
     """The config ``wssweep trial`` runs: one setting of the file, then ``--set`` overrides.
 
     For a sweep spec, each swept parameter takes its ``value``, first ``values`` entry or the
-    centre of its range, and the seed is the first of ``seeds``.
+    centre of its range, and the seed is the first of ``seeds``. ``smoke`` scales the experiment
+    down first (``smoke_experiment``).
     """
     path = Path(path)
     sweep = load_sweep(path)
     if sweep is None:
-        return experiment_from_mapping(read_yaml(path), overrides)
+        experiment = read_yaml(path)
+        return experiment_from_mapping(smoke_experiment(experiment) if smoke else experiment,
+                                       overrides)
     experiment = resolve_experiment(sweep.experiment, path.parent)
+    if smoke:
+        experiment = smoke_experiment(experiment)
     setting = {"seed": sweep.seeds[0]}
     setting.update({key: param.default_value() for key, param in sweep.parameters.items()})
     return experiment_from_mapping(experiment, overrides, setting)
@@ -665,8 +710,13 @@ def _check_metric(cfg: ExperimentConfig, spec: SweepSpec) -> None:
                          spec.early_terminate.model_dump(exclude_none=True))
 
 
-def load_sweep_spec(path: str | Path, overrides: list[str] | None = None) -> ResolvedSweep:
+def load_sweep_spec(
+    path: str | Path, overrides: list[str] | None = None, smoke: bool = False
+) -> ResolvedSweep:
     """Load, validate and resolve the sweep spec at ``path`` for running its search.
+
+    ``smoke`` runs the same study in seconds: the experiment scaled down (``smoke_experiment``),
+    the first seeds, at most ``SMOKE_TRIALS`` trials (``smoke_spec``).
 
     Checks the schema and the search rules, resolves the experiment, applies ``--set key=value``
     overrides to it (a swept key or ``seed`` cannot be overridden), and tries every parameter's
@@ -690,8 +740,11 @@ def load_sweep_spec(path: str | Path, overrides: list[str] | None = None) -> Res
         raise InputError("experiment", "an experiment config (as in configs/), not another sweep "
                          "spec", spec.experiment)
     _validate(experiment, prefix="experiment.")
+    if smoke:
+        spec, experiment = smoke_spec(spec), smoke_experiment(experiment)
     experiment = _apply_overrides(experiment, overrides, spec)
     cfg = _validate(experiment, prefix="experiment.")
     _check_parameters(experiment, spec)
     _check_metric(cfg, spec)
-    return ResolvedSweep(spec=spec, experiment=experiment, path=path.resolve(), overrides=overrides)
+    return ResolvedSweep(spec=spec, experiment=experiment, path=path.resolve(), overrides=overrides,
+                         smoke=smoke)

@@ -17,10 +17,12 @@ import torch
 from ray import tune
 
 from wssweep import tracking
+from wssweep.cache import ArtifactCache
 from wssweep.results import setting_key
 from wssweep.science.experiment import run_trial
 from wssweep.spec import experiment_from_mapping
 
+CACHE_DIR = "cache"  # stage 1 and cold arms shared between the trials of a run
 STARTS_FILE = "trial_starts.jsonl"  # one line per trial start: proof of what ran when
 # A Tune report costs ~10 ms (bench/overhead.py); epochs of small models take less. Epoch records
 # go to Tune at most this often (every one still goes to W&B); stage ends always go.
@@ -87,7 +89,7 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
         tune.report({**_scalars(record), **latest, **identity})
 
     try:
-        metrics = run_trial(cfg, progress=progress)
+        metrics = run_trial(cfg, progress=progress, cache=ArtifactCache(run_dir / CACHE_DIR))
     except BaseException:
         run.finish({}, exit_code=1)
         raise

@@ -202,3 +202,52 @@ def test_progress_records_are_monotone_and_end_at_the_final_gap():
     assert len(epochs) == sum(m["warm/stage_epochs"]) + sum(m["cold/stage_epochs"][1:])
     # the last stage record carries the trial's final gap
     assert stages[-1]["gap"] == m["gap"]
+
+
+def test_cold_at_chosen_rate_trains_a_third_arm_at_the_warm_rates():
+    m = run_trial(config(meta_horizon=5, cold_at_chosen_lr=True,
+                         warm={"meta_lr_min": 1e-4, "meta_lr_max": 1.0, "meta_candidates": 5}))
+    # the third arm reports every stage, and its gap is paired with the warm arm
+    assert len(m["cold_chosen/stage_test_acc"]) == 3
+    assert math.isclose(m["gap_chosen"], m["cold_chosen/test_acc"] - m["warm/test_acc"])
+    # it is a cold start: its steps differ from the warm arm's (no meta steps) and from cold's
+    assert m["cold_chosen/steps"] != m["warm/steps"]
+
+
+def test_cold_at_chosen_rate_without_a_horizon_is_the_cold_arm():
+    m = run_trial(config(cold_at_chosen_lr=True))
+    # with meta-optimization off the chosen rate is lr, so the third arm is the cold arm
+    assert m["gap_chosen"] == m["gap"]
+    assert m["cold_chosen/stage_test_acc"] == m["cold/stage_test_acc"]
+
+
+@pytest.mark.parametrize("kind", ["online", "active"])
+def test_cached_baseline_gives_the_same_trial(kind, tmp_path):
+    from wssweep.cache import ArtifactCache
+
+    cache = ArtifactCache(tmp_path)
+    plain = config(protocol={"kind": kind, "chunks": 3, "stop": {"max_epochs": 3}})
+    shrunk = config(protocol={"kind": kind, "chunks": 3, "stop": {"max_epochs": 3}},
+                    warm={"intervention": "shrink_perturb", "keep_optimizer": True}, shrink=0.5)
+    fresh = run_trial(shrunk)
+    first = run_trial(plain, cache=cache)
+    reused = run_trial(shrunk, cache=cache)
+    drop = {"warm/seconds", "cold/seconds", "warm/stage_seconds", "cold/stage_seconds"}
+    # one artifact for both settings of the seed: stage 1 and the cold arm
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    # the trial that loaded them reports exactly what training them itself gave
+    assert {k: v for k, v in reused.items() if k not in drop} == {
+        k: v for k, v in fresh.items() if k not in drop}
+    # and the cold arm is the one the first trial trained
+    assert reused["cold/stage_seconds"] == first["cold/stage_seconds"]
+
+
+def test_baseline_key_ignores_warm_settings_only():
+    from wssweep.science.experiment import baseline_key
+
+    base = config()
+    # warm-only keys leave the key alone; the seed, the rate and the data change it
+    assert baseline_key(base) == baseline_key(config(shrink=0.2, meta_horizon=3,
+                                                     warm={"intervention": "dash"}))
+    assert baseline_key(base) != baseline_key(config(seed=1))
+    assert baseline_key(base) != baseline_key(config(lr=0.02))

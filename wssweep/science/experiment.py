@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,9 +47,14 @@ from wssweep.science.schedules import make_schedule
 from wssweep.science.train import StageResult, StopRule, train_stage
 
 if TYPE_CHECKING:
+    from wssweep.cache import ArtifactCache
     from wssweep.config import ExperimentConfig
 
 ARMS = ("warm", "cold")
+#: The optional third arm: a cold start trained at the rate the warm arm's meta-optimization chose.
+COLD_CHOSEN = "cold_chosen"
+# Config keys that change only the warm arm: stage 1 and the cold arm do not depend on them.
+WARM_ONLY_KEYS = {"warm", "shrink", "meta_horizon", "cold_at_chosen_lr", "threads"}
 CHANCE_FACTOR = 1.5  # a final train accuracy below 1.5x chance counts as diverged (Kalra & B.)
 
 
@@ -56,6 +62,21 @@ def derive_seed(seed: int, *parts: object) -> int:
     """A seed for one purpose (split, batches of stage j, noise of stage j) from the trial seed."""
     digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little")
+
+
+def baseline_key(cfg: ExperimentConfig) -> str:
+    """A hash of exactly the settings that determine stage 1 and the cold arm (not the warm ones).
+
+    Example:
+        >>> from wssweep.config import ExperimentConfig
+        >>> a = ExperimentConfig.model_validate({"shrink": 0.5})
+        >>> b = ExperimentConfig.model_validate({"shrink": 0.9, "warm": {"perturb": 0.0}})
+        >>> baseline_key(a) == baseline_key(b), baseline_key(a) == baseline_key(b.model_copy(
+        ...     update={"seed": 1}))
+        (True, False)
+    """
+    text = json.dumps(cfg.model_dump(exclude=WARM_ONLY_KEYS), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,15 +147,17 @@ class Trial:
         *,
         optimizer: torch.optim.Optimizer | None = None,
         meta: bool = False,
+        lr: float | None = None,
         penalty=None,
         on_epoch=None,
     ) -> tuple[StageResult, torch.optim.Optimizer]:
-        """Train one stage; returns its result and the optimizer (for arms that keep it)."""
+        """Train one stage at ``lr`` (default the config's, or the meta-optimized one if ``meta``);
+        returns its result and the optimizer (for arms that keep it)."""
         cfg, o = self.cfg, self.cfg.optim
         pool = pool.to(self.device)
         x, y = self.data.x_train[pool], self.data.y_train[pool]
         batch_seed = derive_seed(cfg.seed, "batches", stage)
-        lr, extra_steps, extra = cfg.lr, 0, {}
+        lr, extra_steps, extra = cfg.lr if lr is None else lr, 0, {}
         if meta and cfg.meta_horizon > 0:
             w = cfg.warm
             pick = short_horizon_lr(
@@ -199,18 +222,26 @@ class Arm:
 
 
 def run_trial(
-    cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] | None = None
+    cfg: ExperimentConfig,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    cache: ArtifactCache | None = None,
 ) -> dict[str, Any]:
     """Run the warm arm and the cold arm of ``cfg``; return the trial's metrics (JSON-ready).
 
     Accuracies are in percent; ``gap`` is cold minus warm final test accuracy in points; steps and
     seconds count what each arm spent after the first stage, i.e. once new data had arrived
-    (stage 1 is shared); ``saving`` is cold steps over warm steps.
+    (stage 1 is shared); ``saving`` is cold steps over warm steps. With ``cold_at_chosen_lr`` a
+    third arm, ``cold_chosen``, trains a cold start at each stage's meta-optimized rate, and
+    ``gap_chosen`` is its test accuracy minus the warm arm's.
 
     The arms advance stage by stage, warm then cold, so a running gap exists after every stage.
     ``progress``, if given, receives a record after every epoch (``event: "epoch"``) and every
     stage (``event: "stage"``, with that stage's test accuracies and gap); ``step`` counts epochs
     over both arms and ``stages_done`` counts stages both arms have finished (both monotone).
+
+    ``cache``, if given, holds stage 1 and the cold arm under ``baseline_key(cfg)``: a trial that
+    finds them there trains only its warm arm (the cold arm's steps and seconds are those measured
+    when it was trained).
     """
     if cfg.kind == "nqm":
         return run_nqm({**cfg.nqm.model_dump(), "seed": cfg.seed,
@@ -224,6 +255,8 @@ def run_trial(
                               chunks=p.chunks, generator=split)
     init_seed = derive_seed(cfg.seed, "init")
     counter = {"step": 0, "stages_done": 0}
+    key = baseline_key(cfg)
+    cached = cache.load(key) if cache is not None else None
 
     def emit(record: dict[str, Any]) -> None:
         if progress is not None:
@@ -236,12 +269,24 @@ def run_trial(
                   f"{arm}/train_acc": 100 * train_acc})
         return hook
 
-    # Stage 1 is the same for both arms: train it once.
+    # Stage 1 is the same for both arms: train it once (or load it from another trial).
     model = trial.new_model(init_seed)
-    first, optimizer = trial.train(model, 0, trial.pools[0], on_epoch=epoch_hook("warm", 0))
+    if cached is None:
+        first, optimizer = trial.train(model, 0, trial.pools[0], on_epoch=epoch_hook("warm", 0))
+        stage1 = {"model": copy.deepcopy(model.state_dict()), "result": first,
+                  "optimizer": copy.deepcopy(optimizer.state_dict())}
+    else:
+        stage1 = cached["stage1"]
+        first = stage1["result"]
+        model.load_state_dict(stage1["model"])
+        optimizer = trial.new_optimizer(model.parameters(), cfg.lr)
+        optimizer.load_state_dict(stage1["optimizer"])
     after_first = copy.deepcopy(model) if p.kind == "active" else None
     warm = Arm(model, optimizer, trial.pools[0], [first])
-    cold = Arm(after_first, None, trial.pools[0], [first])
+    cold = Arm(after_first, None, trial.pools[0], [first] if cached is None else cached["cold"])
+    # A cold start at the warm arm's chosen rate; without meta-optimization that is the cold arm.
+    chosen = Arm(copy.deepcopy(after_first), None, trial.pools[0], [first]) if (
+        cfg.cold_at_chosen_lr and cfg.meta_horizon > 0) else None
     init_params = snapshot_params(model) if w.intervention == "l2_init" else None
     penalty = (lambda: l2_init_penalty(warm.model, init_params, w.l2_coef)) if init_params else None
     counter["stages_done"] = 1
@@ -257,19 +302,30 @@ def run_trial(
                 optimizer=warm.optimizer if w.keep_optimizer else None, meta=True,
                 penalty=penalty, on_epoch=epoch_hook("warm", stage))
             warm.stages.append(result)
-        if not cold.diverged:
+        if cached is None and not cold.diverged:
             # Cold: a fresh init and a fresh optimizer, on the same pool and batch order.
             cold.pool = trial.pool(stage, cold.pool, cold.model)
             cold.model = trial.new_model(init_seed)
             result, _ = trial.train(cold.model, stage, cold.pool,
                                     on_epoch=epoch_hook("cold", stage))
             cold.stages.append(result)
+        if chosen is not None and not chosen.diverged and len(warm.stages) > stage:
+            chosen.pool = trial.pool(stage, chosen.pool, chosen.model)
+            chosen.model = trial.new_model(init_seed)
+            result, _ = trial.train(chosen.model, stage, chosen.pool,
+                                    lr=warm.stages[stage].lr,
+                                    on_epoch=epoch_hook(COLD_CHOSEN, stage))
+            chosen.stages.append(result)
         if warm.diverged and cold.diverged:
             break
         counter["stages_done"] = stage + 1
         emit(stage_record(warm, cold, stage))
-    return summarize({"warm": warm.stages, "cold": cold.stages}, trial.n_stages,
-                     trial.data.num_classes)
+    if cache is not None and cached is None:
+        cache.save(key, {"stage1": stage1, "cold": cold.stages})
+    stages = {"warm": warm.stages, "cold": cold.stages}
+    if cfg.cold_at_chosen_lr:
+        stages[COLD_CHOSEN] = cold.stages if chosen is None else chosen.stages
+    return summarize(stages, trial.n_stages, trial.data.num_classes)
 
 
 def stage_record(warm: Arm, cold: Arm, stage: int) -> dict[str, Any]:
@@ -292,7 +348,7 @@ def summarize(stages: dict[str, list[StageResult]], n_stages: int, num_classes: 
     """The trial's metrics from both arms' stage results (names as in design.md)."""
     chance = 100.0 / num_classes
     out: dict[str, Any] = {}
-    for arm in ARMS:
+    for arm in stages:
         done = stages[arm]
         later = done[1:]
         diverged = (len(done) < n_stages or done[-1].diverged
@@ -313,6 +369,10 @@ def summarize(stages: dict[str, list[StageResult]], n_stages: int, num_classes: 
         out[f"{arm}/stage_stop"] = [s.stop_reason for s in done]
     warm_acc, cold_acc = out["warm/test_acc"], out["cold/test_acc"]
     out["gap"] = None if warm_acc is None or cold_acc is None else cold_acc - warm_acc
+    if COLD_CHOSEN in stages:
+        chosen_acc = out[f"{COLD_CHOSEN}/test_acc"]
+        out["gap_chosen"] = (None if warm_acc is None or chosen_acc is None
+                             else chosen_acc - warm_acc)
     out["saving"] = out["cold/steps"] / out["warm/steps"] if out["warm/steps"] else None
     chosen = [s.lr for s in stages["warm"][1:] if s.extra_steps]
     # The geometric mean summarises the per-stage choices on the scale rates live on.

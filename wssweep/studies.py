@@ -1,0 +1,719 @@
+"""The seed papers' studies (``sweeps/``) and ``docs/results.md``, written from their runs.
+
+Each study is a sweep spec in ``sweeps/`` plus, here, what its paper found and how to compare a
+run with it: ``compare`` reads the run's per-setting summary (``wssweep.gapmap``) and returns
+``agree``, ``disagree`` or ``unclear`` with a paragraph whose every number comes from the run.
+``write_results`` picks the newest finished, full-size (not ``--smoke``) run of each study from
+the directories it is given and writes the page and its figures::
+
+    wssweep results runs/ --out docs/results.md
+
+Example:
+    >>> sorted(STUDIES)[:3]
+    ['ash_adams_batch', 'ash_adams_online', 'dash']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wssweep.errors import InputError
+from wssweep.files import atomic_write
+from wssweep.gapmap import (
+    RunData,
+    cell_text,
+    count_trials,
+    paired_ci,
+    parse_value,
+    read_run,
+    summarize_run,
+    to_float,
+    trial_outcome,
+)
+
+FIGURE_DIR = "figures"  # beside results.md
+MAX_FIGURE_BYTES = 1_000_000  # a figure in docs/ must stay well under 1 MB
+
+
+@dataclass
+class StudyRun:
+    """One finished run of a study: its trials, per-setting summary and wall time."""
+
+    data: RunData
+    rows: list[dict[str, Any]]  # summary rows (``wssweep.gapmap.summarize_run``)
+    wall_seconds: float | None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data.run_dir
+
+    def value(self, row: dict[str, Any], key: str, default: Any = None) -> Any:
+        """A swept value of a summary or trial row, parsed; ``default`` when not swept."""
+        return parse_value(cell_text(row[key])) if key in row else default
+
+    def select(self, **where: Any) -> list[dict[str, Any]]:
+        """Summary rows whose swept keys (``__`` for ``.``) equal the given values."""
+        def match(row: dict[str, Any]) -> bool:
+            return all(_same(self.value(row, k.replace("__", ".")), v) for k, v in where.items())
+        return [r for r in self.rows if match(r)]
+
+    def trials(self, row: dict[str, Any]) -> list[dict[str, str]]:
+        """The trials (results.csv rows) of one summary row's setting."""
+        keys = self.data.swept
+        return [t for t in self.data.rows
+                if all(_same(parse_value(cell_text(t.get(k))), row[k]) for k in keys)]
+
+    def per_seed(self, row: dict[str, Any], metric: str) -> dict[int, float]:
+        """``metric`` of each valid trial of ``row``'s setting, by seed."""
+        out = {}
+        for t in self.trials(row):
+            value = to_float(t.get(metric))
+            if trial_outcome(t, self.data.quantity) == "succeeded" and math.isfinite(value):
+                out[int(float(t["seed"]))] = value
+        return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return math.isclose(float(a), float(b))
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+@dataclass(frozen=True)
+class Study:
+    """What a study asks, what its paper found, and how a run is compared with it."""
+
+    stem: str  # sweeps/<stem>.yaml
+    title: str
+    paper: str
+    finding: str  # the paper's finding, in one or two sentences
+    compare: Callable[[StudyRun], tuple[str, str]]
+    table: Callable[[StudyRun], str] | None = None  # default: the verdict table
+    figure: Callable[[StudyRun, Path], Path] | None = None  # default: the map's first plot
+    figure_note: str = ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting
+
+
+def fmt(x: float, digits: int = 1, signed: bool = False) -> str:
+    """A number for the page; NaN as an em dash."""
+    if x is None or not math.isfinite(float(x)):
+        return "—"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def fmt_ci(mean: float, lo: float, hi: float, digits: int = 1) -> str:
+    """``+1.2 [+0.3, +2.1]``; without an interval (fewer than 2 seeds), the mean alone."""
+    if not math.isfinite(lo) or not math.isfinite(hi):
+        return fmt(mean, digits, signed=True)
+    return (f"{fmt(mean, digits, True)} [{fmt(lo, digits, True)}, "
+            f"{fmt(hi, digits, True)}]")
+
+
+def fmt_lr(x: float) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.2g}"
+
+
+def _label(run: StudyRun, row: dict[str, Any], keys: Sequence[str] | None = None) -> str:
+    keys = keys if keys is not None else varying_keys(run)
+    return ", ".join(f"{_short(k)} {_val(row[k])}" for k in keys)
+
+
+def _short(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def _val(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def varying_keys(run: StudyRun) -> list[str]:
+    """The swept keys that take more than one value in the run."""
+    return [k for k in run.data.swept if len({cell_text(r[k]) for r in run.rows}) > 1]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict_table(run: StudyRun) -> str:
+    """One line per setting: the gap with its 95 % CI, seeds, verdict, steps saved, accuracies."""
+    keys = varying_keys(run)
+    header = [_short(k) for k in keys] + ["gap (points) [95 % CI]", "seeds ok / run", "verdict",
+                                          "saving (cold/warm steps)", "warm acc", "cold acc"]
+    body = []
+    for r in run.rows:
+        body.append([_val(r[k]) for k in keys] + [
+            fmt_ci(r["gap_mean"], r["gap_lo"], r["gap_hi"]), f"{r['n_seeds']} / {r['n_trials']}",
+            r["verdict"], fmt_ci(r["saving_mean"], r["saving_lo"], r["saving_hi"], 2).lstrip("+")
+            .replace("[+", "[").replace(", +", ", "),
+            fmt(r["warm/test_acc"]), fmt(r["cold/test_acc"])])
+    return markdown_table(header, body)
+
+
+# ----------------------------------------------------------------------------------------------
+# The comparisons, one per study. Each returns (agree | disagree | unclear, paragraph).
+
+
+def _ci_text(r: dict[str, Any]) -> str:
+    return f"{fmt_ci(r['gap_mean'], r['gap_lo'], r['gap_hi'])} points ({r['n_seeds']} seeds)"
+
+
+def compare_online(run: StudyRun) -> tuple[str, str]:
+    plain = run.select(shrink=1.0, warm__perturb=0.0)
+    if not plain:
+        return "unclear", "The run has no plain warm start (shrink 1, perturb 0) to compare with."
+    plain = plain[0]
+    gap_exists = plain["gap_lo"] > 0
+    others = [r for r in run.rows if r is not plain and math.isfinite(r["gap_mean"])]
+    narrower = [r for r in others if r["gap_mean"] < plain["gap_mean"]]
+    closed = [r for r in others if r["verdict"] == "closed"]
+    saving = [r for r in narrower if r["saving_mean"] > 1]
+    best = min(others, key=lambda r: r["gap_mean"]) if others else None
+    text = (f"The plain warm start ends {_ci_text(plain)} below the cold start"
+            f"{'' if gap_exists else ' (the interval includes 0)'}. "
+            f"{len(narrower)} of {len(others)} shrink-and-perturb settings have a smaller mean "
+            f"gap, {len(closed)} are closed (the whole interval within ±{run.data.tolerance:g} "
+            f"points), and {len(saving)} of the narrower ones still take fewer steps than the "
+            "cold start.")
+    if best is not None:
+        text += (f" The smallest gap is at {_label(run, best)}: {_ci_text(best)}, at "
+                 f"{fmt(best['saving_mean'], 2)}x fewer steps than cold.")
+    agree = gap_exists and len(narrower) > len(others) / 2 and len(saving) > len(narrower) / 2
+    if agree:
+        return "agree", text
+    if not gap_exists and plain["gap_mean"] <= 0 or len(narrower) < len(others) / 2:
+        return "disagree", text
+    return "unclear", text
+
+
+def compare_batch(run: StudyRun) -> tuple[str, str]:
+    parts, score = [], []
+    for opt in sorted({run.value(r, "optim.name") for r in run.rows}):
+        mlp = run.select(model__name="mlp", optim__name=opt)
+        lin = run.select(model__name="logreg", optim__name=opt)
+        if not mlp or not lin:
+            continue
+        mlp, lin = mlp[0], lin[0]
+        mlp_gap = mlp["gap_lo"] > 0
+        lin_none = lin["gap_lo"] <= 0 <= lin["gap_hi"] or abs(lin["gap_mean"]) <= 0.9
+        score.append(mlp_gap + lin_none)
+        lin_text = "within the paper's 0.9 points or the CI" if lin_none else "a gap"
+        parts.append(f"With {opt}, the MLP's gap is {_ci_text(mlp)} "
+                     f"({'excludes 0' if mlp_gap else 'includes 0 or is negative'}) and logistic "
+                     f"regression's is {_ci_text(lin)} ({lin_text}).")
+    text = " ".join(parts)
+    if score and all(s == 2 for s in score):
+        return "agree", text
+    if score and all(s == 0 for s in score):
+        return "disagree", text
+    return "unclear", text
+
+
+def compare_dash(run: StudyRun) -> tuple[str, str]:
+    warm = run.select(warm__intervention="none")
+    dash = run.select(warm__intervention="dash")
+    sp = run.select(warm__intervention="shrink_perturb")
+    if not warm or not dash:
+        return "unclear", "The run lacks the warm or the DASH settings."
+    keep = {True: "kept", False: "reset"}
+    warm_text = "; ".join(f"optimizer {keep[bool(run.value(r, 'warm.keep_optimizer'))]}: "
+                          f"{_ci_text(r)}" for r in warm)
+    best_dash = min(dash, key=lambda r: r["gap_mean"])
+    best_sp = min(sp, key=lambda r: r["gap_mean"]) if sp else None
+    warm_behind = all(r["gap_lo"] > 0 for r in warm)
+    dash_matches = best_dash["gap_hi"] <= run.data.tolerance
+    dash_cheaper = best_dash["saving_mean"] > 1
+    text = (f"Cold minus warm: {warm_text}. The best DASH setting ({_label(run, best_dash)}) "
+            f"is at {_ci_text(best_dash)} with {fmt(best_dash['saving_mean'], 2)}x fewer steps "
+            "than cold")
+    if best_sp is not None:
+        text += (f"; the best shrink-and-perturb ({_label(run, best_sp)}) at {_ci_text(best_sp)}, "
+                 f"{fmt(best_sp['saving_mean'], 2)}x")
+    text += "."
+    if warm_behind and dash_matches and dash_cheaper:
+        return "agree", text
+    if not warm_behind and all(r["gap_hi"] < 0 for r in warm) or best_dash["gap_lo"] > 0:
+        return "disagree", text
+    return "unclear", text
+
+
+def compare_two_regime(run: StudyRun) -> tuple[str, str]:
+    parts, verdicts = [], []
+    for ratio in sorted({run.value(r, "optim.ratio") for r in run.rows}, reverse=True):
+        rows = sorted(run.select(optim__ratio=ratio), key=lambda r: r["optim.switch_step"])
+        small = [r for r in rows if r["optim.switch_step"] == 0]
+        large = [r for r in rows if r["optim.switch_step"] > 0]
+        if not small or not large:
+            continue
+        small = small[0]
+        base = run.per_seed(small, "gap")
+        diffs = []
+        for r in large:
+            seeds = run.per_seed(r, "gap")
+            both = sorted(set(seeds) & set(base))
+            diffs.append((r, paired_ci([seeds[s] - base[s] for s in both])))
+        best, (m, lo, hi) = min(diffs, key=lambda d: d[1][0])
+        parts.append(f"At small rate {ratio:g} x lr, the small-step phase alone leaves "
+                     f"{_ci_text(small)}; with {best['optim.switch_step']} large steps first the "
+                     f"gap is {_ci_text(best)}, a paired change of {fmt_ci(m, lo, hi)} points.")
+        if small["gap_lo"] > 0 and hi < 0:
+            verdicts.append("agree")
+        elif small["gap_hi"] <= 0 or lo >= 0:
+            verdicts.append("disagree")
+        else:
+            verdicts.append("unclear")
+    text = " ".join(parts)
+    if verdicts and all(v == "agree" for v in verdicts):
+        return "agree", text
+    if verdicts and all(v == "disagree" for v in verdicts):
+        return "disagree", text
+    return "unclear", text
+
+
+def compare_four_axes(run: StudyRun) -> tuple[str, str]:
+    closed = [r for r in run.rows if r["verdict"] == "closed"]
+    ranked = sorted(closed, key=lambda r: -r["saving_mean"] if math.isfinite(r["saving_mean"])
+                    else math.inf)
+    best = min(run.rows, key=lambda r: r["gap_mean"] if math.isfinite(r["gap_mean"])
+               else math.inf)
+    n_seeds = len({t["seed"] for t in run.data.rows})
+    text = (f"Optuna tried {len(run.rows)} settings on {n_seeds} seeds. "
+            f"{len(closed)} close the gap (interval within ±{run.data.tolerance:g} points).")
+    if ranked:
+        top = ranked[0]
+        text += (f" The cheapest is {_label(run, top)}: gap {_ci_text(top)}, "
+                 f"{fmt(top['saving_mean'], 2)}x fewer steps than the cold start.")
+        return "agree", text
+    text += f" The smallest gap found is at {_label(run, best)}: {_ci_text(best)}."
+    return "unclear", text
+
+
+# NQM and meta-horizon -------------------------------------------------------------------------
+
+
+def _nqm_rows(run: StudyRun) -> list[tuple[int, dict[str, Any], float]]:
+    """(H, summary row, geometric mean of the rate in force mid-run) by H."""
+    out = []
+    for r in sorted(run.rows, key=lambda r: r["meta_horizon"]):
+        lrs = list(run.per_seed(r, "nqm/lr_mid").values())
+        out.append((int(r["meta_horizon"]), r, float(np.exp(np.mean(np.log(lrs))))))
+    return out
+
+
+def table_nqm(run: StudyRun) -> str:
+    body = [[str(h), fmt_lr(lr), fmt_ci(r["metric_mean"], r["metric_lo"], r["metric_hi"], 3)
+             .replace("+", ""), f"{r['n_seeds']} / {r['n_trials']}"]
+            for h, r, lr in _nqm_rows(run)]
+    return markdown_table(["horizon H (steps)", "rate at step 5,000", "final E[L] [95 % CI]",
+                           "seeds ok / run"], body)
+
+
+def compare_nqm(run: StudyRun) -> tuple[str, str]:
+    rows = _nqm_rows(run)
+    (h0, r0, lr0), (h1, r1, lr1) = rows[0], rows[-1]
+    ratio = lr1 / lr0
+    worse = r0["metric_lo"] > r1["metric_hi"] if math.isfinite(r0["metric_lo"]) else (
+        r0["metric_mean"] > r1["metric_mean"])
+    text = (f"At H = {h0} the rate in force mid-run is {fmt_lr(lr0)}, at H = {h1} it is "
+            f"{fmt_lr(lr1)}: {ratio:.1f}x larger. The final expected loss is "
+            f"{fmt(r0['metric_mean'], 3)} at H = {h0} against {fmt(r1['metric_mean'], 3)} at "
+            f"H = {h1}.")
+    if ratio >= 10 and worse:
+        return "agree", text
+    if ratio <= 1 or not worse:
+        return "disagree", text
+    return "unclear", text
+
+
+def _horizon_stats(run: StudyRun) -> list[dict[str, Any]]:
+    out = []
+    for r in sorted(run.rows, key=lambda r: r["meta_horizon"]):
+        chosen = run.per_seed(r, "gap_chosen")
+        lrs = list(run.per_seed(r, "lr_chosen").values())
+        out.append({"H": int(r["meta_horizon"]), "row": r, "chosen": paired_ci(list(
+            chosen.values())), "lr": float(np.exp(np.mean(np.log(lrs)))) if lrs else math.nan})
+    return out
+
+
+def table_horizon(run: StudyRun) -> str:
+    body = []
+    for s in _horizon_stats(run):
+        r = s["row"]
+        body.append([str(s["H"]) + (" (off)" if s["H"] == 0 else ""), fmt_lr(s["lr"]),
+                     fmt_ci(r["gap_mean"], r["gap_lo"], r["gap_hi"]), fmt_ci(*s["chosen"]),
+                     f"{r['n_seeds']} / {r['n_trials']}", r["verdict"],
+                     fmt(r["warm/test_acc"]), fmt(r["cold/test_acc"])])
+    return markdown_table(["H (steps)", "chosen rate", "gap vs cold at 1e-3 [95 % CI]",
+                           "gap vs cold at the chosen rate", "seeds ok / run", "verdict",
+                           "warm acc", "cold acc"], body)
+
+
+def compare_horizon(run: StudyRun) -> tuple[str, str]:
+    stats = [s for s in _horizon_stats(run) if s["H"] > 0]
+    if len(stats) < 2:
+        return "unclear", "Fewer than two horizons above 0 finished."
+    short, long = stats[0], stats[-1]
+    ratio = long["lr"] / short["lr"]
+    text = (f"The chosen rate is {fmt_lr(short['lr'])} at H = {short['H']} and "
+            f"{fmt_lr(long['lr'])} at H = {long['H']} ({ratio:.1f}x). Against the cold baseline "
+            f"the gap is {_ci_text(short['row'])} at H = {short['H']} and "
+            f"{_ci_text(long['row'])} at H = {long['H']}; against a cold start at the chosen "
+            f"rate it is {fmt_ci(*short['chosen'])} and {fmt_ci(*long['chosen'])} points.")
+    if ratio >= 3:
+        return "agree", text
+    if ratio <= 1:
+        return "disagree", text
+    return "unclear", text
+
+
+def figure_horizon(run: StudyRun, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    stats = _horizon_stats(run)
+    xs = [max(s["H"], 1) for s in stats]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=100)
+    for key, label, color in (("row", "vs cold at lr 1e-3", "C0"),
+                              ("chosen", "vs cold at the chosen rate", "C1")):
+        if key == "row":
+            m = [s["row"]["gap_mean"] for s in stats]
+            lo = [s["row"]["gap_lo"] for s in stats]
+            hi = [s["row"]["gap_hi"] for s in stats]
+        else:
+            m, lo, hi = zip(*[s["chosen"] for s in stats], strict=True)
+        err = np.array([np.subtract(m, lo), np.subtract(hi, m)])
+        ax1.errorbar(xs, m, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label,
+                     color=color)
+    ax1.axhline(0, color="grey", lw=0.8)
+    ax1.set(xscale="log", xlabel="horizon H (steps; 1 = off)", ylabel="gap (points)",
+            title="gap, 95 % CI")
+    ax1.legend(fontsize=8)
+    ax2.plot(xs, [s["lr"] for s in stats], marker="o")
+    ax2.set(xscale="log", yscale="log", xlabel="horizon H (steps; 1 = off)",
+            ylabel="chosen Adam rate", title="rate chosen (geometric mean)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# Warmup ---------------------------------------------------------------------------------------
+
+
+def _recipe(run: StudyRun, row: dict[str, Any]) -> str:
+    opt = run.value(row, "optim.name")
+    steps = int(run.value(row, "warmup_steps", 0))
+    start = run.value(row, "optim.warmup_init", 0.0)
+    if steps == 0:
+        return f"{opt}, no warmup"
+    return f"{opt}, warmup {steps} from {'η_c' if start == 'catapult' else '0'}"
+
+
+def _boundaries(run: StudyRun) -> dict[tuple[float, str], dict[str, Any]]:
+    """Per (init_scale, recipe): trained lrs, failed lrs, the largest trained below any failure."""
+    out: dict[tuple[float, str], dict[str, Any]] = {}
+    for r in run.rows:
+        key = (float(run.value(r, "model.init_scale", 1.0)), _recipe(run, r))
+        entry = out.setdefault(key, {"ok": {}, "failed": set()})
+        lr = float(r["lr"])
+        if r["n_failed"] == 0 and r["n_seeds"] > 0:
+            entry["ok"][lr] = r["metric_mean"]
+        else:
+            entry["failed"].add(lr)
+    for entry in out.values():
+        fails = sorted(entry["failed"])
+        ok = sorted(entry["ok"])
+        # The boundary: the largest rate that trains with no failing rate between it and the
+        # smallest trained rate (a rate too small to learn in the budget is not the boundary).
+        largest = None
+        for lr in ok:
+            if largest is None or not any(largest < f < lr for f in fails):
+                largest = lr
+        entry["largest"] = largest
+        entry["first_fail"] = min((f for f in fails if largest is None or f > largest),
+                                  default=None)
+    return out
+
+
+def _catapult_saving(run: StudyRun) -> float:
+    """Mean share of warmup steps a catapult start saves: η_c / η_trgt, over its trials."""
+    shares = []
+    for t in run.data.rows:
+        if cell_text(t.get("optim.warmup_init")) != "catapult" or not t.get(
+                "warm/stage_catapult_lr"):
+            continue
+        lr = to_float(t.get("lr"))
+        for c in json.loads(t["warm/stage_catapult_lr"]):
+            shares.append(min(c / lr, 1.0))
+    return float(np.mean(shares)) if shares else math.nan
+
+
+def table_warmup(run: StudyRun) -> str:
+    body = []
+    for (scale, recipe), e in sorted(_boundaries(run).items()):
+        accs = ", ".join(f"{lr:g}: {acc:.1f}" for lr, acc in sorted(e["ok"].items()))
+        body.append([f"{scale:g}", recipe, fmt_lr(e["largest"]) if e["largest"] else "none",
+                     fmt_lr(e["first_fail"]) if e["first_fail"] else "none", accs or "—"])
+    return markdown_table(["init scale", "recipe", "largest lr that trains",
+                           "smallest lr above it that fails", "cold test acc by lr (all seeds "
+                           "trained)"], body)
+
+
+def compare_warmup(run: StudyRun) -> tuple[str, str]:
+    b = _boundaries(run)
+    moved, lines = [], []
+    for scale in sorted({k[0] for k in b}):
+        for opt in ("sgd", "adam"):
+            none = b.get((scale, f"{opt}, no warmup"))
+            wu = [v for (s, rec), v in b.items() if s == scale and rec.startswith(f"{opt}, warmup")
+                  and "from 0" in rec]
+            if not none or not wu:
+                continue
+            a, c = none["largest"] or 0.0, wu[0]["largest"] or 0.0
+            moved.append((scale, opt, c > a))
+            lines.append(f"{opt} at init x{scale:g}: {fmt_lr(a) if a else 'none'} without warmup, "
+                         f"{fmt_lr(c) if c else 'none'} with it")
+    gi = [v["largest"] or 0.0 for (s, rec), v in b.items() if rec == "gi_adam, no warmup"]
+    adam_wu = [v["largest"] or 0.0 for (s, rec), v in b.items()
+               if rec.startswith("adam, warmup") and "from 0" in rec]
+    gi_like = bool(gi and adam_wu) and all(g >= a for g, a in zip(gi, adam_wu, strict=False))
+    share = _catapult_saving(run)
+    text = ("Largest rate that trains: " + "; ".join(lines) + ". "
+            f"GI-Adam without warmup reaches {', '.join(fmt_lr(g) for g in gi)} against Adam with "
+            f"warmup's {', '.join(fmt_lr(a) for a in adam_wu)} (init scales in order). "
+            f"Starting the warmup at the catapult rate η_c skips on average "
+            f"{fmt(100 * share)} % of the warmup steps (η_c / target rate).")
+    sharp = [m for s, _, m in moved if s > 1]
+    if any(sharp) and gi_like:
+        return "agree", text
+    if moved and not any(m for _, _, m in moved):
+        return "disagree", text
+    return "unclear", text
+
+
+def figure_warmup(run: StudyRun, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    scales = sorted({float(run.value(r, "model.init_scale", 1.0)) for r in run.rows})
+    recipes = sorted({_recipe(run, r) for r in run.rows})
+    lrs = sorted({float(r["lr"]) for r in run.rows})
+    fig, axes = plt.subplots(1, len(scales), figsize=(4.6 * len(scales), 3.6), dpi=90,
+                             squeeze=False)
+    norm = Normalize(vmin=10, vmax=100)
+    for ax, scale in zip(axes[0], scales, strict=True):
+        grid = np.full((len(recipes), len(lrs)), np.nan)
+        for r in run.rows:
+            if float(run.value(r, "model.init_scale", 1.0)) != scale:
+                continue
+            i, j = recipes.index(_recipe(run, r)), lrs.index(float(r["lr"]))
+            grid[i, j] = r["metric_mean"] if r["n_failed"] == 0 else np.nan
+            if r["n_failed"]:
+                ax.text(j, i, "x", ha="center", va="center", color="crimson", fontsize=11)
+        im = ax.imshow(grid, cmap="viridis", norm=norm, aspect="auto")
+        ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs], fontsize=8)
+        ax.set_yticks(range(len(recipes)), recipes, fontsize=7)
+        ax.set(xlabel="target lr", title=f"init scale x{scale:g}")
+    fig.colorbar(im, ax=axes[0].tolist(), label="cold test acc (%); x = a seed failed")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# The studies
+
+
+STUDIES: dict[str, Study] = {s.stem: s for s in (
+    Study("ash_adams_online", "The warm-start gap on online data, and shrink-and-perturb",
+          "Ash & Adams, On Warm-Starting Neural Network Training (NeurIPS 2020)",
+          "Warm-started networks generalize worse than cold-started ones (MLP on CIFAR-10, "
+          "50 % → 100 %: 39.4 → 36.1 % with Adam); shrink-and-perturb (λ ≈ 0.6, σ = 0.01) "
+          "matches the cold start's accuracy while training much faster.", compare_online),
+    Study("ash_adams_batch", "Convex vs non-convex: the 50 % → 100 % protocol",
+          "Ash & Adams (NeurIPS 2020), Table 1",
+          "A gap for the MLP (CIFAR-10: 39.0 → 37.4 with SGD, 39.4 → 36.1 with Adam, cold → "
+          "warm) and almost none for logistic regression (gaps ≤ 0.9 points).", compare_batch),
+    Study("dash", "DASH against warm, reset, shrink-and-perturb and cold",
+          "Shin et al., DASH: Warm-Starting Neural Network Training in Stationary Settings "
+          "without Loss of Plasticity (NeurIPS 2024)",
+          "DASH ≥ cold > warm in final test accuracy (CIFAR-10/100, Tiny-ImageNet, 50 chunks), "
+          "with DASH needing fewer steps than the cold start.", compare_dash),
+    Study("warmup_lr", "Warmup moves the failure boundary",
+          "Kalra & Barkeshli, Why Warmup the Learning Rate? (NeurIPS 2024)",
+          "Warmup lets training survive a larger target rate (WRN-16-4 / CIFAR-10, Adam: fails "
+          "from 4.1e-2 without warmup, trains to 8.2e-2 with 1024 steps); away from the boundary "
+          "accuracy depends mostly on the rate; GI-Adam without warmup matches Adam with warmup; "
+          "starting the warmup at the catapult rate saves warmup steps.", compare_warmup,
+          table=table_warmup, figure=figure_warmup,
+          figure_note="Cells are the mean cold-arm test accuracy over seeds; x marks a setting "
+          "where a seed failed (loss NaN/inf or train accuracy below 1.5x chance)."),
+    Study("meta_horizon_nqm", "Short-horizon bias on the noisy quadratic model",
+          "Wu, Ren, Liao & Grosse, Understanding Short-Horizon Bias in Stochastic "
+          "Meta-Optimization (ICLR 2018)",
+          "Rates chosen to minimise the loss a short horizon ahead are too small, by orders of "
+          "magnitude even at T = 100, and end at a higher long-horizon loss.", compare_nqm,
+          table=table_nqm),
+    Study("meta_horizon_warm", "Short-horizon meta-optimization of a warm stage's rate",
+          "Wu et al. (ICLR 2018), applied to warm starting",
+          "Short horizons choose rates that are too small (at least 10x at T = 100 on MNIST); "
+          "the paper says nothing about warm starts, which is what this study adds.",
+          compare_horizon, table=table_horizon, figure=figure_horizon,
+          figure_note="Left: the gap against the cold baseline and against a cold start trained "
+          "at the chosen rate, 95 % CI over seeds. Right: the rate chosen."),
+    Study("two_regime", "Re-entering the large-step regime after a warm start",
+          "Leclerc & Madry, The Two Regimes of Deep Network Training (arXiv 2002.10376)",
+          "A large-step phase is what produces generalization; a small-step phase alone "
+          "generalizes poorly. A warm start trained on at a small rate never re-enters the "
+          "large-step regime, so a large-step phase should close its gap.", compare_two_regime),
+    Study("four_axes", "All four axes at once (Optuna)",
+          "Ash & Adams; Kalra & Barkeshli; Wu et al.; Leclerc & Madry",
+          "Together: shrinking closes the gap, warmup lets larger rates train, short horizons "
+          "pick rates too small, large steps generalize. The question here is which combination "
+          "closes the gap most cheaply.", compare_four_axes),
+)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding runs and writing the page
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "sweep.json").is_file() and (path / "results.csv").is_file()
+
+
+def _wall(run_dir: Path) -> tuple[float | None, float]:
+    """(seconds, start time) from wall.json; a run without one has no wall time."""
+    path = run_dir / "wall.json"
+    if not path.is_file():
+        return None, run_dir.stat().st_mtime
+    sessions = json.loads(path.read_text())
+    return sum(s["seconds"] for s in sessions), sessions[0]["started_at"]
+
+
+def find_study_runs(
+    paths: Sequence[str | Path], include_smoke: bool = False
+) -> dict[str, Path]:
+    """The newest finished, full-size run of each study among ``paths`` (run directories or
+    directories holding them). Runs of other specs, runs with ``--set`` overrides and (unless
+    ``include_smoke``: a check of the page, not results) ``--smoke`` runs are skipped."""
+    candidates: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise InputError("RUN_DIR", "a run directory or a directory of runs", str(p))
+        candidates += [p] if _is_run(p) else sorted(c for c in p.iterdir() if _is_run(c))
+    best: dict[str, tuple[float, Path]] = {}
+    for run_dir in candidates:
+        sweep = json.loads((run_dir / "sweep.json").read_text())
+        stem = Path(sweep.get("spec_path") or "").stem
+        seconds, started = _wall(run_dir)
+        scaled = sweep.get("smoke") and not include_smoke
+        if stem not in STUDIES or scaled or sweep.get("overrides") or seconds is None:
+            continue
+        if stem not in best or started > best[stem][0]:
+            best[stem] = (started, run_dir)
+    return {stem: run_dir for stem, (_, run_dir) in best.items()}
+
+
+def load_study_run(run_dir: Path) -> StudyRun:
+    data = read_run(run_dir)
+    return StudyRun(data, summarize_run(data), _wall(run_dir)[0])
+
+
+def _default_figure(run: StudyRun, path: Path) -> Path:
+    """The map's first heatmap, else its first line plot."""
+    map_dir = run.run_dir / "map"
+    found = sorted(map_dir.glob("heatmap_*.png")) or sorted(map_dir.glob("line_*.png"))
+    if not found:
+        raise InputError("RUN_DIR", "a run whose map has a heatmap or line plot (wssweep map "
+                         "RUN_DIR)", str(run.run_dir))
+    shutil.copyfile(found[0], path)
+    return path
+
+
+def _setup(run: StudyRun) -> str:
+    sweep = run.data.sweep
+    spec = sweep.get("spec", {})
+    params = spec.get("parameters", {})
+    axes = "; ".join(
+        f"`{k}` ∈ {{{', '.join(_val(v) for v in p['values'])}}}" if "values" in p else
+        f"`{k}` = {_val(p['value'])}" if "value" in p else
+        f"`{k}` ~ {p.get('distribution', 'range')}[{_val(p['min'])}, {_val(p['max'])}]"
+        for k, p in params.items())
+    seeds = spec.get("seeds", [0])
+    counts = count_trials(run.data)
+    method = spec.get("method", "grid")
+    cap = f", run_cap {spec['run_cap']}" if spec.get("run_cap") else ""
+    wall = run.wall_seconds or math.nan
+    experiment = spec.get("experiment")
+    source = experiment if isinstance(experiment, str) else "inline"
+    seed_list = ", ".join(map(str, seeds))
+    return (f"Spec `sweeps/{Path(sweep['spec_path']).name}`, experiment `{source}`"
+            f"; method {method}{cap}. Axes: {axes}. Seeds: {len(seeds)} ({seed_list})."
+            f"\n\n**Ran:** {counts.present} trials ({counts.succeeded} succeeded, "
+            f"{counts.diverged} diverged, {counts.failed} failed), {len(run.rows)} settings, in "
+            f"{wall / 60:.1f} min of wall time on this machine (run `{run.run_dir.name}`).")
+
+
+def study_section(study: Study, run: StudyRun | None, fig_dir: Path, out_dir: Path) -> str:
+    title = f"## {study.title} (`sweeps/{study.stem}.yaml`)"
+    if run is None:
+        return (f"{title}\n\nNot run yet: `wssweep run sweeps/{study.stem}.yaml`, then this "
+                "command again.\n")
+    question = run.data.spec.get("description") or ""
+    verdict, paragraph = study.compare(run)
+    fig = (study.figure or _default_figure)(run, fig_dir / f"{study.stem}.png")
+    size = fig.stat().st_size
+    if size > MAX_FIGURE_BYTES:
+        raise InputError("figure", f"a PNG under {MAX_FIGURE_BYTES} bytes", f"{fig} ({size})")
+    table = (study.table or verdict_table)(run)
+    rel = fig.relative_to(out_dir)
+    return "\n\n".join([
+        title, f"**Question.** {question}", f"**Setup.** {_setup(run)}",
+        f"**Paper.** {study.paper}: {study.finding}", table,
+        f"![{study.title}]({rel})" + (f"\n\n{study.figure_note}" if study.figure_note else ""),
+        f"**Compared with the paper: {verdict}.** {paragraph}", ""])
+
+
+HEADER = """# Results: the seed papers' findings, rerun with wssweep
+
+Written by `wssweep results runs/ --out docs/results.md` from the run directories (newest full run
+of each study in `sweeps/`); do not edit by hand. Every number below is computed from a run's
+`results.csv`. Gaps are cold minus warm final test accuracy in points, with 95 % t-intervals over
+seeds; a setting is *closed* when its whole interval lies within ± the spec's `gap_tolerance`,
+*open* when it excludes that band, *inconclusive* otherwise. *Saving* is the cold arm's
+optimizer steps over the warm arm's, after stage 1. Each run used a 2-core CPU machine, 1 CPU per
+trial.
+"""
+
+
+def write_results(
+    paths: Sequence[str | Path], out: str | Path, include_smoke: bool = False
+) -> Path:
+    """Write ``out`` (markdown) and its figures (``<out dir>/figures/``) from the study runs."""
+    out = Path(out)
+    runs = find_study_runs(paths, include_smoke)
+    fig_dir = out.parent / FIGURE_DIR
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    sections = [HEADER]
+    for stem, study in STUDIES.items():
+        run = load_study_run(runs[stem]) if stem in runs else None
+        sections.append(study_section(study, run, fig_dir, out.parent))
+    with atomic_write(out) as handle:
+        handle.write("\n".join(sections))
+    return out
+
+
