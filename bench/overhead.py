@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from wssweep.cache import ArtifactCache
 from wssweep.errors import InputError
 from wssweep.orchestrate import connect, run_sweep
 from wssweep.results import RESULTS_FILE
@@ -63,12 +64,13 @@ def warm_up(cfg) -> None:
     load_experiment_data(cfg, torch.device("cpu"))
 
 
-def plain_trial(job: tuple[int, object]) -> dict:
-    """One trial, bare: the pool's worker. Times in unix seconds."""
-    index, cfg = job
+def plain_trial(job: tuple[int, object, str]) -> dict:
+    """One trial, bare: the pool's worker. Times in unix seconds. Like the sweep's trials, the
+    plain ones share stage 1 and the cold arm through an artifact cache."""
+    index, cfg, cache_dir = job
     records = []  # the progress records the sweep's trainable logs to W&B (Tune gets ≤ 1 per s)
     started = time.time()
-    metrics = run_trial(cfg, progress=records.append)
+    metrics = run_trial(cfg, progress=records.append, cache=ArtifactCache(cache_dir))
     return {"index": index, "started_at": started, "finished_at": time.time(),
             "records": len(records), **{k: metrics[k] for k in STEP_KEYS}}
 
@@ -76,8 +78,10 @@ def plain_trial(job: tuple[int, object]) -> dict:
 def run_plain(configs: list, slots: int) -> tuple[float, float, list[dict]]:
     """The reference: ``run_trial`` over a spawn pool of ``slots`` processes, one trial per task."""
     t0, w0 = time.time(), time.perf_counter()
-    with mp.get_context("spawn").Pool(slots, initializer=warm_up, initargs=(configs[0],)) as pool:
-        rows = list(pool.imap_unordered(plain_trial, enumerate(configs), chunksize=1))
+    with (tempfile.TemporaryDirectory(prefix="wssweep-bench-cache-") as cache,
+          mp.get_context("spawn").Pool(slots, initializer=warm_up, initargs=(configs[0],)) as pool):
+        jobs = [(i, cfg, cache) for i, cfg in enumerate(configs)]
+        rows = list(pool.imap_unordered(plain_trial, jobs, chunksize=1))
     return t0, time.perf_counter() - w0, sorted(rows, key=lambda r: r["index"])
 
 
@@ -111,7 +115,7 @@ def main() -> int:
     cpus = spec.resources.cpus_per_trial
     threads = max(1, int(cpus))  # what the trainable gives each trial (orchestrate.sweep_payload)
     slots = max(1, int(args.cores // cpus))
-    trials = grid_trials(spec)
+    trials = grid_trials(spec, resolved.experiment)
     configs = [resolved.config_for({**t["setting"], "threads": threads}, t["seed"])
                for t in trials]
     n = len(configs)

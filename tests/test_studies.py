@@ -87,3 +87,82 @@ def test_results_rejects_a_path_that_is_not_a_directory(tmp_path, ray_env):
     # Bad input: exit 2, the argument named, no traceback.
     assert out.returncode == 2 and "RUN_DIR" in out.stderr and "Traceback" not in out.stderr
     assert not os.path.exists(tmp_path / "r.md")
+
+
+# The comparisons on made-up runs: each verdict follows from the numbers.
+
+from wssweep.gapmap import RunData, summarize_run  # noqa: E402
+from wssweep.studies import (  # noqa: E402
+    StudyRun,
+    compare_nqm,
+    compare_online,
+    compare_warmup,
+    verdict_table,
+)
+
+
+def fake_run(swept: list[str], trials: list[dict], metric: str = "gap") -> StudyRun:
+    rows = [{"trial_id": str(i), "status": t.pop("status", "completed"), "setting_key": "",
+             **{k: str(v) for k, v in t.items()}} for i, t in enumerate(trials)]
+    data = RunData(Path("."), rows, {"swept": swept, "metric": metric, "mode": "min",
+                                     "spec": {"gap_tolerance": 0.5}})
+    return StudyRun(data, summarize_run(data), 60.0)
+
+
+def online_trials(plain_gaps, sp_gaps, saving=2.0):
+    out = []
+    for shrink, perturb, gaps in ((1.0, 0.0, plain_gaps), (0.5, 0.1, sp_gaps)):
+        for seed, gap in enumerate(gaps):
+            out.append({"shrink": shrink, "warm.perturb": perturb, "seed": seed, "gap": gap,
+                        "saving": saving, "warm/test_acc": 60 - gap, "cold/test_acc": 60})
+    return out
+
+
+def test_online_agrees_when_the_gap_exists_and_shrinking_narrows_it():
+    run = fake_run(["shrink", "warm.perturb"], online_trials([3, 4, 5], [0.1, -0.2, 0.0]))
+    verdict, text = compare_online(run)
+    # a gap with a CI above 0, narrowed by shrink-and-perturb at a saving: agree
+    assert verdict == "agree" and "+4.0 [" in text
+    # the verdict table lists both settings with their seed counts
+    assert verdict_table(run).count("3 / 3") == 2
+
+
+def test_online_disagrees_without_a_gap():
+    run = fake_run(["shrink", "warm.perturb"], online_trials([-1, 0.5, -0.5], [1, 2, 3]))
+    # no warm-start gap, and shrinking only widens it: disagree
+    assert compare_online(run)[0] == "disagree"
+
+
+def test_nqm_needs_a_ten_fold_rate_and_a_higher_loss():
+    trials = []
+    for h, lr, loss in ((1, 0.006, 1.3), (100, 0.007, 1.2), (10000, 0.08, 0.88)):
+        trials += [{"meta_horizon": h, "seed": s, "nqm/lr_mid": lr,
+                    "nqm/final_loss": loss + s / 100}
+                   for s in range(3)]
+    run = fake_run(["meta_horizon"], trials, metric="nqm/final_loss")
+    # 0.08 / 0.006 > 10 and the short horizon ends higher: agree
+    assert compare_nqm(run)[0] == "agree"
+    trials = [dict(t, **{"nqm/lr_mid": 0.05}) for t in trials]
+    # the same rate at every horizon: disagree
+    assert compare_nqm(fake_run(["meta_horizon"], trials, metric="nqm/final_loss"))[0] == "disagree"
+
+
+def test_warmup_boundary_is_the_largest_rate_that_trains():
+    trials = []
+    for opt, steps, ok in (("sgd", 0, [0.1, 1.0]), ("sgd", 256, [0.1, 1.0, 3.0]),
+                           ("adam", 0, [0.1]), ("adam", 256, [0.1, 1.0]),
+                           ("gi_adam", 0, [0.1, 1.0])):
+        for lr in (0.1, 1.0, 3.0):
+            for seed in (0, 1):
+                trained = lr in ok
+                trials.append({"model.init_scale": 4.0, "optim.name": opt, "warmup_steps": steps,
+                               "lr": lr, "seed": seed, "cold/test_acc": 70 if trained else "",
+                               "gap": 0.0 if trained else "", "diverged": str(not trained),
+                               "status": "completed" if trained else "diverged"})
+    run = fake_run(["model.init_scale", "optim.name", "warmup_steps", "lr"], trials,
+                   metric="cold/test_acc")
+    verdict, text = compare_warmup(run)
+    # warmup moves SGD's boundary 1 -> 3 and Adam's 0.1 -> 1; GI-Adam reaches Adam+warmup's 1
+    assert "sgd at init x4: 1 without warmup, 3 with it" in text
+    assert "adam at init x4: 0.1 without warmup, 1 with it" in text
+    assert verdict == "agree"

@@ -98,7 +98,8 @@ class Study:
     finding: str  # the paper's finding, in one or two sentences
     compare: Callable[[StudyRun], tuple[str, str]]
     table: Callable[[StudyRun], str] | None = None  # default: the verdict table
-    figure: Callable[[StudyRun, Path], Path] | None = None  # default: the map's first plot
+    figure: Callable[[StudyRun, Path], Path] | None = None  # default: a plot of the map
+    key_plot: str = ""  # that plot's file in RUN_DIR/map/; default the first heatmap or line
     figure_note: str = ""
 
 
@@ -186,7 +187,7 @@ def compare_online(run: StudyRun) -> tuple[str, str]:
     text = (f"The plain warm start ends {_ci_text(plain)} below the cold start"
             f"{'' if gap_exists else ' (the interval includes 0)'}. "
             f"{len(narrower)} of {len(others)} shrink-and-perturb settings have a smaller mean "
-            f"gap, {len(closed)} are closed (the whole interval within ±{run.data.tolerance:g} "
+            f"gap, {len(closed)} closed (the interval's upper end at most {run.data.tolerance:g} "
             f"points), and {len(saving)} of the narrower ones still take fewer steps than the "
             "cold start.")
     if best is not None:
@@ -292,7 +293,8 @@ def compare_four_axes(run: StudyRun) -> tuple[str, str]:
                else math.inf)
     n_seeds = len({t["seed"] for t in run.data.rows})
     text = (f"Optuna tried {len(run.rows)} settings on {n_seeds} seeds. "
-            f"{len(closed)} close the gap (interval within ±{run.data.tolerance:g} points).")
+            f"{len(closed)} close the gap (the interval's upper end at most "
+            f"{run.data.tolerance:g} points).")
     if ranked:
         top = ranked[0]
         text += (f" The cheapest is {_label(run, top)}: gap {_ci_text(top)}, "
@@ -542,16 +544,19 @@ STUDIES: dict[str, Study] = {s.stem: s for s in (
           "Ash & Adams, On Warm-Starting Neural Network Training (NeurIPS 2020)",
           "Warm-started networks generalize worse than cold-started ones (MLP on CIFAR-10, "
           "50 % → 100 %: 39.4 → 36.1 % with Adam); shrink-and-perturb (λ ≈ 0.6, σ = 0.01) "
-          "matches the cold start's accuracy while training much faster.", compare_online),
+          "matches the cold start's accuracy while training much faster.", compare_online,
+          key_plot="heatmap_shrink_vs_warm.perturb.png"),
     Study("ash_adams_batch", "Convex vs non-convex: the 50 % → 100 % protocol",
           "Ash & Adams (NeurIPS 2020), Table 1",
           "A gap for the MLP (CIFAR-10: 39.0 → 37.4 with SGD, 39.4 → 36.1 with Adam, cold → "
-          "warm) and almost none for logistic regression (gaps ≤ 0.9 points).", compare_batch),
+          "warm) and almost none for logistic regression (gaps ≤ 0.9 points).", compare_batch,
+          key_plot="heatmap_model.name_vs_optim.name.png"),
     Study("dash", "DASH against warm, reset, shrink-and-perturb and cold",
           "Shin et al., DASH: Warm-Starting Neural Network Training in Stationary Settings "
           "without Loss of Plasticity (NeurIPS 2024)",
           "DASH ≥ cold > warm in final test accuracy (CIFAR-10/100, Tiny-ImageNet, 50 chunks), "
-          "with DASH needing fewer steps than the cold start.", compare_dash),
+          "with DASH needing fewer steps than the cold start.", compare_dash,
+          key_plot="pareto.png"),
     Study("warmup_lr", "Warmup moves the failure boundary",
           "Kalra & Barkeshli, Why Warmup the Learning Rate? (NeurIPS 2024)",
           "Warmup lets training survive a larger target rate (WRN-16-4 / CIFAR-10, Adam: fails "
@@ -566,7 +571,7 @@ STUDIES: dict[str, Study] = {s.stem: s for s in (
           "Meta-Optimization (ICLR 2018)",
           "Rates chosen to minimise the loss a short horizon ahead are too small, by orders of "
           "magnitude even at T = 100, and end at a higher long-horizon loss.", compare_nqm,
-          table=table_nqm),
+          table=table_nqm, key_plot="line_meta_horizon.png"),
     Study("meta_horizon_warm", "Short-horizon meta-optimization of a warm stage's rate",
           "Wu et al. (ICLR 2018), applied to warm starting",
           "Short horizons choose rates that are too small (at least 10x at T = 100 on MNIST); "
@@ -578,12 +583,13 @@ STUDIES: dict[str, Study] = {s.stem: s for s in (
           "Leclerc & Madry, The Two Regimes of Deep Network Training (arXiv 2002.10376)",
           "A large-step phase is what produces generalization; a small-step phase alone "
           "generalizes poorly. A warm start trained on at a small rate never re-enters the "
-          "large-step regime, so a large-step phase should close its gap.", compare_two_regime),
+          "large-step regime, so a large-step phase should close its gap.", compare_two_regime,
+          key_plot="heatmap_optim.switch_step_vs_optim.ratio.png"),
     Study("four_axes", "All four axes at once (Optuna)",
           "Ash & Adams; Kalra & Barkeshli; Wu et al.; Leclerc & Madry",
           "Together: shrinking closes the gap, warmup lets larger rates train, short horizons "
           "pick rates too small, large steps generalize. The question here is which combination "
-          "closes the gap most cheaply.", compare_four_axes),
+          "closes the gap most cheaply.", compare_four_axes, key_plot="pareto.png"),
 )}
 
 
@@ -633,10 +639,11 @@ def load_study_run(run_dir: Path) -> StudyRun:
     return StudyRun(data, summarize_run(data), _wall(run_dir)[0])
 
 
-def _default_figure(run: StudyRun, path: Path) -> Path:
-    """The map's first heatmap, else its first line plot."""
+def map_figure(run: StudyRun, path: Path, name: str = "") -> Path:
+    """The map's plot ``name``, else its first heatmap, else its first line plot."""
     map_dir = run.run_dir / "map"
-    found = sorted(map_dir.glob("heatmap_*.png")) or sorted(map_dir.glob("line_*.png"))
+    found = ([map_dir / name] if name and (map_dir / name).is_file() else
+             sorted(map_dir.glob("heatmap_*.png")) or sorted(map_dir.glob("line_*.png")))
     if not found:
         raise InputError("RUN_DIR", "a run whose map has a heatmap or line plot (wssweep map "
                          "RUN_DIR)", str(run.run_dir))
@@ -675,7 +682,8 @@ def study_section(study: Study, run: StudyRun | None, fig_dir: Path, out_dir: Pa
                 "command again.\n")
     question = run.data.spec.get("description") or ""
     verdict, paragraph = study.compare(run)
-    fig = (study.figure or _default_figure)(run, fig_dir / f"{study.stem}.png")
+    path = fig_dir / f"{study.stem}.png"
+    fig = study.figure(run, path) if study.figure else map_figure(run, path, study.key_plot)
     size = fig.stat().st_size
     if size > MAX_FIGURE_BYTES:
         raise InputError("figure", f"a PNG under {MAX_FIGURE_BYTES} bytes", f"{fig} ({size})")
@@ -693,8 +701,10 @@ HEADER = """# Results: the seed papers' findings, rerun with wssweep
 Written by `wssweep results runs/ --out docs/results.md` from the run directories (newest full run
 of each study in `sweeps/`); do not edit by hand. Every number below is computed from a run's
 `results.csv`. Gaps are cold minus warm final test accuracy in points, with 95 % t-intervals over
-seeds; a setting is *closed* when its whole interval lies within ± the spec's `gap_tolerance`,
-*open* when it excludes that band, *inconclusive* otherwise. *Saving* is the cold arm's
+seeds; a setting is *closed* when the interval's upper end is at most the spec's
+`gap_tolerance` (the warm start is at least as good as cold, within the tolerance), *open* when
+its lower end is above it, *inconclusive* otherwise, and *failed* when more seeds failed than
+trained. *Saving* is the cold arm's
 optimizer steps over the warm arm's, after stage 1. Each run used a 2-core CPU machine, 1 CPU per
 trial.
 """
