@@ -166,3 +166,13 @@ def test_warmup_boundary_is_the_largest_rate_that_trains():
     assert "sgd at init x4: 1 without warmup, 3 with it" in text
     assert "adam at init x4: 0.1 without warmup, 1 with it" in text
     assert verdict == "agree"
+
+
+def test_trial_smoke_runs_one_study_setting_in_process(ray_env):
+    import json
+
+    out = wssweep("trial", "sweeps/meta_horizon_warm.yaml", "--smoke", env=ray_env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads(out.stdout)
+    # 3 smoke stages, and the third arm's gap is reported next to the gap
+    assert len(metrics["warm/stage_test_acc"]) == 3 and "gap_chosen" in metrics
