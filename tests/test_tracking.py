@@ -243,6 +243,18 @@ def test_map_run_table(tmp_path):
     assert saved["data"] == [["ab", 0.1], ["cd", 0.7]]
 
 
+def test_map_run_table_with_a_column_of_text_and_numbers(tmp_path):
+    run_dir = tmp_path / "map"
+    run = _start(run_dir, run_id="sweep2-map", name="map", job_type="map")
+    # A swept key whose values are a number or a word (warmup_init: 0.0 or catapult).
+    run.log_table("summary", ["optim.warmup_init", "gap"], [[0.0, 0.1], ["catapult", 0.7]])
+    run.finish()
+    table = next(f for f in read_run(run_dir)["files"] if f.startswith("media/table/summary"))
+    saved = json.loads(next((run_dir / "wandb").glob(f"*/files/{table}")).read_text())
+    # The column is saved as text; the numbers column stays numbers.
+    assert saved["data"] == [["0.0", 0.1], ["catapult", 0.7]]
+
+
 def test_disabled_mode_writes_nothing(tmp_path):
     run_dir = tmp_path / "trial_0"
     run = _start(run_dir, mode="disabled")

@@ -159,14 +159,34 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def inert(run: StudyRun, row: dict[str, Any], key: str) -> bool:
+    """Whether swept ``key`` means nothing in ``row``'s setting (e.g. ``shrink`` of a plain warm
+    start): another of its values gives the same experiment (``ExperimentConfig.canonical``)."""
+    from wssweep.spec import experiment_from_mapping
+
+    params = run.data.spec.get("parameters", {})
+    others = [v for v in params.get(key, {}).get("values", []) if not _same(v, row[key])]
+    if not others:
+        return False
+    setting = {k: row[k] for k in run.data.swept}
+    experiment = run.data.sweep.get("experiment") or {}
+    try:
+        here = experiment_from_mapping(experiment, setting=setting).canonical()
+        there = experiment_from_mapping(experiment, setting={**setting, key: others[0]})
+    except InputError:
+        return False
+    return here == there.canonical()
+
+
 def verdict_table(run: StudyRun) -> str:
-    """One line per setting: the gap with its 95 % CI, seeds, verdict, steps saved, accuracies."""
+    """One line per setting: the gap with its 95 % CI, seeds, verdict, steps saved, accuracies.
+    A swept value that its setting never reads is shown as "–"."""
     keys = varying_keys(run)
     header = [_short(k) for k in keys] + ["gap (points) [95 % CI]", "seeds ok / run", "verdict",
                                           "saving (cold/warm steps)", "warm acc", "cold acc"]
     body = []
     for r in run.rows:
-        body.append([_val(r[k]) for k in keys] + [
+        body.append(["–" if inert(run, r, k) else _val(r[k]) for k in keys] + [
             fmt_ci(r["gap_mean"], r["gap_lo"], r["gap_hi"]), f"{r['n_seeds']} / {r['n_trials']}",
             r["verdict"], fmt_ci(r["saving_mean"], r["saving_lo"], r["saving_hi"], 2).lstrip("+")
             .replace("[+", "[").replace(", +", ", "),
@@ -244,21 +264,31 @@ def compare_dash(run: StudyRun) -> tuple[str, str]:
     sp = run.select(warm__intervention="shrink_perturb")
     if not warm or not dash:
         return "unclear", "The run lacks the warm or the DASH settings."
-    keep = {True: "kept", False: "reset"}
-    warm_text = "; ".join(f"optimizer {keep[bool(run.value(r, 'warm.keep_optimizer'))]}: "
-                          f"{_ci_text(r)}" for r in warm)
+    def optimizer(r: dict[str, Any]) -> str:
+        kept = str(run.value(r, "warm.keep_optimizer", run.fixed("warm.keep_optimizer")))
+        return "kept" if kept.lower() == "true" else "reset"
+
+    warm_text = "; ".join(f"optimizer {optimizer(r)}: {_ci_text(r)}" for r in warm)
     best_dash = min(dash, key=lambda r: r["gap_mean"])
     best_sp = min(sp, key=lambda r: r["gap_mean"]) if sp else None
     warm_behind = all(r["gap_lo"] > 0 for r in warm)
     dash_matches = best_dash["gap_hi"] <= run.data.tolerance
     dash_cheaper = best_dash["saving_mean"] > 1
+    twin = [r for r in warm if optimizer(r) == optimizer(best_dash)]
     text = (f"Cold minus warm: {warm_text}. The best DASH setting ({_label(run, best_dash)}) "
             f"is at {_ci_text(best_dash)} with {fmt(best_dash['saving_mean'], 2)}x fewer steps "
             "than cold")
+    if twin:
+        text = text.replace(" with ", f" (the warm start with its optimizer {optimizer(twin[0])} "
+                            f"is at {fmt(twin[0]['gap_mean'], 1, True)}) with ", 1)
     if best_sp is not None:
         text += (f"; the best shrink-and-perturb ({_label(run, best_sp)}) at {_ci_text(best_sp)}, "
                  f"{fmt(best_sp['saving_mean'], 2)}x")
     text += "."
+    text += (" DASH ≥ cold holds: its interval's upper end is within the tolerance." if dash_matches
+             else f" DASH ≥ cold is not shown: the upper end of its interval is above "
+             f"{run.data.tolerance:g} points." if best_dash["gap_lo"] <= 0 else
+             " DASH stays below the cold start: its interval excludes 0.")
     if warm_behind and dash_matches and dash_cheaper:
         return "agree", text
     if not warm_behind and all(r["gap_hi"] < 0 for r in warm) or best_dash["gap_lo"] > 0:

@@ -215,9 +215,8 @@ class TrialRun:
         """Log a table (e.g. the map's summary) at the next step; it lands in ``files``."""
         import wandb
 
-        self._run.log(
-            {key: wandb.Table(columns=list(columns), data=[list(r) for r in rows])}, commit=True
-        )
+        data = uniform_columns(rows)
+        self._run.log({key: wandb.Table(columns=list(columns), data=data)}, commit=True)
 
     def log_images(self, images: Mapping[str, Path | str]) -> None:
         """Log image files (e.g. the map's heatmap PNGs), one key each, at the next step."""
@@ -279,6 +278,23 @@ class _DisabledRun(TrialRun):
 
     def finish(self, summary: Mapping[str, Any] | None = None, exit_code: int = 0) -> None:
         self.finished = True
+
+
+def uniform_columns(rows: list[list[Any]]) -> list[list[Any]]:
+    """The rows with every column of one type, as ``wandb.Table`` requires: a column that mixes
+    text and numbers (e.g. ``optim.warmup_init``: 0.0 or ``catapult``) becomes text.
+
+    Example:
+        >>> uniform_columns([[0.0, 1.5], ["catapult", 2.0], [None, 3.0]])
+        [['0.0', 1.5], ['catapult', 2.0], [None, 3.0]]
+    """
+    rows = [list(r) for r in rows]
+    for j in range(len(rows[0]) if rows else 0):
+        kinds = {isinstance(r[j], str) for r in rows if r[j] is not None}
+        if len(kinds) > 1:
+            for r in rows:
+                r[j] = None if r[j] is None else str(r[j])
+    return rows
 
 
 def start(
