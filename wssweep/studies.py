@@ -145,7 +145,7 @@ def _short(key: str) -> str:
 
 
 def _val(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def varying_keys(run: StudyRun) -> list[str]:
@@ -346,10 +346,16 @@ def compare_four_axes(run: StudyRun) -> tuple[str, str]:
     text = (f"Optuna tried {len(run.rows)} settings on {n_seeds} seeds. "
             f"{len(closed)} close the gap (the interval's upper end at most "
             f"{run.data.tolerance:g} points).")
+    # Each setting's cold arm trains at that setting's rate and warmup, so a closed gap at a rate
+    # where cold is weak is not the best model: say how it stands against the best cold start.
+    best_cold = max(run.rows, key=lambda r: r["cold/test_acc"] if math.isfinite(
+        r["cold/test_acc"]) else -math.inf)
     if ranked:
         top = ranked[0]
         text += (f" The cheapest is {_label(run, top)}: gap {_ci_text(top)}, "
-                 f"{fmt(top['saving_mean'], 2)}x fewer steps than the cold start.")
+                 f"{fmt(top['saving_mean'], 2)}x fewer steps than the cold start. Its warm arm "
+                 f"ends at {fmt(top['warm/test_acc'])} % against {fmt(best_cold['cold/test_acc'])}"
+                 f" % for the best cold start of the run ({_label(run, best_cold)}).")
         return "agree", text
     text += f" The smallest gap found is at {_label(run, best)}: {_ci_text(best)}."
     return "unclear", text
@@ -426,6 +432,14 @@ def compare_horizon(run: StudyRun) -> tuple[str, str]:
             f"the gap is {_ci_text(short['row'])} at H = {short['H']} and "
             f"{_ci_text(long['row'])} at H = {long['H']}; against a cold start at the chosen "
             f"rate it is {fmt_ci(*short['chosen'])} and {fmt_ci(*long['chosen'])} points.")
+    lo, hi = short["chosen"][1:]
+    if short["row"]["gap_lo"] > 0 and lo <= 0 <= hi:
+        text += (f" At H = {short['H']} the gap against the baseline is the small rate's doing: a "
+                 "cold start at that rate loses as much.")
+    if long["row"]["gap_lo"] <= 0 <= long["row"]["gap_hi"] and long["chosen"][1] > 0:
+        text += (f" At H = {long['H']} the larger chosen rate brings the warm start level with "
+                 "the baseline, but a cold start at that same rate does better still, so the "
+                 "warm-start gap remains at the chosen rate.")
     if ratio >= 3:
         return "agree", text
     if ratio <= 1:
@@ -718,8 +732,13 @@ def load_study_run(run_dir: Path) -> StudyRun:
 
 
 def map_figure(run: StudyRun, path: Path, name: str = "") -> Path:
-    """The map's plot ``name``, else its first heatmap, else its first line plot."""
+    """The map's plot ``name``, else its first heatmap, else its first line plot. A run copied
+    without its map (as in docs/runs/) gets it rebuilt from results.csv first."""
+    from wssweep.report import build_map
+
     map_dir = run.run_dir / "map"
+    if not map_dir.is_dir():
+        build_map(run.run_dir)
     found = ([map_dir / name] if name and (map_dir / name).is_file() else
              sorted(map_dir.glob("heatmap_*.png")) or sorted(map_dir.glob("line_*.png")))
     if not found:
@@ -776,15 +795,17 @@ def study_section(study: Study, run: StudyRun | None, fig_dir: Path, out_dir: Pa
 
 HEADER = """# Results: the seed papers' findings, rerun with wssweep
 
-Written by `wssweep results runs/ --out docs/results.md` from the run directories (newest full run
-of each study in `sweeps/`); do not edit by hand. Every number below is computed from a run's
-`results.csv`. Gaps are cold minus warm final test accuracy in points, with 95 % t-intervals over
-seeds; a setting is *closed* when the interval's upper end is at most the spec's
-`gap_tolerance` (the warm start is at least as good as cold, within the tolerance), *open* when
-its lower end is above it, *inconclusive* otherwise, and *failed* when more seeds failed than
-trained. *Saving* is the cold arm's
-optimizer steps over the warm arm's, after stage 1. Each run used a 2-core CPU machine, 1 CPU per
-trial.
+Written by `wssweep results docs/runs --out docs/results.md`; do not edit by hand. `docs/runs/`
+holds each study's run as it came out of `wssweep run sweeps/<study>.yaml` (its `results.csv`,
+`sweep.json` and `wall.json`; the newest full run of each study is used), and every number below
+is computed from those files. After new runs: `wssweep results runs/ --out docs/results.md`.
+
+Gaps are cold minus warm final test accuracy in points, with 95 % t-intervals over seeds. A
+setting is *closed* when the interval's upper end is at most the spec's `gap_tolerance` (the warm
+start is at least as good as cold, within the tolerance), *open* when its lower end is above it,
+*inconclusive* otherwise, and *failed* when more seeds failed than trained. *Saving* is the cold
+arm's optimizer steps over the warm arm's, after stage 1. Every run used this project's 2-core
+CPU machine, one CPU per trial, W&B offline.
 """
 
 
