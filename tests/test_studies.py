@@ -176,3 +176,17 @@ def test_trial_smoke_runs_one_study_setting_in_process(ray_env):
     metrics = json.loads(out.stdout)
     # 3 smoke stages, and the third arm's gap is reported next to the gap
     assert len(metrics["warm/stage_test_acc"]) == 3 and "gap_chosen" in metrics
+
+
+def test_committed_results_page_is_what_the_committed_runs_give(tmp_path):
+    import shutil
+
+    from wssweep.studies import write_results
+
+    runs = tmp_path / "runs"
+    shutil.copytree(REPO / "docs" / "runs", runs, ignore=shutil.ignore_patterns("map"))
+    out = write_results([runs], tmp_path / "results.md")
+    # docs/results.md is exactly what `wssweep results docs/runs` writes: not edited by hand
+    assert out.read_text() == (REPO / "docs" / "results.md").read_text()
+    # and every study has its full run there
+    assert set(find_study_runs([runs])) == set(STUDIES)
