@@ -212,13 +212,15 @@ def mapped_quantity(rows: Sequence[dict[str, Any]], metric: str = "gap") -> str:
     return metric
 
 
-def _geomean(values: Iterable[float]) -> float:
+def geomean(values: Iterable[float]) -> float:
+    """Geometric mean of the finite, positive values; NaN when there are none."""
     arr = _finite(values)
     arr = arr[arr > 0]
     return float(np.exp(np.log(arr).mean())) if arr.size else _NAN
 
 
-def _mean(values: Iterable[float]) -> float:
+def mean_of(values: Iterable[float]) -> float:
+    """Mean of the finite values; NaN when there are none."""
     arr = _finite(values)
     return float(arr.mean()) if arr.size else _NAN
 
@@ -293,10 +295,10 @@ def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str 
             failed = verdict(_NAN, _NAN, _NAN, n_valid, n_failed, tolerance) == "failed"
             judged = "failed" if failed else NOT_APPLICABLE
         summary.update({
-            "warm/test_acc": _mean(to_float(r.get("warm/test_acc")) for r in valid),
-            "cold/test_acc": _mean(to_float(r.get("cold/test_acc")) for r in valid),
+            "warm/test_acc": mean_of(to_float(r.get("warm/test_acc")) for r in valid),
+            "cold/test_acc": mean_of(to_float(r.get("cold/test_acc")) for r in valid),
             "saving_mean": saving[0], "saving_lo": saving[1], "saving_hi": saving[2],
-            "lr_chosen": _geomean(to_float(r.get("lr_chosen")) for r in valid),
+            "lr_chosen": geomean(to_float(r.get("lr_chosen")) for r in valid),
             "verdict": judged,
         })
         out.append(summary)

@@ -28,9 +28,12 @@ import numpy as np
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
 from wssweep.gapmap import (
+    SWEEP_FILE,
     RunData,
     cell_text,
     count_trials,
+    geomean,
+    mean_of,
     paired_ci,
     parse_value,
     read_run,
@@ -38,6 +41,8 @@ from wssweep.gapmap import (
     to_float,
     trial_outcome,
 )
+from wssweep.orchestrate import WALL_FILE
+from wssweep.results import RESULTS_FILE
 
 FIGURE_DIR = "figures"  # beside results.md
 MAX_FIGURE_BYTES = 1_000_000  # a figure in docs/ must stay well under 1 MB
@@ -123,12 +128,11 @@ def fmt(x: float, digits: int = 1, signed: bool = False) -> str:
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
-def fmt_ci(mean: float, lo: float, hi: float, digits: int = 1) -> str:
+def fmt_ci(mean: float, lo: float, hi: float, digits: int = 1, signed: bool = True) -> str:
     """``+1.2 [+0.3, +2.1]``; without an interval (fewer than 2 seeds), the mean alone."""
     if not math.isfinite(lo) or not math.isfinite(hi):
-        return fmt(mean, digits, signed=True)
-    return (f"{fmt(mean, digits, True)} [{fmt(lo, digits, True)}, "
-            f"{fmt(hi, digits, True)}]")
+        return fmt(mean, digits, signed)
+    return f"{fmt(mean, digits, signed)} [{fmt(lo, digits, signed)}, {fmt(hi, digits, signed)}]"
 
 
 def fmt_lr(x: float) -> str:
@@ -188,8 +192,7 @@ def verdict_table(run: StudyRun) -> str:
     for r in run.rows:
         body.append(["–" if inert(run, r, k) else _val(r[k]) for k in keys] + [
             fmt_ci(r["gap_mean"], r["gap_lo"], r["gap_hi"]), f"{r['n_seeds']} / {r['n_trials']}",
-            r["verdict"], fmt_ci(r["saving_mean"], r["saving_lo"], r["saving_hi"], 2).lstrip("+")
-            .replace("[+", "[").replace(", +", ", "),
+            r["verdict"], fmt_ci(r["saving_mean"], r["saving_lo"], r["saving_hi"], 2, False),
             fmt(r["warm/test_acc"]), fmt(r["cold/test_acc"])])
     return markdown_table(header, body)
 
@@ -369,13 +372,13 @@ def _nqm_rows(run: StudyRun) -> list[tuple[int, dict[str, Any], float]]:
     out = []
     for r in sorted(run.rows, key=lambda r: r["meta_horizon"]):
         lrs = list(run.per_seed(r, "nqm/lr_mid").values())
-        out.append((int(r["meta_horizon"]), r, float(np.exp(np.mean(np.log(lrs))))))
+        out.append((int(r["meta_horizon"]), r, geomean(lrs)))
     return out
 
 
 def table_nqm(run: StudyRun) -> str:
-    body = [[str(h), fmt_lr(lr), fmt_ci(r["metric_mean"], r["metric_lo"], r["metric_hi"], 3)
-             .replace("+", ""), f"{r['n_seeds']} / {r['n_trials']}"]
+    body = [[str(h), fmt_lr(lr), fmt_ci(r["metric_mean"], r["metric_lo"], r["metric_hi"], 3, False),
+             f"{r['n_seeds']} / {r['n_trials']}"]
             for h, r, lr in _nqm_rows(run)]
     return markdown_table(["horizon H (steps)", "rate at step 5,000", "final E[L] [95 % CI]",
                            "seeds ok / run"], body)
@@ -404,7 +407,7 @@ def _horizon_stats(run: StudyRun) -> list[dict[str, Any]]:
         chosen = run.per_seed(r, "gap_chosen")
         lrs = list(run.per_seed(r, "lr_chosen").values())
         out.append({"H": int(r["meta_horizon"]), "row": r, "chosen": paired_ci(list(
-            chosen.values())), "lr": float(np.exp(np.mean(np.log(lrs)))) if lrs else math.nan})
+            chosen.values())), "lr": geomean(lrs)})
     return out
 
 
@@ -517,7 +520,7 @@ def _boundaries(run: StudyRun) -> dict[tuple[float, str], dict[str, Any]]:
 
 def _catapult_saving(run: StudyRun) -> float:
     """Mean share of warmup steps a catapult start saves: η_c / η_trgt, over its trials."""
-    shares = []
+    shares: list[float] = []
     for t in run.data.rows:
         if cell_text(t.get("optim.warmup_init")) != "catapult" or not t.get(
                 "warm/stage_catapult_lr"):
@@ -525,7 +528,7 @@ def _catapult_saving(run: StudyRun) -> float:
         lr = to_float(t.get("lr"))
         for c in json.loads(t["warm/stage_catapult_lr"]):
             shares.append(min(c / lr, 1.0))
-    return float(np.mean(shares)) if shares else math.nan
+    return mean_of(shares)
 
 
 def _spreads(b: dict[tuple[float, str], dict[str, Any]]) -> tuple[float, float]:
@@ -541,11 +544,7 @@ def _spreads(b: dict[tuple[float, str], dict[str, Any]]) -> tuple[float, float]:
         for lr, acc in accs.items():
             groups.setdefault((scale, recipe.split(",")[0], lr), []).append(acc)
     across_recipes = [max(v) - min(v) for v in groups.values() if len(v) > 1]
-    return _mean_or_nan(across_recipes), _mean_or_nan(across_lrs)
-
-
-def _mean_or_nan(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else math.nan
+    return mean_of(across_recipes), mean_of(across_lrs)
 
 
 def table_warmup(run: StudyRun) -> str:
@@ -690,12 +689,12 @@ STUDIES: dict[str, Study] = {s.stem: s for s in (
 
 
 def _is_run(path: Path) -> bool:
-    return (path / "sweep.json").is_file() and (path / "results.csv").is_file()
+    return (path / SWEEP_FILE).is_file() and (path / RESULTS_FILE).is_file()
 
 
 def _wall(run_dir: Path) -> tuple[float | None, float]:
     """(seconds, start time) from wall.json; a run without one has no wall time."""
-    path = run_dir / "wall.json"
+    path = run_dir / WALL_FILE
     if not path.is_file():
         return None, run_dir.stat().st_mtime
     sessions = json.loads(path.read_text())
@@ -715,7 +714,7 @@ def find_study_runs(
         candidates += [p] if _is_run(p) else sorted(c for c in p.iterdir() if _is_run(c))
     best: dict[str, tuple[float, Path]] = {}
     for run_dir in candidates:
-        sweep = json.loads((run_dir / "sweep.json").read_text())
+        sweep = json.loads((run_dir / SWEEP_FILE).read_text())
         stem = Path(sweep.get("spec_path") or "").stem
         seconds, started = _wall(run_dir)
         scaled = sweep.get("smoke") and not include_smoke
