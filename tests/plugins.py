@@ -1,5 +1,8 @@
 """User code for end-to-end tests, loaded by import path inside Ray workers."""
 
+import math
+import time
+
 from torch import nn
 
 
@@ -8,7 +11,23 @@ def broken_net(input_shape, num_classes) -> nn.Module:
 
 
 def tiny_net(input_shape, num_classes, hidden: int = 16) -> nn.Module:
-    import math
-
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), nn.ReLU(),
                          nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+def slow_net(input_shape, num_classes, delay: float = 0.05) -> nn.Module:
+    """A linear classifier whose forward pass waits ``delay`` seconds, so a trial lasts a few
+    seconds of wall time without using CPU, and overlaps and kill points hold even on a busy
+    2-core machine."""
+
+    class SlowNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Sequential(nn.Flatten(),
+                                        nn.Linear(math.prod(input_shape), num_classes))
+
+        def forward(self, x):
+            time.sleep(delay)
+            return self.linear(x)
+
+    return SlowNet()

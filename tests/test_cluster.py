@@ -22,25 +22,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
 import secrets
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli import finish, kill_group, show, start, wait_for, wssweep
+from wssweep.checkpoint import FINAL_FILE, STAGE_FILE, TRIALS_DIR
 from wssweep.results import read_results
+from wssweep.trial import read_starts
 
 REPO = Path(__file__).resolve().parents[1]
 
 # Runs in the helper process: start the nodes, print the address, wait for stdin to close.
+# Runs in the helper process: start the nodes, print the address and node ids, then obey one
+# JSON command per stdin line ({"op": "remove", "index": i} or {"op": "add", "node": {...}}),
+# answering each with the node ids now alive; stdin closing shuts the cluster down.
 CLUSTER_SCRIPT = """
 import json, sys
 from ray.cluster_utils import Cluster
@@ -48,12 +50,20 @@ head, *workers = json.loads(sys.argv[1])
 loopback = {"node_ip_address": "127.0.0.1", "include_dashboard": False}
 cluster = Cluster(initialize_head=True, head_node_args={**loopback, **head})
 try:
-    for node in workers:
-        cluster.add_node(**loopback, **node)
+    nodes = [cluster.head_node] + [cluster.add_node(**loopback, **node) for node in workers]
     cluster.wait_for_nodes()
     ips = [node.node_ip_address for node in cluster.list_all_nodes()]
-    print(json.dumps({"address": cluster.address, "ips": ips}), flush=True)
-    sys.stdin.read()
+    print(json.dumps({"address": cluster.address, "ips": ips,
+                      "node_ids": [node.node_id for node in nodes]}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "remove":
+            cluster.remove_node(nodes[command["index"]], allow_graceful=False)
+        else:
+            nodes.append(cluster.add_node(**loopback, **command["node"]))
+            cluster.wait_for_nodes()
+        alive = [node.node_id for node in cluster.list_all_nodes()]
+        print(json.dumps({"node_ids": alive}), flush=True)
 finally:
     cluster.shutdown()
 """
@@ -67,11 +77,11 @@ experiment:
   lr: 0.01
 """
 
-# ~4 s of mostly sleeping per trial (tests.test_cluster:slow_net), whatever the CPU load.
+# ~4 s of mostly sleeping per trial (tests.plugins:slow_net), whatever the CPU load.
 SLOW_EXPERIMENT = """
 experiment:
   data: {name: digits, train_size: 200, test_size: 100}
-  model: {name: custom, factory: "tests.test_cluster:slow_net", kwargs: {delay: 0.05}}
+  model: {name: custom, factory: "tests.plugins:slow_net", kwargs: {delay: 0.05}}
   protocol: {kind: online, chunks: 2, stop: {max_epochs: 3}}
   optim: {name: sgd, batch_size: 50}
   lr: 0.1
@@ -86,47 +96,6 @@ seeds: [0, 1]
 """
 
 
-def slow_net(input_shape, num_classes, delay: float = 0.05):
-    """Model factory (``model.factory: tests.test_cluster:slow_net``), imported by Ray workers: a
-    linear classifier whose forward pass waits ``delay`` seconds, so a trial lasts a few seconds
-    of wall time without using CPU and overlaps hold even on a busy 2-core machine."""
-    from torch import nn
-
-    class SlowNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.linear = nn.Sequential(nn.Flatten(),
-                                        nn.Linear(math.prod(input_shape), num_classes))
-
-        def forward(self, x):
-            time.sleep(delay)
-            return self.linear(x)
-
-    return SlowNet()
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def wssweep(env: dict, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run the CLI in its own process group; on a timeout, kill it and any local Ray it started."""
-    proc = subprocess.Popen([sys.executable, "-m", "wssweep", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
-        out, err = proc.communicate()
-        pytest.fail(f"wssweep {' '.join(args)} still running after {timeout}s:\n"
-                    f"{out[-3000:]}\n{err[-3000:]}")
-    finally:
-        _kill_group(proc.pid)  # leftovers of a local Ray, if any
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def rows(run_dir: Path) -> list[dict]:
     return read_results(run_dir / "results.csv")
 
@@ -135,10 +104,6 @@ def most_at_once(table: list[dict]) -> int:
     """The largest number of trials whose [started_at, finished_at] intervals share an instant."""
     spans = [(float(r["started_at"]), float(r["finished_at"])) for r in table]
     return max(sum(start <= t <= end for start, end in spans) for t, _ in spans)
-
-
-def show(out: subprocess.CompletedProcess) -> str:
-    return out.stdout[-3000:] + "\n" + out.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +124,10 @@ def cluster_env(ray_env):
 
 @contextlib.contextmanager
 def ray_cluster(env: dict, nodes: list[dict], log: Path):
-    """A Ray cluster of ``nodes`` (head first) on 127.0.0.1; yields {"address", "ips"}."""
+    """A Ray cluster of ``nodes`` (head first) on 127.0.0.1; yields {"address", "ips",
+    "node_ids", "command"}: ``command({"op": "remove", "index": i})`` kills node i (its raylet
+    and workers, as a lost machine), ``command({"op": "add", "node": {...}})`` adds one; each
+    returns the ids of the nodes alive after it."""
     with open(log, "w") as err:
         helper = subprocess.Popen([sys.executable, "-c", CLUSTER_SCRIPT, json.dumps(nodes)],
                                   cwd=REPO, env=env, stdin=subprocess.PIPE,
@@ -170,13 +138,23 @@ def ray_cluster(env: dict, nodes: list[dict], log: Path):
         line = helper.stdout.readline() if ready else ""
         if not line:
             pytest.fail(f"the Ray cluster did not start:\n{log.read_text()[-3000:]}")
-        yield json.loads(line)
+
+        def command(op: dict) -> dict:
+            helper.stdin.write(json.dumps(op) + "\n")
+            helper.stdin.flush()
+            ready, _, _ = select.select([helper.stdout], [], [], 120)
+            reply = helper.stdout.readline() if ready else ""
+            if not reply:
+                pytest.fail(f"the cluster did not do {op}:\n{log.read_text()[-3000:]}")
+            return json.loads(reply)
+
+        yield {**json.loads(line), "command": command}
     finally:
         with contextlib.suppress(BrokenPipeError):
             helper.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             helper.wait(timeout=60)
-        _kill_group(helper.pid)  # whatever shutdown left behind, and the helper if it hung
+        kill_group(helper.pid)  # whatever shutdown left behind, and the helper if it hung
         helper.wait()
         helper.stdout.close()
 
@@ -263,3 +241,40 @@ resources: {cpus_per_trial: 1, trials_per_gpu: 2}
     # both trials completed, with no GPU share
     assert len(table) == 2 and {r["status"] for r in table} == {"completed"}
     assert {float(r["gpu_share"]) for r in table} == {0.0}
+
+
+def test_a_lost_node_costs_no_trial(two_nodes, cluster_env, tmp_path):
+    spec = tmp_path / "lost.yaml"
+    # ~3 s of wall time per trial over 3 stages: long enough to lose a node inside a stage
+    spec.write_text(SLOW_EXPERIMENT.replace("chunks: 2", "chunks: 3") + GRID_OF_4
+                    + "resources: {cpus_per_trial: 1}\n")
+    run_dir = tmp_path / "runs" / "lost"
+    worker = two_nodes["node_ids"][1]
+    driver = start(cluster_env, "run", str(spec), "--name", "lost", "--storage",
+                   str(tmp_path / "runs"), "--address", two_nodes["address"])
+    try:
+        def running_on_worker() -> list[str]:
+            """Units started on the worker node that have finished a stage and not the trial."""
+            units = {s["unit"] for s in read_starts(run_dir) if s.get("node_id") == worker}
+            return [u for u in units if (run_dir / TRIALS_DIR / u / STAGE_FILE).exists()
+                    and not (run_dir / TRIALS_DIR / u / FINAL_FILE).exists()]
+
+        lost = wait_for(running_on_worker, "a trial inside a later stage on the worker node",
+                        driver)
+        # the worker node dies with a trial on it, and a fresh node joins
+        alive = two_nodes["command"]({"op": "remove", "index": 1})["node_ids"]
+        assert worker not in alive
+        two_nodes["command"]({"op": "add", "node": {"num_cpus": 1}})
+        out = finish(driver, timeout=240)
+    finally:
+        kill_group(driver.pid)
+    # the sweep finished, every trial once and completed
+    assert out.returncode == 0, show(out)
+    table = rows(run_dir)
+    assert len(table) == 4 and {r["status"] for r in table} == {"completed"}, table
+    by_unit = {f"{r['setting_key']}-seed{r['seed']}": r for r in table}
+    # the lost trial was retried (FailureConfig, default max_failures 3) and resumed mid-trial
+    assert all(int(by_unit[u]["restarts"]) >= 1 for u in lost), [by_unit[u] for u in lost]
+    assert all(int(by_unit[u]["resumed_stage"]) >= 1 for u in lost)
+    # and it finished on a node that was still alive
+    assert all(by_unit[u]["node_id"] != worker for u in lost)

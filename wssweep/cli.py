@@ -2,7 +2,8 @@
 
 Exit status: 0 when the work finished (diverged trials are results, not errors); 2 for bad input
 (spec, path, option), with the key path, what was expected and what was given, and no traceback;
-1 only for a bug.
+130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when a sweep was stopped: what finished is written and
+``wssweep resume RUN_DIR`` continues it; 1 only for a bug.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wssweep.errors import InputError
+from wssweep.files import path_kind
 
 EXIT_BAD_INPUT = 2
 
@@ -68,10 +70,12 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 def _cmd_map(args: argparse.Namespace) -> int:
     from wssweep import tracking
     from wssweep.orchestrate import SWEEP_FILE, publish_map
+    from wssweep.results import RESULTS_FILE
 
     run_dir = Path(args.run_dir).absolute()
     sweep_file = run_dir / SWEEP_FILE
-    if not (run_dir / "results.csv").is_file() or not sweep_file.is_file():
+    if (path_kind(run_dir / RESULTS_FILE, "RUN_DIR") != "file"
+            or path_kind(sweep_file, "RUN_DIR") != "file"):
         raise InputError("RUN_DIR", f"a wssweep run directory (with results.csv and {SWEEP_FILE})",
                          str(run_dir))
     tracking.quiet_env()
@@ -154,12 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from wssweep.orchestrate import Interrupted
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except InputError as exc:
         print(f"wssweep: bad input: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Interrupted as stop:
+        print(f"wssweep: {stop}", file=sys.stderr)
+        return stop.exit_status
 
 
 if __name__ == "__main__":

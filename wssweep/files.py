@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,3 +32,37 @@ def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def shown(path: str | Path, limit: int = 120) -> str:
+    """``path`` for an error message: long ones are cut, with their length."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def path_kind(path: str | Path, key: str) -> str | None:
+    """``"file"``, ``"dir"``, ``"other"`` or ``None`` (absent) for a user-given path.
+
+    A path the operating system refuses to look up (too long, a NUL byte) is bad input, an
+    ``InputError`` naming ``key``, not a traceback.
+
+    Example:
+        >>> path_kind("/", "RUN_DIR"), path_kind("/no/such/place", "RUN_DIR")
+        ('dir', None)
+        >>> path_kind("x" * 5000, "RUN_DIR")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        wssweep.errors.InputError: RUN_DIR: expected a path the file system accepts (...
+    """
+    from wssweep.errors import InputError
+
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(key, f"a path the file system accepts ({reason})", shown(path)) from None
+    if stat.S_ISDIR(status.st_mode):
+        return "dir"
+    return "file" if stat.S_ISREG(status.st_mode) else "other"

@@ -7,7 +7,9 @@ Run directory layout (``<storage>/<name>/``):
   ``wandb/``        one W&B run per trial (offline unless WANDB_API_KEY is set)
   ``optuna.db``     the Optuna study of a bayes sweep (open it with optuna-dashboard)
   ``results.csv``   one row per trial, rewritten atomically as trials finish
-  ``trial_starts.jsonl``  one line per trial start (what ran, and when)
+  ``trial_starts.jsonl``  one line per trial start or replay (what ran, and when)
+  ``trials/``       per (setting, seed): its stage checkpoint and final record (checkpoint.py)
+  ``cache/``        stage 1 and cold arms shared by the settings of a seed (cache.py)
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wssweep.checkpoint import clear_stage_checkpoints
 from wssweep.errors import InputError
-from wssweep.files import atomic_write
+from wssweep.files import atomic_write, path_kind
 from wssweep.results import write_results
 from wssweep.spec import NAME_PATTERN
 
@@ -113,7 +119,8 @@ def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | Non
         status = "running" if result else "pending"
     row = {k: v for k, v in result.items() if not k.startswith(("config/", "event"))}
     row.update(setting)
-    row.update({"trial_id": trial_id, "status": status, "error": error or "", "seed": seed})
+    row.update({"trial_id": trial_id, "status": status, "seed": seed,
+                "error": error or result.get("error") or ""})
     return row
 
 
@@ -243,18 +250,84 @@ def _tuner_parts(sweep: dict[str, Any], total: int):
     return wrapped, run_config, writer
 
 
-def finish(grid, sweep: dict[str, Any]) -> Path:
-    """Rewrite results.csv from Tune's own record of every trial (authoritative after resume)."""
+def finish(grid, sweep: dict[str, Any], *, interrupted: bool = False) -> Path:
+    """Rewrite results.csv from Tune's own record of every trial (authoritative after resume),
+    then build the map.
+
+    After an interrupt, a trial without its final metrics is ``running`` (it resumes from its
+    stage checkpoint) or ``pending``; once the sweep has ended, no trial will run again, so the
+    stage checkpoints left (stopped or errored trials) are deleted.
+    """
     rows = []
     for result in grid:
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name
         error = _last_line(str(result.error)) if result.error else None
-        rows.append(row_from(trial_id, result.config or {}, metrics, error, sweep, done=True))
+        rows.append(row_from(trial_id, result.config or {}, metrics, error, sweep,
+                             done=not interrupted))
     rows.sort(key=lambda r: str(r.get("started_at") or ""))
     path = write_results(Path(sweep["run_dir"]), rows, sweep["swept"])
+    if not interrupted:
+        clear_stage_checkpoints(sweep["run_dir"])
     publish_map(Path(sweep["run_dir"]), sweep)
     return path
+
+
+class Interrupted(Exception):
+    """The sweep was stopped by SIGINT or SIGTERM; what finished is written, the rest resumes."""
+
+    def __init__(self, signum: int, run_dir: Path) -> None:
+        self.signum, self.run_dir = signum, run_dir
+        super().__init__(f"interrupted by {signal.Signals(signum).name}: results so far in "
+                         f"{run_dir / 'results.csv'}; `wssweep resume {run_dir}` continues it")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+@contextmanager
+def stop_on_signal() -> Iterator[list[int]]:
+    """While ``tuner.fit()`` runs: SIGINT or SIGTERM ends the sweep cleanly; yields the signals
+    received (empty if none).
+
+    Tune's own handler covers SIGINT only; SIGTERM (what a scheduler or ``kill`` sends) would kill
+    the driver with nothing written. Both are routed to Tune's graceful stop instead (it listens
+    on SIGUSR1 too): the loop ends, Tune saves its experiment state, running trials keep their
+    stage checkpoints. A second signal aborts at once.
+    """
+    received: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        print(f"wssweep: {signal.Signals(signum).name} received: stopping the sweep (running "
+              "trials keep their stage checkpoints; a second signal aborts)", file=sys.stderr,
+              flush=True)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _fit(tuner, sweep: dict[str, Any], started: float, session: str) -> Path:
+    """Run the sweep to its end or to a signal; write results and the map either way."""
+    run_dir = Path(sweep["run_dir"])
+    with stop_on_signal() as received:
+        grid = tuner.fit()
+    path = finish(grid, sweep, interrupted=bool(received))
+    record_wall(run_dir, started, session)
+    if received:
+        raise Interrupted(received[0], run_dir)
+    return path.parent
 
 
 def publish_map(run_dir: Path, sweep: dict[str, Any]):
@@ -286,7 +359,7 @@ def check_run_target(storage: Path, name: str | None) -> None:
         raise InputError("--name", f"a run name matching {NAME_PATTERN} (it becomes a directory "
                          "under --storage)", name)
     storage = storage.absolute()
-    existing = next(p for p in (storage, *storage.parents) if p.exists())
+    existing = next(p for p in (storage, *storage.parents) if path_kind(p, "--storage"))
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise InputError("--storage", "a writable directory, or a path where one can be created",
                          str(storage))
@@ -304,7 +377,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 
     run_dir = run_dir.absolute()
     sweep_file = run_dir / SWEEP_FILE
-    if not sweep_file.is_file():
+    if path_kind(sweep_file, "RUN_DIR") != "file":
         raise InputError("RUN_DIR", f"a wssweep run directory (with {SWEEP_FILE})", str(run_dir))
     try:
         sweep = json.loads(sweep_file.read_text())
@@ -328,7 +401,7 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     started = time.time()
     check_run_target(Path(storage), name)
     run_dir = Path(storage).absolute() / name
-    if run_dir.exists():
+    if path_kind(run_dir, "--name"):
         raise InputError("--name", "a run name not used yet in the storage directory "
                          "(to finish an interrupted run: wssweep resume RUN_DIR)", str(run_dir))
     sweep = sweep_payload(resolved, run_dir, name)
@@ -347,10 +420,7 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    grid = tuner.fit()
-    path = finish(grid, sweep)
-    record_wall(run_dir, started, "run")
-    return path.parent
+    return _fit(tuner, sweep, started, "run")
 
 
 def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
@@ -366,7 +436,4 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     wrapped, _, _ = _tuner_parts(sweep, total)
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,
                                resume_errored=False)
-    grid = tuner.fit()
-    path = finish(grid, sweep)
-    record_wall(run_dir, started, "resume")
-    return path.parent
+    return _fit(tuner, sweep, started, "resume")

@@ -18,9 +18,12 @@ import csv
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wssweep.files import atomic_write
+
+if TYPE_CHECKING:
+    from wssweep.config import ExperimentConfig
 
 RESULTS_FILE = "results.csv"
 ID_COLUMNS = ["trial_id", "status", "seed", "setting_key"]
@@ -32,13 +35,31 @@ METRIC_COLUMNS = [
     "nqm/final_loss", "nqm/initial_loss", "nqm/lr_first", "nqm/lr_mid", "nqm/lr_last",
     "cold_chosen/test_acc", "gap_chosen",
 ]
-TAIL_COLUMNS = ["error", "started_at", "finished_at"]
+# restarts: how many times the trial was started again (a lost node, a resumed sweep);
+# resumed_stage: the last stage it had finished when it last resumed (0 = from the start).
+TAIL_COLUMNS = ["restarts", "resumed_stage", "error", "started_at", "finished_at"]
 STATUSES = ("completed", "diverged", "error", "stopped", "running", "pending")
 
 
-def setting_key(config_minus_seed: dict[str, Any]) -> str:
-    """A short stable hash naming a setting: the full experiment config without the seed."""
-    text = json.dumps(config_minus_seed, sort_keys=True, default=str)
+#: Experiment keys that say where a trial runs, not what it is: not part of its setting.
+PLACEMENT_KEYS = frozenset({"device", "threads"})
+
+
+def setting_key(config: ExperimentConfig) -> str:
+    """A short stable hash naming a setting: the experiment as the user specified it, minus the
+    seed and minus where it runs (``PLACEMENT_KEYS``), so seeds of one setting share it on every
+    node, CPU or GPU.
+
+    Example:
+        >>> from wssweep.config import ExperimentConfig
+        >>> a = ExperimentConfig.model_validate({"lr": 0.1, "seed": 1, "device": "cuda"})
+        >>> b = ExperimentConfig.model_validate({"lr": 0.1, "seed": 2, "threads": 4})
+        >>> setting_key(a) == setting_key(b), setting_key(a) == setting_key(
+        ...     a.model_copy(update={"lr": 0.2}))
+        (True, False)
+    """
+    dumped = config.model_dump(mode="json", exclude={"seed", *PLACEMENT_KEYS})
+    text = json.dumps(dumped, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

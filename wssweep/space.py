@@ -386,8 +386,10 @@ def _resources_lines(spec: SweepSpec, num_cpus: float | None, num_gpus: float | 
     else:
         gpu = f"{1 / res.trials_per_gpu:g} GPU (1/{res.trials_per_gpu}: {res.trials_per_gpu} " \
               "trials share a GPU)"
-    retries = (f"up to {res.max_failures} retries on failure" if res.max_failures
-               else "no retries on failure")
+    # Only a lost node or worker is retried; an exception of the science is the trial's result.
+    retries = ("retried forever after a lost node or worker" if res.max_failures < 0 else
+               f"up to {res.max_failures} retries after a lost node or worker" if res.max_failures
+               else "no retries after a lost node or worker")
     lines = [f"Resources per trial: {cpus}, {gpu}; {retries}"]
     if res.trials_per_gpu is not None and num_gpus == 0:
         lines.append("  note: the cluster has no GPU, so the GPU request will be dropped and "

@@ -1,16 +1,19 @@
 """The Ray Tune trainable: one (setting, seed) trial, reported per epoch to Tune and W&B.
 
-The science runs in ``wssweep.science.experiment.run_trial``; this module only wires its progress
-records into ``ray.tune.report`` (with a checkpoint holding the final metrics) and one W&B run.
+The science runs in ``wssweep.science.experiment.run_trial``; this module wires its progress
+records into ``ray.tune.report`` and one W&B run, and keeps the trial's records in the run
+directory (``wssweep.checkpoint.TrialStore``): a stage checkpoint after every stage, so a restarted
+trial continues where it was, and the final metrics, written before they are reported, so a
+finished trial never trains again.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 import torch
@@ -18,15 +21,22 @@ from ray import tune
 
 from wssweep import tracking
 from wssweep.cache import ArtifactCache
+from wssweep.checkpoint import TrialStore, unit_name
 from wssweep.results import setting_key
 from wssweep.science.experiment import run_trial
 from wssweep.spec import experiment_from_mapping
 
+if TYPE_CHECKING:
+    from wssweep.config import ExperimentConfig
+
 CACHE_DIR = "cache"  # stage 1 and cold arms shared between the trials of a run
-STARTS_FILE = "trial_starts.jsonl"  # one line per trial start: proof of what ran when
+STARTS_FILE = "trial_starts.jsonl"  # one line per trial start or replay: proof of what ran when
 # A Tune report costs ~10 ms (bench/overhead.py); epochs of small models take less. Epoch records
 # go to Tune at most this often (every one still goes to W&B); stage ends always go.
 REPORT_EVERY_S = 1.0
+# Tests set this to a file's path: while the file exists, a trial that has written its final
+# record waits before reporting it, so a test can kill the driver in exactly that window.
+HOLD_AFTER_FINAL_ENV = "WSSWEEP_TEST_HOLD_AFTER_FINAL"
 
 
 def _scalars(record: dict[str, Any]) -> dict[str, Any]:
@@ -42,28 +52,84 @@ def trial_status(metrics: dict[str, Any]) -> str:
     return "diverged" if metrics.get("diverged") else "completed"
 
 
-def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
-    """Run one trial of ``sweep`` (the resolved spec as a plain dict) for Tune's ``config``."""
+def read_starts(run_dir: Path) -> list[dict[str, Any]]:
+    """Every start and replay recorded in ``run_dir`` (oldest first)."""
+    path = Path(run_dir) / STARTS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _record_start(run_dir: Path, entry: dict[str, Any]) -> None:
+    # One short O_APPEND write per line: concurrent trials never interleave within a line.
+    with open(run_dir / STARTS_FILE, "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def _hold_after_final() -> None:
+    hold = os.environ.get(HOLD_AFTER_FINAL_ENV)
+    while hold and Path(hold).exists():
+        time.sleep(0.05)
+
+
+def _last_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[-1][:500]
+
+
+def trial_setting(
+    config: dict[str, Any], sweep: dict[str, Any]
+) -> tuple[dict[str, Any], int, str]:
+    """``(setting, seed, setting_key)`` of Tune's ``config``: the key hashes the setting as the
+    user specified it, before any node decides the trial's device and threads."""
     from wssweep.space import trial_identity
 
+    setting, seed = trial_identity(config, sweep["seeds"])
+    key = setting_key(experiment_from_mapping(sweep["experiment"],
+                                              setting={**setting, "seed": seed}))
+    return setting, seed, key
+
+
+def placed_config(sweep: dict[str, Any], setting: dict[str, Any], seed: int,
+                  device: str) -> ExperimentConfig:
+    """The config a trial runs here: its setting and seed, this node's device and threads."""
+    overrides = {**setting, "seed": seed, "threads": sweep["threads"], "device": device}
+    return experiment_from_mapping(sweep["experiment"], setting=overrides)
+
+
+def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
+    """Run one trial of ``sweep`` (the resolved spec as a plain dict) for Tune's ``config``."""
     started = time.time()
     run_dir = Path(sweep["run_dir"])
-    setting, seed = trial_identity(config, sweep["seeds"])
-    ctx = tune.get_context()
-    trial_id = ctx.get_trial_id()
-    with open(run_dir / STARTS_FILE, "a") as handle:
-        handle.write(json.dumps({"trial_id": trial_id, "started_at": started}) + "\n")
+    setting, seed, key = trial_setting(config, sweep)
+    trial_id = tune.get_context().get_trial_id()
+    unit = unit_name(key, seed)
+    store = TrialStore(run_dir, unit)
 
+    # Finished means finished. Tune's experiment snapshot (taken every TUNE_GLOBAL_CHECKPOINT_S)
+    # can predate a trial's end, and Tuner.restore then runs that trial again; nor can a Tune
+    # checkpoint close that window, since it too is only found through the snapshot. The final
+    # record, keyed by setting and seed and written before the report, is found whatever Tune
+    # restored, so the trial reports it again and trains nothing.
+    final = store.final()
+    if final is not None:
+        _record_start(run_dir, {"trial_id": trial_id, "unit": unit, "event": "replay",
+                                "at": started})
+        tune.report(final)
+        return
+
+    previous = [s for s in read_starts(run_dir) if s["unit"] == unit and s["event"] == "start"]
+    runtime = ray.get_runtime_context()
+    _record_start(run_dir, {"trial_id": trial_id, "unit": unit, "event": "start", "at": started,
+                            "restarts": len(previous), "node_id": runtime.get_node_id()})
     device = sweep["experiment"].get("device", "cpu")
     if ray.get_gpu_ids() and torch.cuda.is_available():
         device = "cuda"
         # trials_per_gpu: N trials share one GPU, each capped to its 1/N of the memory.
         torch.cuda.set_per_process_memory_fraction(1.0 / sweep["trials_per_gpu"])
-    overrides = {**setting, "seed": seed, "threads": sweep["threads"], "device": device}
-    cfg = experiment_from_mapping(sweep["experiment"], setting=overrides)
-    key = setting_key(cfg.model_dump(exclude={"seed"}))
-    runtime = ray.get_runtime_context()
-    identity = {"setting_key": key, "seed": seed, "started_at": started, **setting,
+    cfg = placed_config(sweep, setting, seed, device)
+    identity = {"setting_key": key, "seed": seed, **setting,
+                "started_at": previous[0]["at"] if previous else started,
+                "restarts": len(previous),
                 # Where it ran and what it got: cluster spread and GPU packing are visible.
                 "node_id": runtime.get_node_id(),
                 "gpu_share": runtime.get_assigned_resources().get("GPU", 0.0)}
@@ -76,27 +142,40 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
     metric = sweep["metric"]
     latest: dict[str, Any] = {metric: float("nan"), "stages_done": 0}
     last_report = [0.0]
+    reporting = [False]  # set while Tune or W&B has control: their exceptions are not results
 
     def progress(record: dict[str, Any]) -> None:
+        reporting[0] = True
         latest["stages_done"] = record["stages_done"]
         run.log(_scalars(record), step=record["step"])
         if record["event"] == "stage":
             latest.update({k: _number(v) for k, v in record.items()
                            if k in ("gap", "warm/test_acc", "cold/test_acc")})
         elif time.time() - last_report[0] < REPORT_EVERY_S:
+            reporting[0] = False
             return
         last_report[0] = time.time()
         tune.report({**_scalars(record), **latest, **identity})
+        reporting[0] = False
 
     try:
-        metrics = run_trial(cfg, progress=progress, cache=ArtifactCache(run_dir / CACHE_DIR))
+        metrics = run_trial(cfg, progress=progress, cache=ArtifactCache(run_dir / CACHE_DIR),
+                            checkpoint=store)
+        status, error = trial_status(metrics), ""
+    except Exception as exc:
+        run.finish({}, exit_code=1)
+        if reporting[0]:
+            raise  # Tune stopping the trial, or W&B failing: for Tune to handle (and retry)
+        # The science raised: that is this trial's result, recorded and not retried.
+        metrics, status, error = {}, "error", _last_line(exc)
     except BaseException:
         run.finish({}, exit_code=1)
         raise
-    final = {**metrics, **identity, "status": trial_status(metrics), "final": True,
+    final = {**metrics, **identity, "status": status, "error": error, "final": True,
              "finished_at": time.time(), "stages_done": latest["stages_done"]}
     final[metric] = _number(metrics.get(metric))
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "metrics.json").write_text(json.dumps(metrics))
-        tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
-    run.finish(metrics)
+    store.write_final(final)
+    _hold_after_final()
+    tune.report(final)
+    if status != "error":
+        run.finish(metrics)

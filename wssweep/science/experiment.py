@@ -22,10 +22,12 @@ import copy
 import hashlib
 import json
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -221,10 +223,51 @@ class Arm:
         return self.stages[-1].diverged
 
 
+class StageCheckpoint(Protocol):
+    """Where a trial keeps its state between stages (``wssweep.checkpoint.TrialStore`` on disk).
+
+    ``save`` receives a picklable mapping of tensors and ``StageResult`` objects and must persist
+    it before returning (a resumed trial continues from the last one saved); ``load`` gives the
+    last one back, or ``None`` when the trial has not finished a stage yet.
+    """
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+
+CHECKPOINT_VERSION = 1  # bump when the state layout changes: older checkpoints are ignored
+
+
+def _arm_state(arm: Arm | None) -> dict[str, Any] | None:
+    if arm is None:
+        return None
+    return {"model": None if arm.model is None else arm.model.state_dict(),
+            "optimizer": None if arm.optimizer is None else arm.optimizer.state_dict(),
+            "pool": arm.pool, "stages": arm.stages}
+
+
+def _rng_state() -> dict[str, Any]:
+    # Every random draw of a trial goes through generators seeded per stage (derive_seed); the
+    # global states are saved anyway, so a user model that draws from them (dropout) resumes too.
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def run_trial(
     cfg: ExperimentConfig,
     progress: Callable[[dict[str, Any]], None] | None = None,
     cache: ArtifactCache | None = None,
+    checkpoint: StageCheckpoint | None = None,
 ) -> dict[str, Any]:
     """Run the warm arm and the cold arm of ``cfg``; return the trial's metrics (JSON-ready).
 
@@ -242,10 +285,16 @@ def run_trial(
     ``cache``, if given, holds stage 1 and the cold arm under ``baseline_key(cfg)``: a trial that
     finds them there trains only its warm arm (the cold arm's steps and seconds are those measured
     when it was trained).
+
+    ``checkpoint``, if given, receives every arm's state (models, optimizers, pools, stage results,
+    RNG states) after each finished stage, before that stage is reported; a trial whose checkpoint
+    holds a state continues after that stage. On the CPU a resumed trial's metrics are
+    bit-identical to an uninterrupted run's (wall-clock seconds aside). ``resumed_stage`` in the
+    metrics is the stage it continued after (0: it started from scratch).
     """
     if cfg.kind == "nqm":
-        return run_nqm({**cfg.nqm.model_dump(), "seed": cfg.seed,
-                        "meta_horizon": cfg.meta_horizon})
+        return {**run_nqm({**cfg.nqm.model_dump(), "seed": cfg.seed,
+                           "meta_horizon": cfg.meta_horizon}), "resumed_stage": 0}
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     trial = Trial(cfg, load_experiment_data(cfg, device), device)
@@ -256,7 +305,13 @@ def run_trial(
     init_seed = derive_seed(cfg.seed, "init")
     counter = {"step": 0, "stages_done": 0}
     key = baseline_key(cfg)
-    cached = cache.load(key) if cache is not None else None
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is not None and (state.get("version") != CHECKPOINT_VERSION
+                              or state.get("baseline_key") != key):
+        state = None  # another layout, or another experiment's state: start over
+    cached = None
+    if state is None and cache is not None:
+        cached = cache.load(key)
 
     def emit(record: dict[str, Any]) -> None:
         if progress is not None:
@@ -269,30 +324,69 @@ def run_trial(
                   f"{arm}/train_acc": 100 * train_acc})
         return hook
 
-    # Stage 1 is the same for both arms: train it once (or load it from another trial).
-    model = trial.new_model(init_seed)
-    if cached is None:
-        first, optimizer = trial.train(model, 0, trial.pools[0], on_epoch=epoch_hook("warm", 0))
-        stage1 = {"model": copy.deepcopy(model.state_dict()), "result": first,
-                  "optimizer": copy.deepcopy(optimizer.state_dict())}
-    else:
-        stage1 = cached["stage1"]
-        first = stage1["result"]
-        model.load_state_dict(stage1["model"])
-        optimizer = trial.new_optimizer(model.parameters(), cfg.lr)
-        optimizer.load_state_dict(stage1["optimizer"])
-    after_first = copy.deepcopy(model) if p.kind == "active" else None
-    warm = Arm(model, optimizer, trial.pools[0], [first])
-    cold = Arm(after_first, None, trial.pools[0], [first] if cached is None else cached["cold"])
-    # A cold start at the warm arm's chosen rate; without meta-optimization that is the cold arm.
-    chosen = Arm(copy.deepcopy(after_first), None, trial.pools[0], [first]) if (
-        cfg.cold_at_chosen_lr and cfg.meta_horizon > 0) else None
-    init_params = snapshot_params(model) if w.intervention == "l2_init" else None
-    penalty = (lambda: l2_init_penalty(warm.model, init_params, w.l2_coef)) if init_params else None
-    counter["stages_done"] = 1
-    emit(stage_record(warm, cold, 0))
+    def restore(saved: dict[str, Any] | None, seed: int) -> Arm | None:
+        if saved is None:
+            return None
+        model = None
+        if saved["model"] is not None:
+            model = trial.new_model(seed)
+            model.load_state_dict(saved["model"])
+        optimizer = None
+        if saved["optimizer"] is not None:
+            optimizer = trial.new_optimizer(model.parameters(), cfg.lr)
+            optimizer.load_state_dict(saved["optimizer"])
+        return Arm(model, optimizer, saved["pool"], list(saved["stages"]))
 
-    for stage in range(1, trial.n_stages):
+    if state is None:
+        resumed_stage = 0
+        uses_cache = cached is not None
+        # Stage 1 is the same for both arms: train it once (or load it from another trial).
+        model = trial.new_model(init_seed)
+        if cached is None:
+            first, optimizer = trial.train(model, 0, trial.pools[0],
+                                           on_epoch=epoch_hook("warm", 0))
+            stage1 = {"model": copy.deepcopy(model.state_dict()), "result": first,
+                      "optimizer": copy.deepcopy(optimizer.state_dict())}
+        else:
+            stage1 = cached["stage1"]
+            first = stage1["result"]
+            model.load_state_dict(stage1["model"])
+            optimizer = trial.new_optimizer(model.parameters(), cfg.lr)
+            optimizer.load_state_dict(stage1["optimizer"])
+        after_first = copy.deepcopy(model) if p.kind == "active" else None
+        warm = Arm(model, optimizer, trial.pools[0], [first])
+        cold = Arm(after_first, None, trial.pools[0], [first] if cached is None else cached["cold"])
+        # A cold start at the warm arm's chosen rate; without meta-optimization it is the cold arm.
+        chosen = Arm(copy.deepcopy(after_first), None, trial.pools[0], [first]) if (
+            cfg.cold_at_chosen_lr and cfg.meta_horizon > 0) else None
+        init_params = snapshot_params(model) if w.intervention == "l2_init" else None
+        counter["stages_done"] = 1
+        start_stage = 1
+    else:
+        resumed_stage = start_stage = state["stages_done"]
+        uses_cache, stage1 = state["uses_cache"], state["stage1"]
+        warm, cold = restore(state["warm"], init_seed), restore(state["cold"], init_seed)
+        chosen = restore(state["chosen"], init_seed)
+        init_params = state["init_params"]
+        counter.update(step=state["step"], stages_done=start_stage)
+        _set_rng_state(state["rng"])
+    penalty = (lambda: l2_init_penalty(warm.model, init_params, w.l2_coef)) if init_params else None
+
+    def save_state() -> None:
+        if checkpoint is None:
+            return
+        checkpoint.save({
+            "version": CHECKPOINT_VERSION, "baseline_key": key,
+            "stages_done": counter["stages_done"], "step": counter["step"],
+            "uses_cache": uses_cache, "stage1": None if uses_cache else stage1,
+            "warm": _arm_state(warm), "cold": _arm_state(cold), "chosen": _arm_state(chosen),
+            "init_params": init_params, "rng": _rng_state()})
+
+    if state is None:
+        save_state()
+        emit(stage_record(warm, cold, 0))
+
+    for stage in range(start_stage, trial.n_stages):
         if not warm.diverged:
             # Warm: carry the model (and, if asked, the optimizer) into the new stage.
             warm.pool = trial.pool(stage, warm.pool, warm.model)
@@ -302,7 +396,7 @@ def run_trial(
                 optimizer=warm.optimizer if w.keep_optimizer else None, meta=True,
                 penalty=penalty, on_epoch=epoch_hook("warm", stage))
             warm.stages.append(result)
-        if cached is None and not cold.diverged:
+        if not uses_cache and not cold.diverged:
             # Cold: a fresh init and a fresh optimizer, on the same pool and batch order.
             cold.pool = trial.pool(stage, cold.pool, cold.model)
             cold.model = trial.new_model(init_seed)
@@ -319,13 +413,15 @@ def run_trial(
         if warm.diverged and cold.diverged:
             break
         counter["stages_done"] = stage + 1
+        save_state()
         emit(stage_record(warm, cold, stage))
-    if cache is not None and cached is None:
+    if cache is not None and not uses_cache:
         cache.save(key, {"stage1": stage1, "cold": cold.stages})
     stages = {"warm": warm.stages, "cold": cold.stages}
     if cfg.cold_at_chosen_lr:
         stages[COLD_CHOSEN] = cold.stages if chosen is None else chosen.stages
-    return summarize(stages, trial.n_stages, trial.data.num_classes)
+    return {**summarize(stages, trial.n_stages, trial.data.num_classes),
+            "resumed_stage": resumed_stage}
 
 
 def stage_record(warm: Arm, cold: Arm, stage: int) -> dict[str, Any]:

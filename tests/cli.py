@@ -1,0 +1,76 @@
+"""Running the ``wssweep`` CLI from tests, as users do: a subprocess in its own process group.
+
+Every driver gets its own session, so a local Ray it starts is in its process group and goes with
+it (``kill_group``); ``ray stop`` is never used, since it ends every Ray on the machine.
+Waiting is on conditions (``wait_for``), never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+POLL_S = 0.1  # how often wait_for looks again
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def start(env: dict, *args: str) -> subprocess.Popen:
+    """``wssweep ARGS`` running in the background, output captured to pipes."""
+    return subprocess.Popen([sys.executable, "-m", "wssweep", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
+    """Wait for ``proc``; on a timeout kill it (and its Ray) and fail with what it printed."""
+    import pytest
+
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(proc.args[2:])} still running after {timeout}s:\n"
+                    f"{out[-3000:]}\n{err[-3000:]}")
+    finally:
+        kill_group(proc.pid)  # leftovers of a local Ray, if any
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def wssweep(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``wssweep ARGS`` to its end."""
+    return finish(start(env, *args), timeout)
+
+
+def show(out: subprocess.CompletedProcess) -> str:
+    return out.stdout[-3000:] + "\n" + out.stderr[-3000:]
+
+
+def wait_for(condition: Callable[[], object], what: str, proc: subprocess.Popen | None = None,
+             timeout: float = 300) -> object:
+    """Poll ``condition`` until it returns something truthy (returned); fail after ``timeout``
+    seconds, or at once if ``proc`` ends first."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the driver ended (exit {proc.returncode}) before {what}:\n"
+                        f"{out[-3000:]}\n{err[-3000:]}")
+        time.sleep(POLL_S)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")

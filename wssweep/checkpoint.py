@@ -1,0 +1,104 @@
+"""Per-trial records in the run directory: the stage checkpoint and the final metrics.
+
+Each (setting, seed) of a sweep owns ``RUN_DIR/trials/<setting_key>-seed<seed>/``:
+
+  ``stage.pt``    the trial's state after its last finished stage (every arm's model, optimizer,
+                  pool and stage results, the RNG states); a restarted trial continues from it.
+                  Deleted once the trial has finished.
+  ``final.json``  the trial's final metrics and identity, written before the trial reports them
+                  to Tune. A trial that finds it reports it again and trains nothing.
+
+Both are written atomically (temp file, then rename), so a trial killed mid-write leaves the
+previous version, never half of one. They are keyed by what the trial *is* (its setting and seed),
+not by Tune's trial id, so they are found whichever Tune trial runs that setting: a trial Tune
+restores, retries after a lost node, or creates anew because its experiment snapshot predates it.
+
+Example:
+    >>> import tempfile
+    >>> store = TrialStore(tempfile.mkdtemp(), "abc123-seed0")
+    >>> store.load() is None, store.final() is None
+    (True, None)
+    >>> store.save({"stages_done": 2})
+    >>> store.load()
+    {'stages_done': 2}
+    >>> store.write_final({"gap": 1.5})
+    >>> store.final(), store.load()
+    ({'gap': 1.5}, None)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from wssweep.files import atomic_write
+
+TRIALS_DIR = "trials"  # under the run directory: one folder per (setting, seed)
+STAGE_FILE = "stage.pt"
+FINAL_FILE = "final.json"
+
+
+def unit_name(setting_key: str, seed: int) -> str:
+    """The folder name of one (setting, seed): the same on every node and in every session."""
+    return f"{setting_key}-seed{seed}"
+
+
+class TrialStore:
+    """The stage checkpoint and final record of one (setting, seed) of a run."""
+
+    def __init__(self, run_dir: str | Path, unit: str) -> None:
+        self.dir = Path(run_dir) / TRIALS_DIR / unit
+
+    @property
+    def stage_path(self) -> Path:
+        return self.dir / STAGE_FILE
+
+    @property
+    def final_path(self) -> Path:
+        return self.dir / FINAL_FILE
+
+    def load(self) -> dict[str, Any] | None:
+        """The state after the trial's last finished stage, or ``None``."""
+        if not self.stage_path.is_file():
+            return None
+        import torch  # lazy: the driver reads final records without loading torch
+        # Our own file, written by a trial of this run (it holds dataclasses, not only tensors).
+        return torch.load(self.stage_path, map_location="cpu", weights_only=False)
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Replace the stage checkpoint with ``state`` (atomically)."""
+        import torch
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.stage_path, "wb") as handle:
+            torch.save(state, handle)
+
+    def final(self) -> dict[str, Any] | None:
+        """The final record, or ``None`` while the trial has not finished."""
+        if not self.final_path.is_file():
+            return None
+        return json.loads(self.final_path.read_text())
+
+    def write_final(self, record: dict[str, Any]) -> None:
+        """Record the trial as finished (atomically), then drop its stage checkpoint."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.final_path) as handle:
+            handle.write(json.dumps(record, allow_nan=True))
+        self.clear_stages()
+
+    def clear_stages(self) -> None:
+        self.stage_path.unlink(missing_ok=True)
+
+
+def clear_stage_checkpoints(run_dir: str | Path) -> int:
+    """Delete every stage checkpoint of ``run_dir``; returns how many went.
+
+    Called when a sweep has ended with no trial left to run: the checkpoints left then belong to
+    trials a scheduler stopped or whose science raised, which nothing will resume.
+    """
+    removed = 0
+    for path in sorted((Path(run_dir) / TRIALS_DIR).glob(f"*/{STAGE_FILE}")):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
