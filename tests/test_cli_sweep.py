@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import wssweep.orchestrate
-from tests.test_spec_errors import GIVEN, MALFORMED
+from tests.test_spec_errors import GIVEN, MALFORMED, side_files, write_case
 from wssweep.cli import main
 from wssweep.space import describe, trial_resources
 from wssweep.spec import load_sweep_spec
@@ -84,7 +84,7 @@ def test_every_malformed_case_is_covered():
 @pytest.mark.parametrize(("case", "yaml_text", "overrides", "key"), MALFORMED, ids=IDS)
 def test_run_rejects_malformed_spec_before_touching_storage(tmp_path, capsys, case, yaml_text,
                                                             overrides, key):
-    spec = write_spec(tmp_path, yaml_text)
+    spec = write_case(tmp_path, yaml_text)
     made = tmp_path / "made"
     made.mkdir()
     absent = tmp_path / "absent"
@@ -105,12 +105,13 @@ def test_run_rejects_malformed_spec_before_touching_storage(tmp_path, capsys, ca
     # an absent storage directory is not created
     assert not absent.exists()
     # and nothing else appeared (the cwd is tmp_path too: no ./runs either)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["made", "spec.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["made", "spec.yaml", *side_files(yaml_text)])
 
 
 @pytest.mark.parametrize(("case", "yaml_text", "overrides", "key"), MALFORMED, ids=IDS)
 def test_validate_rejects_malformed_spec(tmp_path, capsys, case, yaml_text, overrides, key):
-    spec = write_spec(tmp_path, yaml_text)
+    spec = write_case(tmp_path, yaml_text)
     code = main(["validate", str(spec), *set_args(overrides)])
     out, err = capsys.readouterr()
     # bad input is exit status 2
@@ -124,7 +125,8 @@ def test_validate_rejects_malformed_spec(tmp_path, capsys, case, yaml_text, over
     # no traceback
     assert "Traceback" not in err
     # validate writes nothing
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["spec.yaml",
+                                                                 *side_files(yaml_text)])
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])

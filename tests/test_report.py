@@ -21,7 +21,7 @@ from PIL import Image
 from wssweep.errors import InputError
 from wssweep.gapmap import paired_ci
 from wssweep.report import build_map, heatmap_size_px
-from wssweep.results import setting_key, write_results
+from wssweep.results import write_results
 
 LRS = [0.001, 0.01, 0.1]
 WARMUPS = [0, 100, 400]
@@ -62,7 +62,7 @@ def trial_row(n: int, setting: dict[str, Any], seed: int, status: str = "complet
     diverged = status == "diverged"
     row: dict[str, Any] = {
         "trial_id": f"t{n:05d}", "status": status, "seed": seed,
-        "setting_key": setting_key(setting), **setting,
+        "setting_key": json.dumps(setting, sort_keys=True), **setting,
         "cold/test_acc": cold, "cold/steps": 1000, "diverged": diverged,
         "started_at": 1.0, "finished_at": 2.0,
     }

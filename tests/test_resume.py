@@ -70,105 +70,84 @@ def check_finished_sweep(run_dir: Path) -> list[dict]:
     return rows
 
 
-def test_kill_9_at_five_points_then_resume_loses_and_repeats_nothing(tmp_path, ray_env):
+# The sweep's life, one session per line: how the session ends, and when. ``final`` waits for n
+# final records (with the hold on, the newest is written but not yet reported to Tune);
+# ``mid-stage`` for a trial inside a later stage; SIGTERM goes to the driver (as ``kill`` or a
+# scheduler sends it), SIGINT to its whole process group, Ray's processes included (as Ctrl-C).
+SESSIONS = [
+    ("kill -9", {"final": 1}),
+    ("kill -9", {"final": 2}),
+    ("SIGTERM", {"final": 3, "mid-stage": True}),
+    ("kill -9", {"final": 4}),
+    ("SIGINT", {"final": 5, "mid-stage": True}),
+    ("kill -9", {"final": 6}),
+    ("kill -9", {"mid-stage": True, "hold": False}),
+]
+STOP = {"SIGTERM": (signal.SIGTERM, False, 143), "SIGINT": (signal.SIGINT, True, 130)}
+
+
+def test_every_way_a_driver_dies_then_resume_loses_and_repeats_nothing(tmp_path, ray_env):
     spec = tmp_path / "resume.yaml"
     spec.write_text(SPEC)
     run_dir = tmp_path / "r"
     hold = tmp_path / "hold"
-    hold.touch()
     env = {**ray_env, HOLD_AFTER_FINAL_ENV: str(hold)}
-    resumed_units = set()
-    # Right after the 1st, 2nd, 4th and 6th trial finishes (held before its report), then mid-stage.
-    for session, point in enumerate([1, 2, 4, 6, "mid-stage"]):
+    interrupted_mid_stage = set()
+    for session, (how, when) in enumerate(SESSIONS):
         args = (("run", str(spec), "--name", "r", "--storage", str(tmp_path)) if session == 0
                 else ("resume", str(run_dir)))
-        if point == "mid-stage":
-            hold.unlink()
+        if when.get("hold", True):
+            hold.touch()
+        else:
+            hold.unlink(missing_ok=True)
+
+        def ready(when=when):
+            return (len(finals(run_dir)) >= when.get("final", 0)
+                    and (not when.get("mid-stage") or mid_stage(run_dir)))
+
         driver = start(env, *args)
         try:
-            if point == "mid-stage":
-                units = wait_for(lambda: mid_stage(run_dir), "a trial inside a later stage",
-                                 driver)
-                resumed_units |= {u.name for u in units}
+            wait_for(ready, f"{when} before {how}", driver)
+            running = {u.name for u in mid_stage(run_dir)}
+            if how == "kill -9":
+                kill_group(driver.pid)  # the driver and the local Ray it started
+                driver.communicate()
             else:
-                wait_for(lambda n=point: len(finals(run_dir)) >= n, f"{point} final records",
-                         driver)
+                sig, to_group, status = STOP[how]
+                hold.unlink()  # let held trials report, as they would without the test's hold
+                if to_group:
+                    kill_group(driver.pid, sig)
+                else:
+                    driver.send_signal(sig)
+                out = finish(driver, timeout=120)
         finally:
-            kill_group(driver.pid)  # kill -9 of the driver and the local Ray it started
-            driver.communicate()
-        # the sweep was killed mid-way: not every trial had finished
+            kill_group(driver.pid)
+        # the trials left inside a stage once the driver is gone
+        kept = {u.name for u in mid_stage(run_dir)}
+        interrupted_mid_stage |= kept
+        # the sweep was stopped mid-way: not every trial had finished
         assert len(finals(run_dir)) < TRIALS
+        if how != "kill -9":
+            # a signal stops it cleanly: its status, one line saying how to go on, no traceback
+            assert out.returncode == status, show(out)
+            assert f"wssweep resume {run_dir}" in out.stderr, show(out)
+            assert "Traceback" not in out.stderr, show(out)
+            # results.csv and the map are written for what finished
+            rows = read_results(run_dir / "results.csv")
+            assert sum(r["status"] in ("completed", "diverged") for r in rows) >= when["final"]
+            assert (run_dir / "map" / "report.html").is_file()
+            # and the trials that were inside a stage keep their stage checkpoints
+            assert running & kept, (running, kept)
+    hold.unlink(missing_ok=True)
     out = wssweep(ray_env, "resume", str(run_dir), timeout=300)
     # the last resume finishes the sweep cleanly
     assert out.returncode == 0, show(out)
     rows = check_finished_sweep(run_dir)
     starts = read_starts(run_dir)
-    # the held trials were restored by Tune as unfinished, found their final records and replayed
+    # trials held between their final record and its report were restored by Tune as
+    # unfinished, found their final records and reported them without training
     assert sum(s["event"] == "replay" for s in starts) >= 4
-    # the trial killed inside a stage continued after its last finished stage
+    # every trial stopped inside a stage continued after its last finished stage
     by_unit = {f"{r['setting_key']}-seed{r['seed']}": r for r in rows}
-    assert all(int(by_unit[u]["resumed_stage"]) >= 1 for u in resumed_units), resumed_units
-    assert all(int(by_unit[u]["restarts"]) >= 1 for u in resumed_units)
-
-
-def test_sigterm_and_ctrl_c_stop_cleanly_and_resume(tmp_path, ray_env):
-    spec = tmp_path / "stop.yaml"
-    spec.write_text(SPEC)
-    run_dir = tmp_path / "s"
-    stopped_mid_stage = set()
-    # SIGTERM to the driver (what kill or a scheduler sends), then Ctrl-C (SIGINT to the whole
-    # foreground process group, Ray's processes included).
-    for session, (sig, to_group, status) in enumerate([(signal.SIGTERM, False, 143),
-                                                      (signal.SIGINT, True, 130)]):
-        args = (("run", str(spec), "--name", "s", "--storage", str(tmp_path)) if session == 0
-                else ("resume", str(run_dir)))
-        driver = start(ray_env, *args)
-        try:
-            wait_for(lambda n=session: len(finals(run_dir)) > 2 * n and mid_stage(run_dir),
-                     "a finished trial and one inside a later stage", driver)
-            stopped_mid_stage |= {u.name for u in mid_stage(run_dir)}
-            if to_group:
-                kill_group(driver.pid, sig)
-            else:
-                driver.send_signal(sig)
-            out = finish(driver, timeout=120)
-        finally:
-            kill_group(driver.pid)
-        # the driver stopped with the signal's status and one line saying how to continue
-        assert out.returncode == status, show(out)
-        assert f"wssweep resume {run_dir}" in out.stderr, show(out)
-        assert "Traceback" not in out.stderr, show(out)
-        rows = read_results(run_dir / "results.csv")
-        # results.csv and the map were written for what had finished
-        assert sum(r["status"] in ("completed", "diverged") for r in rows) >= 1
-        assert (run_dir / "map" / "report.html").is_file()
-        # the trials that were running keep their stage checkpoints
-        assert {u.name for u in mid_stage(run_dir)} & stopped_mid_stage
-    out = wssweep(ray_env, "resume", str(run_dir), timeout=300)
-    assert out.returncode == 0, show(out)
-    rows = check_finished_sweep(run_dir)
-    by_unit = {f"{r['setting_key']}-seed{r['seed']}": r for r in rows}
-    # a trial stopped inside a stage went on from its last finished stage
-    assert any(int(by_unit[u]["resumed_stage"]) >= 1 for u in stopped_mid_stage)
-
-
-def test_science_error_is_a_result_and_not_retried(tmp_path, ray_env):
-    spec = tmp_path / "err.yaml"
-    spec.write_text("""
-experiment:
-  data: {name: digits, train_size: 200, test_size: 100}
-  model: {name: custom, factory: "tests.plugins:broken_net"}
-  protocol: {kind: online, chunks: 2, stop: {max_epochs: 1}}
-method: grid
-metric: {name: gap, goal: minimize}
-seeds: [0]
-resources: {max_failures: 3}
-""")
-    out = wssweep(ray_env, "run", str(spec), "--name", "e", "--storage", str(tmp_path))
-    # the sweep finished; the trial's exception is its result
-    assert out.returncode == 0, show(out)
-    (row,) = read_results(tmp_path / "e" / "results.csv")
-    assert row["status"] == "error" and "broken_net refuses to build" in row["error"]
-    # it started once: an exception of the science is not retried, even with max_failures 3
-    assert [s["event"] for s in read_starts(tmp_path / "e")] == ["start"]
-    assert row["restarts"] == "0"
+    assert all(int(by_unit[u]["resumed_stage"]) >= 1 for u in interrupted_mid_stage)
+    assert all(int(by_unit[u]["restarts"]) >= 1 for u in interrupted_mid_stage)

@@ -1,13 +1,16 @@
 """Malformed sweep specs and ``--set`` values: each one is an ``InputError`` naming the key path.
 
 ``MALFORMED`` is reusable (for example by the CLI tests, which check exit status 2, no traceback
-and untouched storage): ``(id, yaml_text, overrides, expected_key_path)``. Write ``yaml_text`` to
-``<dir>/spec.yaml`` and load it with the overrides; the error message starts with
-``expected_key_path + ":"``. ``GIVEN[id]`` is text the message must show (what was given).
+and untouched storage): ``(id, yaml_text, overrides, expected_key_path)``. Write the case with
+``write_case(dir, yaml_text)`` (``<dir>/spec.yaml``, plus any file its trailing ``# name:``
+comments declare, such as an experiment file) and load it with the overrides; the error message
+starts with ``expected_key_path + ":"``. ``GIVEN[id]`` is text the message must show (what was
+given), ``NAMES_FILE[id]`` the file it must name.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -120,7 +123,9 @@ MALFORMED: list[tuple[str, str, list[str], str]] = [
      "resources.trials_per_gpu"),
     ("trials_per_gpu_fraction", OK + "resources: {trials_per_gpu: 2.5}\n", [],
      "resources.trials_per_gpu"),
-    ("max_failures_negative", OK + "resources: {max_failures: -1}\n", [],
+    ("max_failures_below_forever", OK + "resources: {max_failures: -2}\n", [],
+     "resources.max_failures"),
+    ("max_failures_boolean", OK + "resources: {max_failures: true}\n", [],
      "resources.max_failures"),
     ("wandb_mode_bad", OK + "wandb: {mode: cloud}\n", [], "wandb.mode"),
     ("wandb_tags_not_strings", OK + "wandb: {tags: [ok, 17]}\n", [], "wandb.tags.1"),
@@ -175,7 +180,112 @@ MALFORMED: list[tuple[str, str, list[str], str]] = [
     ("set_under_swept_key", OK + "parameters: {warm: {values: [{perturb: 0.1}]}}\n",
      ["warm.perturb=0.2"], "--set warm.perturb"),
     ("set_seed", OK, ["seed=3"], "--set seed"),
+    # --- a boolean is never a number; NaN and infinities are no setting
+    ("parameter_lr_infinite", OK + "parameters: {lr: {values: [.inf]}}\n", [], "parameters.lr"),
+    ("parameter_lr_nan", OK + "parameters: {lr: {values: [0.1, .nan]}}\n", [], "parameters.lr"),
+    ("parameter_lr_boolean", OK + "parameters: {lr: {values: [true]}}\n", [], "parameters.lr"),
+    ("parameter_warmup_steps_boolean", OK + "parameters: {warmup_steps: {values: [true]}}\n", [],
+     "parameters.warmup_steps"),
+    ("parameter_constant_boolean", OK + "parameters: {optim.momentum: {value: false}}\n", [],
+     "parameters.optim.momentum"),
+    ("parameter_betas_boolean", OK + "parameters: {optim.betas: {values: [[true, 0.999]]}}\n",
+     [], "parameters.optim.betas.0"),
+    ("parameter_warmup_init_infinite", OK + "parameters: {optim.warmup_init: {values: [-.inf]}}\n",
+     [], "parameters.optim.warmup_init"),
+    ("min_boolean", RANDOM + "parameters: {lr: {distribution: uniform, min: true, max: 2}}\n", [],
+     "parameters.lr.min"),
+    ("max_infinite", RANDOM + "parameters: {lr: {distribution: uniform, min: 0.5, max: .inf}}\n",
+     [], "parameters.lr.max"),
+    ("experiment_lr_infinite", "experiment: {lr: .inf}\n", [], "experiment.lr"),
+    ("experiment_shrink_nan", "experiment: {shrink: .nan}\n", [], "experiment.shrink"),
+    ("experiment_threads_boolean", "experiment: {threads: true}\n", [], "experiment.threads"),
+    ("experiment_betas_nan", "experiment: {optim: {betas: [0.9, .nan]}}\n", [],
+     "experiment.optim.betas.1"),
+    ("experiment_warmup_init_boolean", "experiment: {optim: {warmup_init: true}}\n", [],
+     "experiment.optim.warmup_init"),
+    ("set_lr_boolean", OK, ["lr=true"], "--set lr"),
+    ("set_lr_infinite", OK, ["lr=.inf"], "--set lr"),
+    ("seeds_boolean", OK + "seeds: [0, true]\n", [], "seeds.1"),
+    ("run_cap_boolean", OK + "method: random\nrun_cap: true\n", [], "run_cap"),
+    ("trials_per_gpu_boolean", OK + "resources: {trials_per_gpu: true}\n", [],
+     "resources.trials_per_gpu"),
+    ("cpus_per_trial_infinite", OK + "resources: {cpus_per_trial: .inf}\n", [],
+     "resources.cpus_per_trial"),
+    ("gap_tolerance_boolean", OK + "gap_tolerance: true\n", [], "gap_tolerance"),
+    ("gap_tolerance_infinite", OK + "gap_tolerance: .inf\n", [], "gap_tolerance"),
+    ("early_terminate_eta_boolean",
+     OK + "early_terminate: {type: hyperband, min_iter: 2, eta: true}\n", [],
+     "early_terminate.eta"),
+    # --- a key given twice (YAML would silently keep the last)
+    ("duplicate_parameter", OK + "parameters:\n  lr: {values: [0.1]}\n  lr: {values: [0.2]}\n",
+     [], "parameters.lr"),
+    ("duplicate_inline_experiment_key", "experiment: {lr: 0.1, lr: 0.2}\n", [],
+     "experiment.lr"),
+    ("duplicate_top_level_key", OK + "method: grid\nmethod: random\n", [], "method"),
+    ("duplicate_parameter_field", OK + "parameters: {lr: {values: [0.1], values: [0.2]}}\n", [],
+     "parameters.lr.values"),
+    ("duplicate_in_a_list", OK + "wandb: {tags: [{a: 1, a: 2}]}\n", [], "wandb.tags.0.a"),
+    ("duplicate_in_experiment_file", "experiment: exp.yaml\n"
+     "# exp.yaml: optim:\n#   momentum: 0.5\n#   momentum: 0.9\n", [],
+     "experiment.optim.momentum"),
+    # --- paths the system cannot use
+    ("experiment_path_too_long", "experiment: " + "x" * 5000 + ".yaml\n", [], "experiment"),
+    ("experiment_path_nul", 'experiment: "configs/a\\0b.yaml"\n', [], "experiment"),
+    ("name_too_long", OK + "name: " + "n" * 300 + "\n", [], "name"),
+    ("experiment_data_root_too_long", "experiment: {data: {root: /" + "r" * 5000 + "}}\n", [],
+     "experiment.data.root"),
+    ("experiment_factory_not_an_import_path", "experiment: {model: {factory: mymodels}}\n", [],
+     "experiment.model.factory"),
+    # --- a file that is no mapping names the file and what it holds
+    ("spec_empty", "", [], "SPEC"),
+    ("spec_only_comments", "# a sweep, one day\n\n# nothing yet\n", [], "SPEC"),
+    ("spec_a_scalar", "just some words\n", [], "SPEC"),
+    ("spec_null", "~\n", [], "SPEC"),
+    ("experiment_file_empty", "experiment: exp.yaml\n# exp.yaml:\n", [], "experiment"),
+    ("experiment_file_a_list", "experiment: exp.yaml\n# exp.yaml: [1, 2]\n", [], "experiment"),
+    # --- values a YAML type cannot hold, or numbers too large for a float
+    ("yaml_value_invalid", OK + "description: 2024-13-45\n", [], "SPEC"),
+    ("yaml_int_too_long", OK + "run_cap: " + "9" * 5000 + "\n", [], "SPEC"),
+    ("yaml_nested_too_deep", "experiment: " + "[" * 5000 + "]" * 5000 + "\n", [], "SPEC"),
+    ("q_too_small", RANDOM + "parameters: {shrink: {distribution: q_uniform, min: 0.25, "
+     "max: 0.75, q: 1.0e-320}}\n", [], "parameters.shrink.q"),
+    ("max_too_large", RANDOM + "parameters: {warmup_steps: {min: 0, max: 1" + "0" * 400 + "}}\n",
+     [], "parameters.warmup_steps.max"),
+    ("q_too_large", RANDOM + "parameters: {warmup_steps: {distribution: q_uniform, min: 0, "
+     "max: 10, q: 1" + "0" * 400 + "}}\n", [], "parameters.warmup_steps.q"),
+    ("value_too_large", OK + "parameters: {warmup_steps: {value: 1" + "0" * 400 + "}}\n", [],
+     "parameters.warmup_steps"),
+    ("experiment_int_too_large", "experiment: {protocol: {chunks: 1" + "0" * 400 + "}}\n", [],
+     "experiment.protocol.chunks"),
+    ("set_int_too_large", OK, ["warmup_steps=1" + "0" * 400], "--set warmup_steps"),
 ]
+
+# Files a case's spec refers to: a '# <name>:' comment line starts one, and the comment lines
+# after it, uncommented, are its text (so each case stays one string, as the CLI tests replay it).
+_FILE = re.compile(r"^# (?P<name>[\w.]+):(?P<rest>.*)$")
+
+
+def side_files(yaml_text: str) -> dict[str, str]:
+    """The files ``yaml_text`` declares in its trailing ``# name: ...`` comments."""
+    files: dict[str, list[str]] = {}
+    current = None
+    for line in yaml_text.splitlines():
+        match = _FILE.match(line)
+        if match:
+            current = match["name"]
+            files[current] = [match["rest"].strip()] if match["rest"].strip() else []
+        elif current is not None and line.startswith("#"):
+            files[current].append(line[2:])
+    return {name: "\n".join(lines) + "\n" if lines else "" for name, lines in files.items()}
+
+
+def write_case(folder: Path, yaml_text: str) -> Path:
+    """Write a case's spec (and the files it declares) into ``folder``; the spec's path."""
+    for name, text in side_files(yaml_text).items():
+        (folder / name).write_text(text)
+    path = folder / "spec.yaml"
+    path.write_text(yaml_text)
+    return path
 
 # Text each message must show: what was given.
 GIVEN: dict[str, str] = {
@@ -232,7 +342,8 @@ GIVEN: dict[str, str] = {
     "cpus_per_trial_zero": "got 0",
     "trials_per_gpu_zero": "got 0",
     "trials_per_gpu_fraction": "2.5",
-    "max_failures_negative": "-1",
+    "max_failures_below_forever": "-2",
+    "max_failures_boolean": "True",
     "wandb_mode_bad": "cloud",
     "wandb_tags_not_strings": "17",
     "early_terminate_without_iter": "hyperband",
@@ -261,13 +372,74 @@ GIVEN: dict[str, str] = {
     "set_swept_key": "lr=0.2",
     "set_under_swept_key": "warm.perturb=0.2",
     "set_seed": "seed=3",
+    "parameter_lr_infinite": "got inf",
+    "parameter_lr_nan": "got nan",
+    "parameter_lr_boolean": "not a boolean, got True",
+    "parameter_warmup_steps_boolean": "an integer, not a boolean, got True",
+    "parameter_constant_boolean": "not a boolean, got False",
+    "parameter_betas_boolean": "not a boolean, got True",
+    "parameter_warmup_init_infinite": "got -inf",
+    "min_boolean": "got True",
+    "max_infinite": "got inf",
+    "experiment_lr_infinite": "a finite number, got inf",
+    "experiment_shrink_nan": "got nan",
+    "experiment_threads_boolean": "an integer, not a boolean, got True",
+    "experiment_betas_nan": "got nan",
+    "experiment_warmup_init_boolean": "got True",
+    "set_lr_boolean": "not a boolean, got True",
+    "set_lr_infinite": "got inf",
+    "seeds_boolean": "not a boolean, got True",
+    "run_cap_boolean": "not a boolean, got True",
+    "trials_per_gpu_boolean": "not a boolean, got True",
+    "cpus_per_trial_infinite": "got inf",
+    "gap_tolerance_boolean": "not a boolean, got True",
+    "gap_tolerance_infinite": "got inf",
+    "early_terminate_eta_boolean": "not a boolean, got True",
+    "duplicate_parameter": "'lr' twice, at lines 3 and 4 of ",
+    "duplicate_inline_experiment_key": "'lr' twice, at line 1 (columns 14 and 23) of ",
+    "duplicate_top_level_key": "'method' twice, at lines 2 and 3 of ",
+    "duplicate_parameter_field": "'values' twice",
+    "duplicate_in_a_list": "'a' twice",
+    "duplicate_in_experiment_file": "'momentum' twice, at lines 2 and 3 of ",
+    "experiment_path_too_long": "File name too long",
+    "experiment_path_nul": "configs/a\\x00b.yaml",
+    "name_too_long": "n" * 300,
+    "experiment_data_root_too_long": "(5001 characters)",
+    "experiment_factory_not_an_import_path": "'package.module:function', got 'mymodels'",
+    "spec_empty": "got an empty file",
+    "spec_only_comments": "got a file with nothing but comments",
+    "spec_a_scalar": "got a str ('just some words')",
+    "spec_null": "got null",
+    "experiment_file_empty": "got an empty file",
+    "experiment_file_a_list": "got a list ([1, 2])",
+    "yaml_value_invalid": "month must be in 1..12",
+    "yaml_int_too_long": "digits",
+    "yaml_nested_too_deep": "nested less deeply",
+    "q_too_small": "got 1e-320",
+    "max_too_large": "(an integer of 401 digits)",
+    "q_too_large": "(an integer of 401 digits)",
+    "value_too_large": "(an integer of 401 digits)",
+    "experiment_int_too_large": "(an integer of 401 digits)",
+    "set_int_too_large": "(an integer of 401 digits)",
+}
+
+# Text each message of a case with files must show: the file at fault, by name.
+NAMES_FILE: dict[str, str] = {
+    "spec_empty": "spec.yaml",
+    "spec_only_comments": "spec.yaml",
+    "spec_a_scalar": "spec.yaml",
+    "spec_null": "spec.yaml",
+    "spec_not_mapping": "spec.yaml",
+    "experiment_file_empty": "exp.yaml",
+    "experiment_file_a_list": "exp.yaml",
+    "duplicate_parameter": "spec.yaml",
+    "duplicate_inline_experiment_key": "spec.yaml",
+    "duplicate_in_experiment_file": "exp.yaml",
 }
 
 
 def load_case(tmp_path: Path, yaml_text: str, overrides: list[str]):
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml_text)
-    return load_sweep_spec(path, overrides)
+    return load_sweep_spec(write_case(tmp_path, yaml_text), overrides)
 
 
 def test_cases_are_many_and_all_have_a_given_value():
@@ -291,6 +463,8 @@ def test_malformed_spec_names_key_expectation_and_given(tmp_path, case, yaml_tex
     assert info.value.key == key
     # and it shows what was given
     assert GIVEN[case] in message, message
+    # a problem with a whole file (or a key within one) names the file
+    assert NAMES_FILE.get(case, "") in message, message
 
 
 def test_unknown_key_lists_the_keys_allowed_there(tmp_path):

@@ -1,14 +1,15 @@
 """End-to-end sweeps on a real local Ray, through the CLI users run, with W&B offline."""
 
 import csv
-import subprocess
-import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tests.cli import wssweep
 from wssweep.results import read_results
 from wssweep.tracking import find_runs, read_run
+from wssweep.trial import read_starts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,11 +21,6 @@ experiment:
   optim: {name: adam, batch_size: 32}
   lr: 0.01
 """
-
-
-def wssweep(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wssweep", *args], capture_output=True,
-                          text=True, cwd=REPO, env=env, timeout=timeout)
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -112,6 +108,11 @@ seeds: [0]
     for lr in (0.1, 1e6):
         assert table[("broken_net", lr)]["status"] == "error"
         assert "broken_net refuses" in table[("broken_net", lr)]["error"]
+    # an exception of the science is a result, not a lost worker: it is not retried, although
+    # resources.max_failures defaults to 3
+    starts = Counter(s["unit"] for s in read_starts(tmp_path / "f") if s["event"] == "start")
+    assert sorted(starts.values()) == [1, 1, 1, 1]
+    assert {r["restarts"] for r in table.values()} == {"0"}
 
 
 def test_grid_sweep_ends_with_its_gap_map_on_disk_and_in_wandb(grid_run):

@@ -17,7 +17,7 @@ Example:
     >>> import tempfile
     >>> store = TrialStore(tempfile.mkdtemp(), "abc123-seed0")
     >>> store.load() is None, store.final() is None
-    (True, None)
+    (True, True)
     >>> store.save({"stages_done": 2})
     >>> store.load()
     {'stages_done': 2}

@@ -13,26 +13,167 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+import sys
+import types
+import typing
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
-class _Strict(BaseModel):
-    # Unknown keys are errors, not silently ignored: a typo in a spec must not run a wrong study.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SpecRule(ValueError):
+    """A rule broken inside a model; ``key`` is relative to where pydantic places the error.
+
+    Raised from validators; ``wssweep.spec.validation_error`` turns it into an ``InputError`` whose
+    key path is the model's location plus ``key``.
+    """
+
+    def __init__(self, key: str, expected: str, given: object) -> None:
+        super().__init__(f"{key or '<here>'}: expected {expected}, got {given!r}")
+        self.key = key
+        self.expected = expected
+        self.given = given
+
+
+class Shown:
+    """A given value shown as this text in an error (not as a Python repr): a summary of a value
+    too long to print, or a description such as 'an empty file'."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def shown_int(value: int) -> Shown:
+    """A huge integer summarized: its repr could run to thousands of digits (or fail to print)."""
+    try:
+        text = str(value)
+    except ValueError:  # beyond Python's int-to-str digit limit
+        return Shown(f"an integer of more than {sys.get_int_max_str_digits()} digits")
+    return Shown(f"{text[:12]}... (an integer of {len(text.lstrip('-'))} digits)")
+
+
+def union_members(annotation: Any) -> tuple[Any, ...]:
+    """The types a value of ``annotation`` may take: union members, ``Annotated`` unwrapped."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return union_members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return tuple(m for arg in typing.get_args(annotation) for m in union_members(arg))
+    return (annotation,)
+
+
+def _number_problem(value: Any, annotation: Any, key: str = "") -> SpecRule | None:
+    """Why ``value`` is not a number where ``annotation`` takes one, looking into lists, tuples
+    and dicts; ``None`` if it is fine (or the annotation takes no number there)."""
+    members = union_members(annotation)
+    numeric = any(m in (int, float) for m in members) and not (
+        bool in members or Any in members)
+    if isinstance(value, bool):
+        if numeric:
+            kind = "a number" if float in members else "an integer"
+            return SpecRule(key, f"{kind}, not a boolean", value)
+        return None
+    if isinstance(value, int) and numeric and abs(value) > sys.float_info.max:
+        return SpecRule(key, f"a number within float range (at most {sys.float_info.max:.4g} "
+                        "in size)", shown_int(value))
+    for member in members:
+        origin, args = typing.get_origin(member), typing.get_args(member)
+        if isinstance(value, list | tuple) and origin in (list, tuple, set, frozenset) and args:
+            fixed = origin is tuple and args[-1] is not Ellipsis
+            for i, item in enumerate(value):
+                item_type = (args[i] if i < len(args) else Any) if fixed else args[0]
+                problem = _number_problem(item, item_type, f"{key}.{i}" if key else str(i))
+                if problem is not None:
+                    return problem
+        if isinstance(value, dict) and origin is dict and len(args) == 2:
+            for name, item in value.items():
+                problem = _number_problem(item, args[1], f"{key}.{name}" if key else str(name))
+                if problem is not None:
+                    return problem
+    return None
+
+
+@functools.cache
+def _annotation(model: type[BaseModel], name: str) -> Any:
+    return model.model_fields[name].annotation
+
+
+class StrictModel(BaseModel):
+    """The base of every schema (experiment config and sweep spec): unknown keys are errors, and a
+    number is a number.
+
+    A typo in a spec must not run a wrong study, so unknown keys are refused. YAML reads ``true``
+    as a boolean, which Python would take as 1 (``lr: true`` would run at rate 1), and reads
+    ``.inf`` / ``.nan`` as floats that no setting means; so booleans are refused wherever a field
+    takes an int or a float (and not a bool), NaN and infinities everywhere, and so are integers
+    too large for a float (the science computes in floats).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        problem = _number_problem(value, _annotation(cls, info.field_name))
+        if problem is not None:
+            raise problem
+        return value
+
+
+class _Strict(StrictModel):
+    # Frozen: a validated config cannot drift from what was checked.
+    model_config = ConfigDict(frozen=True)
+
+
+def _import_path(value: str) -> str:
+    # The form wssweep.science.imports.import_object takes; checked here so validate catches it.
+    module, sep, attr = value.partition(":")
+    if not (sep and module and attr and ":" not in attr):
+        raise SpecRule("", "an import path 'package.module:function'", value)
+    return value
+
+
+# The longest file name (path component) and path most filesystems take, in bytes: NAME_MAX and
+# Linux's PATH_MAX.
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def _path_text(value: str) -> str:
+    # A path no filesystem can open would otherwise pass validate and fail only in the trial.
+    if not value or "\0" in value:
+        raise SpecRule("", "a file system path (not empty, no NUL character)", value)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    longest = max(len(part.encode("utf-8", "surrogatepass")) for part in value.split("/"))
+    if size > PATH_MAX or longest > NAME_MAX:
+        shown = Shown(f"{value[:40]!r}... ({len(value)} characters)") if size > 80 else value
+        raise SpecRule("", f"a path of at most {PATH_MAX} bytes whose every name is at most "
+                       f"{NAME_MAX} bytes", shown)
+    return value
+
+
+#: ``package.module:function``, as ``data.loader`` and ``model.factory`` take.
+ImportPath = Annotated[str, AfterValidator(_import_path)]
+#: A directory or file path, checked only for what no filesystem takes (existence is checked
+#: where it is used, on the machine that runs the trial).
+PathText = Annotated[str, AfterValidator(_path_text)]
+# Adam's and GI-Adam's β: the optimizer refuses anything outside [0, 1).
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class DataConfig(_Strict):
     name: Literal[
         "mnist1d", "digits", "cifar10", "cifar100", "svhn", "synthetic_cifar", "custom"
     ] = "mnist1d"
-    root: str | None = None  # local directory of CIFAR/SVHN files (no download, ever)
-    cache_dir: str | None = None  # where generated MNIST-1D is cached; default ~/.cache/wssweep
+    root: PathText | None = None  # local directory of CIFAR/SVHN files (no download, ever)
+    cache_dir: PathText | None = None  # where generated MNIST-1D is cached (~/.cache/wssweep)
     num_samples: int | None = Field(default=None, gt=0)  # generated sets: examples in all
     train_size: int | None = Field(default=None, gt=0)  # keep the first N training examples
     test_size: int | None = Field(default=None, gt=0)  # keep the first N test examples
-    loader: str | None = None  # name=custom: 'package.module:function' returning a dataset
+    loader: ImportPath | None = None  # name=custom: 'package.module:function' giving a dataset
     kwargs: dict[str, Any] = Field(default_factory=dict)  # keyword arguments for the loader
 
 
@@ -44,7 +185,7 @@ class ModelConfig(_Strict):
     bias: bool = True
     resnet_width: Literal["narrow", "standard"] = "narrow"  # 16..128 (Ash & Adams) or 64..512
     init_scale: float = Field(default=1.0, gt=0)  # multiplies the default init of every weight
-    factory: str | None = None  # name=custom: 'package.module:function' returning an nn.Module
+    factory: ImportPath | None = None  # name=custom: 'package.module:function' giving a Module
     kwargs: dict[str, Any] = Field(default_factory=dict)  # keyword arguments for the factory
 
 
@@ -66,7 +207,7 @@ class ProtocolConfig(_Strict):
 class OptimConfig(_Strict):
     name: Literal["sgd", "adam", "gi_adam"] = "sgd"
     momentum: float = Field(default=0.0, ge=0, lt=1)  # SGD heavy-ball momentum
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam / GI-Adam
+    betas: tuple[Beta, Beta] = (0.9, 0.999)  # Adam / GI-Adam
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=128, gt=0)  # examples per optimizer step
     schedule: Literal["constant", "cosine", "two_regime"] = "constant"

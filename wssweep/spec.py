@@ -4,7 +4,8 @@ A file given to ``wssweep`` is either a *sweep spec* (it has an ``experiment:`` 
 space) or a bare *experiment config* (what one trial runs, as in ``configs/``). Either way the
 experiment is resolved (a ``configs/`` reference or an inline mapping), overridden by dotted keys,
 and validated against ``ExperimentConfig``. Every problem becomes an ``InputError`` naming the key
-path, what was expected and what was given.
+path, what was expected and what was given; that includes a key given twice in a YAML file (YAML
+would silently keep the last), a boolean where a number goes, and NaN or an infinity.
 
 The search space uses W&B's sweep vocabulary (``method``, ``metric``, ``parameters`` with
 ``value`` / ``values`` / ``distribution`` + ``min`` / ``max`` / ``q``, ``run_cap``,
@@ -36,6 +37,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -46,7 +48,6 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -54,8 +55,17 @@ from pydantic import (
     model_validator,
 )
 
-from wssweep.config import ExperimentConfig
+from wssweep.config import (
+    NAME_MAX,
+    ExperimentConfig,
+    Shown,
+    SpecRule,
+    StrictModel,
+    shown_int,
+    union_members,
+)
 from wssweep.errors import InputError
+from wssweep.files import path_kind, shown
 
 # Where `experiment: configs/x.yaml` is looked up after the spec's own folder and the cwd.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -95,26 +105,21 @@ class _Nothing:
 NOTHING = _Nothing()
 
 
-class SpecRule(ValueError):
-    """A rule broken inside a model; ``key`` is relative to where pydantic places the error.
-
-    Raised from validators; ``validation_error`` turns it into an ``InputError`` whose key path is
-    the model's location plus ``key``.
-    """
-
-    def __init__(self, key: str, expected: str, given: object) -> None:
-        super().__init__(f"{key or '<here>'}: expected {expected}, got {given!r}")
-        self.key = key
-        self.expected = expected
-        self.given = given
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictModel):
+    """A sweep-spec section. Not frozen, unlike the experiment config: ``ParameterSpec`` fills in
+    the distribution that min and max imply."""
 
 
 def _finite_number(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE]\d+", value.strip()):
+        # YAML 1.1 reads 1e3 as text: its floats need a dot and a signed exponent.
+        raise SpecRule("", "a finite number (YAML reads 1e3 as text: write 1.0e+3)", value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecRule("", "a finite number", value)
+    # An int is compared, not converted: float(10**400) would raise OverflowError.
+    if isinstance(value, int) and abs(value) > sys.float_info.max:
+        raise SpecRule("", "a finite number (within float range)", shown_int(value))
+    if isinstance(value, float) and not math.isfinite(value):
         raise SpecRule("", "a finite number", value)
     return value
 
@@ -128,8 +133,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _on_grid(x: float, q: float) -> bool:
-    # The same test as Ray Tune's quniform, so every spec we accept builds.
-    return math.isclose(x / q, round(x / q))
+    # The same test as Ray Tune's quniform, so every spec we accept builds. A tiny q makes x / q
+    # infinite, which round() cannot take: that is off any grid a search can use.
+    ratio = x / q if q else math.inf
+    return math.isfinite(ratio) and math.isclose(ratio, round(ratio))
 
 
 class ParameterSpec(_Strict):
@@ -204,6 +211,11 @@ class ParameterSpec(_Strict):
             raise SpecRule("q", "a number greater than 0 (q_uniform rounds to multiples of q)",
                            self.q)
         for name in ("min", "max"):
+            if not math.isfinite(getattr(self, name) / self.q):
+                raise SpecRule("q", f"a q large enough that {name} / q is a finite number "
+                               f"(q_uniform rounds value / q; {name} is {getattr(self, name)})",
+                               self.q)
+        for name in ("min", "max"):
             if not _on_grid(getattr(self, name), self.q):
                 raise SpecRule(name, f"a multiple of q ({self.q}): Ray Tune's quniform needs "
                                "bounds on the grid", getattr(self, name))
@@ -230,13 +242,15 @@ class ParameterSpec(_Strict):
         if self.distribution is None:
             return self.value
         lo, hi = self.min, self.max
+        # Halves and roots before combining: lo + hi or lo * hi can overflow near float's limit.
         if self.distribution == "log_uniform_values":
-            return math.sqrt(lo * hi)
+            return math.sqrt(lo) * math.sqrt(hi)
         if self.distribution == "int_uniform":
             return int((lo + hi) // 2)
+        centre = lo / 2 + hi / 2
         if self.distribution == "q_uniform":
-            return round((lo + hi) / 2 / self.q) * self.q
-        return (lo + hi) / 2
+            return round(centre / self.q) * self.q
+        return centre
 
 
 class MetricSpec(_Strict):
@@ -252,7 +266,10 @@ class MetricSpec(_Strict):
 class ResourcesSpec(_Strict):
     cpus_per_trial: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     trials_per_gpu: int | None = Field(default=None, ge=1)  # null: trials use no GPU
-    max_failures: int = Field(default=0, ge=0)  # Tune FailureConfig retries per trial
+    # Tune's FailureConfig: retries after a node or worker is lost, each resuming from the trial's
+    # last stage checkpoint; -1 retries forever. An exception the science raises is a result (the
+    # trial reports it), not a failure, so it is not retried.
+    max_failures: int = Field(default=3, ge=-1)
 
 
 class WandbSpec(_Strict):
@@ -317,7 +334,8 @@ class SweepSpec(_Strict):
     """A sweep: an experiment plus the search over its settings (W&B sweep vocabulary)."""
 
     experiment: Annotated[str | dict[str, Any], BeforeValidator(_experiment_ref)]
-    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    # It becomes a directory name, hence the file system's limit.
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=NAME_MAX)
     description: str | None = None
     method: Literal["grid", "random", "bayes"] = "grid"
     metric: MetricSpec = Field(default_factory=MetricSpec)
@@ -457,44 +475,156 @@ def _expected(msg: str) -> str:
     return rest.split(", ")[0] if rest.startswith("a valid ") else rest
 
 
+def _user_loc(schema: type[BaseModel], loc: tuple) -> list[str]:
+    """``loc`` as the user's key path. After a field that takes one of several types, pydantic
+    names the member that failed (``optim.warmup_init.float``): that is no key, so it goes."""
+    out: list[str] = []
+    annotation: Any = schema
+    for part in loc:
+        members = [m for m in union_members(annotation) if m is not type(None)]
+        if len(members) > 1:
+            annotation = Any  # no union of ours holds a model, so nothing below needs its type
+            continue
+        annotation = members[0] if members else Any
+        out.append(str(part))
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            info = annotation.model_fields.get(str(part))
+            annotation = info.annotation if info else Any
+        elif origin is dict and len(args) == 2:
+            annotation = args[1]
+        elif origin in (list, set, frozenset) and args:
+            annotation = args[0]
+        elif origin is tuple and args and isinstance(part, int):
+            annotation = args[0] if args[-1] is Ellipsis else (
+                args[part] if part < len(args) else Any)
+        else:
+            annotation = Any
+    return out
+
+
 def validation_error(exc: ValidationError, schema: type[BaseModel], prefix: str = "") -> InputError:
-    """Turn pydantic's errors into one ``InputError`` whose message lists every bad key."""
-    errors = []
+    """Turn pydantic's errors into one ``InputError`` whose message lists every bad key.
+
+    A value that fits none of a field's types (``optim.warmup_init``: a number or 'catapult') is
+    one line naming every type it could have been.
+    """
+    errors: dict[tuple[str, str], InputError] = {}
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
+        loc = _user_loc(schema, err["loc"])
         rule = (err.get("ctx") or {}).get("error")
         if isinstance(rule, SpecRule):
             key = prefix + ".".join(loc + [rule.key] if rule.key else loc)
-            errors.append(InputError(key, rule.expected, rule.given))
-            continue
-        key = prefix + ".".join(loc)
-        given = err.get("input")
-        if err["type"] == "extra_forbidden":
-            known = _known_keys(schema, err["loc"][:-1])
-            expected = "a known key" + (f" (one of: {', '.join(known)})" if known else "")
-        elif err["type"] == "missing":
-            expected, given = "a value (the key is required)", NOTHING
+            expected, given = rule.expected, rule.given
         else:
-            expected = _expected(err["msg"])
-        errors.append(InputError(key, expected, given))
-    first = errors[0]
-    first.args = ("\n".join(str(e) for e in errors),)
+            key = prefix + ".".join(loc)
+            given = err.get("input")
+            if err["type"] == "extra_forbidden":
+                known = _known_keys(schema, err["loc"][:-1])
+                expected = "a known key" + (f" (one of: {', '.join(known)})" if known else "")
+            elif err["type"] == "missing":
+                expected, given = "a value (the key is required)", NOTHING
+            elif err["type"] == "int_parsing_size":
+                # pydantic reads an integral float only up to 64 bits: 1e19 needs its digits.
+                expected = "an integer (a float this large cannot be read as one; write its digits)"
+            else:
+                expected = _expected(err["msg"])
+        same = errors.get((key, repr(given)))
+        if same is not None:
+            expected = f"{same.expected} or {expected}"
+        errors[key, repr(given)] = InputError(key, expected, given)
+    first, *_ = errors.values()
+    first.args = ("\n".join(str(e) for e in errors.values()),)
     return first
 
 
-def read_yaml(path: str | Path, key: str = "SPEC") -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or bad YAML is an ``InputError`` naming ``key``."""
+def _check_keys_once(node: yaml.Node | None, where: str, path: Path) -> None:
+    """Refuse a key given twice in any mapping under ``node``: YAML silently keeps the last, so
+    the first is lost without a word. ``where`` is the dotted key path of ``node``."""
+    constructor = yaml.constructor.SafeConstructor()
+    seen_nodes: set[int] = set()  # aliases make a node reachable twice, or from itself
+    stack = [(node, where)]
+    while stack:
+        node, where = stack.pop()
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            # reversed, so that the stack pops them in the file's order
+            stack.extend(reversed([(item, f"{where}{i}.") for i, item in enumerate(node.value)]))
+            continue
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        first: dict[Any, yaml.Node] = {}
+        children = []
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<: *base' then a key of its own is how YAML overrides, not a clash
+            try:
+                name = constructor.construct_object(key_node, deep=True)
+                hash(name)
+            except (yaml.YAMLError, TypeError, ValueError):
+                continue  # safe_load will name a key it cannot build
+            dotted = f"{where}{name}"
+            if name in first:
+                a, b = first[name].start_mark, key_node.start_mark
+                at = (f"line {a.line + 1} (columns {a.column + 1} and {b.column + 1})"
+                      if a.line == b.line else f"lines {a.line + 1} and {b.line + 1}")
+                raise InputError(dotted, "each key once in a mapping (YAML would silently keep "
+                                 "only the last)", Shown(f"{name!r} twice, at {at} of {path}"))
+            first[name] = key_node
+            children.append((value_node, f"{dotted}."))
+        stack.extend(reversed(children))
+
+
+def _described(data: Any, text: str) -> Shown:
+    """What a file's top level holds, for an error: 'an empty file', 'a list ([1, 2])', ..."""
+    if data is None:
+        if not text.strip():
+            return Shown("an empty file")
+        return Shown("a file with nothing but comments" if all(
+            not line.strip() or line.lstrip().startswith(("#", "---", "..."))
+            for line in text.splitlines()) else "null")
+    kind = type(data).__name__
+    shown = repr(data)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return Shown(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({shown})")
+
+
+def read_yaml(path: str | Path, key: str = "SPEC", within: str = "") -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or bad YAML is an ``InputError`` naming ``key``.
+
+    A key given twice in any mapping is an error too, named by its dotted key path (after
+    ``within``, e.g. ``experiment.``), with the file and the lines.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(key, "an existing YAML file", str(path))
+    if path_kind(path, key) != "file":
+        raise InputError(key, "an existing YAML file", shown(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(key, f"valid YAML ({exc})", str(path)) from None
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputError(key, "a UTF-8 text file", str(path)) from None
+    except OSError as exc:  # e.g. Permission denied
+        raise InputError(key, f"a readable file ({exc.strerror or exc})", str(path)) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        _check_keys_once(node, within, path)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise InputError(key, f"valid YAML ({exc})", str(path)) from None
+    except ValueError as exc:  # a value the YAML type cannot hold: month 13, a 5000-digit int
+        # Python's advice after ';' (sys.set_int_max_str_digits) is not the user's to take.
+        why = str(exc).split(";")[0]
+        raise InputError(key, f"valid YAML values ({why})", str(path)) from None
+    except RecursionError:
+        raise InputError(key, "YAML nested less deeply (the parser ran out of stack)",
+                         str(path)) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
-        raise InputError(key, "a YAML mapping at the top level", type(data).__name__)
+        raise InputError(key, f"a YAML mapping (key: value lines) at the top level of {path}",
+                         _described(data, text))
     return data
 
 
@@ -527,10 +657,14 @@ def resolve_experiment(ref: str | dict[str, Any], base_dir: Path) -> dict[str, A
     """An ``experiment:`` value: an inline mapping, or a YAML file under the spec, cwd or repo."""
     if isinstance(ref, dict):
         return copy.deepcopy(ref)
-    for root in (base_dir, Path.cwd(), PACKAGE_ROOT):
+    try:
+        cwd = [Path.cwd()]
+    except OSError:  # the cwd was deleted: look beside the spec and in the repo only
+        cwd = []
+    for root in (base_dir, *cwd, PACKAGE_ROOT):
         candidate = root / ref
-        if candidate.is_file():
-            return read_yaml(candidate, key="experiment")
+        if path_kind(candidate, "experiment") == "file":
+            return read_yaml(candidate, key="experiment", within="experiment.")
     raise InputError("experiment", "a configs/ YAML file or an inline mapping", ref)
 
 

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from wssweep.errors import InputError
 
@@ -464,6 +463,9 @@ def _minimize_log_rate(
     def scalar(z: float) -> float:
         val = float(fn(np.array([math.exp(z)]))[0])
         return val if math.isfinite(val) else math.inf
+
+    # Imported here: scipy.optimize costs ~0.4 s, paid by every Ray worker that imports the science.
+    from scipy.optimize import minimize_scalar
 
     res = minimize_scalar(scalar, bounds=(a, b), method="bounded",
                           options={"xatol": LOOKAHEAD_XATOL})
