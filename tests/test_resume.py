@@ -1,9 +1,10 @@
-"""Nothing lost, nothing run twice: ``kill -9``, SIGINT and SIGTERM of the driver, then resume.
+"""Nothing lost, nothing run twice: ``kill -9`` and Ctrl-C of the driver, then resume.
 
-The kill points are forced, not timed: the tests wait on files in the run directory (a trial's
-final record, its stage checkpoint), and ``HOLD_AFTER_FINAL_ENV`` holds a trial between writing
-its final record and reporting it to Tune, the window in which Tune's experiment snapshot still
-has it running.
+The kill points are forced, not timed: the test waits on files in the run directory (a trial's
+final record, its stage checkpoint), and holds trials where it needs them: ``HOLD_AFTER_FINAL_ENV``
+between writing the final record and reporting it to Tune (the window in which Tune's experiment
+snapshot still has the trial running), ``HOLD_AFTER_STAGE_ENV`` right after a stage checkpoint
+(a trial inside a later stage).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from pathlib import Path
 from tests.cli import finish, kill_group, show, start, wait_for, wssweep
 from wssweep.checkpoint import FINAL_FILE, STAGE_FILE, TRIALS_DIR
 from wssweep.results import read_results
-from wssweep.trial import HOLD_AFTER_FINAL_ENV, read_starts
+from wssweep.trial import HOLD_AFTER_FINAL_ENV, HOLD_AFTER_STAGE_ENV, read_starts
 
-# 4 settings x 2 seeds; each trial ~3 s of wall time (tests.plugins:slow_net sleeps in forward)
-# over 3 stages, so a kill can land between trials and inside a stage on any machine.
+# 4 settings x 2 seeds of 3 stages; each trial ~1.5 s of wall time (tests.plugins:slow_net
+# sleeps in forward), so trials overlap on any machine; where a stop lands is forced by holds.
 SPEC = """
 experiment:
   data: {name: digits, train_size: 300, test_size: 100}
-  model: {name: custom, factory: "tests.plugins:slow_net", kwargs: {delay: 0.06}}
+  model: {name: custom, factory: "tests.plugins:slow_net", kwargs: {delay: 0.03}}
   protocol: {kind: online, chunks: 3, stop: {train_acc: 1.0, max_epochs: 2, plateau_window: 20}}
   optim: {name: sgd, batch_size: 100}
   lr: 0.1
@@ -70,75 +71,73 @@ def check_finished_sweep(run_dir: Path) -> list[dict]:
     return rows
 
 
-# The sweep's life, one session per line: how the session ends, and when. ``final`` waits for n
-# final records (with the hold on, the newest is written but not yet reported to Tune);
-# ``mid-stage`` for a trial inside a later stage; SIGTERM goes to the driver (as ``kill`` or a
-# scheduler sends it), SIGINT to its whole process group, Ray's processes included (as Ctrl-C).
+# The sweep's life, one session per line: how the session ends, when (``final``: n final records
+# exist; ``mid-stage``: a trial holds a stage checkpoint and no final record), and where trials are
+# held meanwhile. SIGINT goes to the driver's whole process group, Ray's processes included, as
+# Ctrl-C in a terminal does (SIGTERM takes the same path: tests/test_orchestrate.py).
 SESSIONS = [
-    ("kill -9", {"final": 1}),
-    ("kill -9", {"final": 2}),
-    ("SIGTERM", {"final": 3, "mid-stage": True}),
-    ("kill -9", {"final": 4}),
-    ("SIGINT", {"final": 5, "mid-stage": True}),
-    ("kill -9", {"final": 6}),
-    ("kill -9", {"mid-stage": True, "hold": False}),
+    ("kill -9", {"final": 1}, HOLD_AFTER_FINAL_ENV),
+    ("kill -9", {"final": 2}, HOLD_AFTER_FINAL_ENV),
+    ("kill -9", {"final": 4}, HOLD_AFTER_FINAL_ENV),
+    ("SIGINT", {"final": 4, "mid-stage": True}, HOLD_AFTER_STAGE_ENV),
+    ("kill -9", {"final": 6}, HOLD_AFTER_FINAL_ENV),
+    ("kill -9", {"mid-stage": True}, HOLD_AFTER_STAGE_ENV),
 ]
-STOP = {"SIGTERM": (signal.SIGTERM, False, 143), "SIGINT": (signal.SIGINT, True, 130)}
 
 
 def test_every_way_a_driver_dies_then_resume_loses_and_repeats_nothing(tmp_path, ray_env):
     spec = tmp_path / "resume.yaml"
     spec.write_text(SPEC)
     run_dir = tmp_path / "r"
-    hold = tmp_path / "hold"
-    env = {**ray_env, HOLD_AFTER_FINAL_ENV: str(hold)}
+    holds = {env: tmp_path / env.lower() for env in (HOLD_AFTER_FINAL_ENV, HOLD_AFTER_STAGE_ENV)}
+    env = {**ray_env, **{name: str(path) for name, path in holds.items()}}
     interrupted_mid_stage = set()
-    for session, (how, when) in enumerate(SESSIONS):
+    for session, (how, when, hold) in enumerate(SESSIONS):
         args = (("run", str(spec), "--name", "r", "--storage", str(tmp_path)) if session == 0
                 else ("resume", str(run_dir)))
-        if when.get("hold", True):
-            hold.touch()
-        else:
-            hold.unlink(missing_ok=True)
+        for name, path in holds.items():
+            if name == hold:
+                path.touch()
+            else:
+                path.unlink(missing_ok=True)
 
-        def ready(when=when):
-            return (len(finals(run_dir)) >= when.get("final", 0)
+        seen = len(read_starts(run_dir))
+
+        def ready(when=when, seen=seen):
+            # a start or replay of this session: fit() is running, its stop handler in place
+            return (len(read_starts(run_dir)) > seen
+                    and len(finals(run_dir)) >= when.get("final", 0)
                     and (not when.get("mid-stage") or mid_stage(run_dir)))
 
         driver = start(env, *args)
         try:
             wait_for(ready, f"{when} before {how}", driver)
-            running = {u.name for u in mid_stage(run_dir)}
+            held = {u.name for u in mid_stage(run_dir)}
             if how == "kill -9":
                 kill_group(driver.pid)  # the driver and the local Ray it started
                 driver.communicate()
             else:
-                sig, to_group, status = STOP[how]
-                hold.unlink()  # let held trials report, as they would without the test's hold
-                if to_group:
-                    kill_group(driver.pid, sig)
-                else:
-                    driver.send_signal(sig)
+                kill_group(driver.pid, signal.SIGINT)
                 out = finish(driver, timeout=120)
         finally:
             kill_group(driver.pid)
         # the trials left inside a stage once the driver is gone
-        kept = {u.name for u in mid_stage(run_dir)}
-        interrupted_mid_stage |= kept
+        interrupted_mid_stage |= {u.name for u in mid_stage(run_dir)}
         # the sweep was stopped mid-way: not every trial had finished
         assert len(finals(run_dir)) < TRIALS
-        if how != "kill -9":
-            # a signal stops it cleanly: its status, one line saying how to go on, no traceback
-            assert out.returncode == status, show(out)
+        if how == "SIGINT":
+            # Ctrl-C stops it cleanly: status 130, one line saying how to go on, no traceback
+            assert out.returncode == 130, show(out)
             assert f"wssweep resume {run_dir}" in out.stderr, show(out)
             assert "Traceback" not in out.stderr, show(out)
             # results.csv and the map are written for what finished
             rows = read_results(run_dir / "results.csv")
             assert sum(r["status"] in ("completed", "diverged") for r in rows) >= when["final"]
             assert (run_dir / "map" / "report.html").is_file()
-            # and the trials that were inside a stage keep their stage checkpoints
-            assert running & kept, (running, kept)
-    hold.unlink(missing_ok=True)
+            # and the trials held inside a stage keep their stage checkpoints
+            assert held and held <= {u.name for u in mid_stage(run_dir)}, held
+    for path in holds.values():
+        path.unlink(missing_ok=True)
     out = wssweep(ray_env, "resume", str(run_dir), timeout=300)
     # the last resume finishes the sweep cleanly
     assert out.returncode == 0, show(out)
@@ -149,5 +148,6 @@ def test_every_way_a_driver_dies_then_resume_loses_and_repeats_nothing(tmp_path,
     assert sum(s["event"] == "replay" for s in starts) >= 4
     # every trial stopped inside a stage continued after its last finished stage
     by_unit = {f"{r['setting_key']}-seed{r['seed']}": r for r in rows}
+    assert interrupted_mid_stage
     assert all(int(by_unit[u]["resumed_stage"]) >= 1 for u in interrupted_mid_stage)
     assert all(int(by_unit[u]["restarts"]) >= 1 for u in interrupted_mid_stage)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -161,6 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from wssweep.orchestrate import Interrupted
 
     args = build_parser().parse_args(argv)
+    # Outside a sweep's fit() (starting Ray, building the map), SIGTERM ends the command as
+    # Ctrl-C does: a short line and the shell's status, not a traceback. Inside it,
+    # orchestrate.stop_on_signal stops the sweep cleanly instead.
+    received: list[int] = []
+
+    def terminate(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         return args.func(args)
     except InputError as exc:
@@ -169,6 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as stop:
         print(f"wssweep: {stop}", file=sys.stderr)
         return stop.exit_status
+    except KeyboardInterrupt:
+        signum = received[0] if received else signal.SIGINT
+        print(f"wssweep: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

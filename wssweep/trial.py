@@ -34,9 +34,11 @@ STARTS_FILE = "trial_starts.jsonl"  # one line per trial start or replay: proof 
 # A Tune report costs ~10 ms (bench/overhead.py); epochs of small models take less. Epoch records
 # go to Tune at most this often (every one still goes to W&B); stage ends always go.
 REPORT_EVERY_S = 1.0
-# Tests set this to a file's path: while the file exists, a trial that has written its final
-# record waits before reporting it, so a test can kill the driver in exactly that window.
+# Tests set these to a file's path: while the file exists, a trial waits after writing its final
+# record (before reporting it), or after checkpointing a stage (before going on), so a test can
+# stop the driver in exactly that window on a fast or a slow machine.
 HOLD_AFTER_FINAL_ENV = "WSSWEEP_TEST_HOLD_AFTER_FINAL"
+HOLD_AFTER_STAGE_ENV = "WSSWEEP_TEST_HOLD_AFTER_STAGE"
 
 
 def _scalars(record: dict[str, Any]) -> dict[str, Any]:
@@ -66,8 +68,8 @@ def _record_start(run_dir: Path, entry: dict[str, Any]) -> None:
         handle.write(json.dumps(entry) + "\n")
 
 
-def _hold_after_final() -> None:
-    hold = os.environ.get(HOLD_AFTER_FINAL_ENV)
+def _hold(env: str) -> None:
+    hold = os.environ.get(env)
     while hold and Path(hold).exists():
         time.sleep(0.05)
 
@@ -149,6 +151,7 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
         latest["stages_done"] = record["stages_done"]
         run.log(_scalars(record), step=record["step"])
         if record["event"] == "stage":
+            _hold(HOLD_AFTER_STAGE_ENV)
             latest.update({k: _number(v) for k, v in record.items()
                            if k in ("gap", "warm/test_acc", "cold/test_acc")})
         elif time.time() - last_report[0] < REPORT_EVERY_S:
@@ -175,7 +178,7 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
              "finished_at": time.time(), "stages_done": latest["stages_done"]}
     final[metric] = _number(metrics.get(metric))
     store.write_final(final)
-    _hold_after_final()
+    _hold(HOLD_AFTER_FINAL_ENV)
     tune.report(final)
     if status != "error":
         run.finish(metrics)

@@ -1,0 +1,99 @@
+"""The driver's pure parts, in-process and without Ray: signals, result rows, the exit line."""
+
+import os
+import signal
+
+import pytest
+
+from tests.cli import wait_for
+from wssweep import cli
+from wssweep.orchestrate import Interrupted, row_from, stop_on_signal
+
+SWEEP = {"seeds": [0, 1], "swept": ["lr"]}
+
+
+@pytest.fixture
+def tune_stop():
+    """Stands in for Tune's graceful-stop handler, which listens on SIGUSR1 during fit()."""
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    yield seen
+    signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_becomes_tunes_graceful_stop(sig, tune_stop, capsys):
+    before = signal.getsignal(sig)
+    with stop_on_signal() as received:
+        os.kill(os.getpid(), sig)
+        wait_for(lambda: tune_stop, "Tune's stop signal")
+    # the signal was recorded and passed on to Tune's stop (SIGUSR1), the driver not killed
+    assert received == [sig] and tune_stop == [signal.SIGUSR1]
+    # the user is told what happens, and the handlers are put back afterwards
+    assert "stopping the sweep" in capsys.readouterr().err
+    assert signal.getsignal(sig) == before
+
+
+def test_a_second_signal_aborts_at_once(tune_stop):
+    with pytest.raises(KeyboardInterrupt), stop_on_signal():
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_for(lambda: tune_stop, "Tune's stop signal")
+        os.kill(os.getpid(), signal.SIGINT)
+        wait_for(lambda: False, "the abort", timeout=30)
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_exits_with_the_shells_status_and_says_how_to_go_on(
+        sig, status, monkeypatch, tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("experiment: {lr: 0.01}\n")
+
+    def interrupted(resolved, *, name, storage, address):
+        raise Interrupted(sig, tmp_path / "runs" / name)
+
+    monkeypatch.setattr("wssweep.orchestrate.run_sweep", interrupted)
+    args = ["run", str(spec), "--name", "x", "--storage", str(tmp_path / "runs")]
+    assert cli.main(args) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    # one line, naming the signal and the command that continues the sweep
+    assert len(err) == 1 and signal.Signals(sig).name in err[0]
+    assert f"wssweep resume {tmp_path / 'runs' / 'x'}" in err[0]
+
+
+def test_rows_say_what_became_of_each_trial():
+    config = {"trial": {"setting": {"lr": 0.1}, "seed": 1}}
+    final = {"final": True, "status": "completed", "gap": 1.5, "restarts": 2}
+    science_error = {"final": True, "status": "error", "error": "ValueError: bad"}
+    cases = {
+        "completed": row_from("t1", config, final, None, SWEEP, done=True),
+        "science error": row_from("t2", config, science_error, None, SWEEP, done=True),
+        "lost for good": row_from("t3", config, {"stages_done": 1}, "RayActorError", SWEEP,
+                                  done=True),
+        "stopped by ASHA": row_from("t4", config, {"stages_done": 1}, None, SWEEP, done=True),
+        "interrupted": row_from("t5", config, {"stages_done": 1}, None, SWEEP, done=False),
+        "never started": row_from("t6", config, None, None, SWEEP, done=False),
+    }
+    assert {k: r["status"] for k, r in cases.items()} == {
+        "completed": "completed", "science error": "error", "lost for good": "error",
+        "stopped by ASHA": "stopped", "interrupted": "running", "never started": "pending"}
+    # the error text comes from the trial's own report, or from Tune when the worker was lost
+    assert cases["science error"]["error"] == "ValueError: bad"
+    assert cases["lost for good"]["error"] == "RayActorError"
+    # identity comes from Tune's config even without a result
+    assert (cases["never started"]["lr"], cases["never started"]["seed"]) == (0.1, 1)
+    assert cases["completed"]["restarts"] == 2
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_before_the_sweep_runs_exits_quietly(sig, status, monkeypatch, tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("experiment: {lr: 0.01}\n")
+
+    def starting_ray(resolved, *, name, storage, address):
+        os.kill(os.getpid(), sig)  # arrives while Ray starts, before Tune's fit()
+        wait_for(lambda: False, "the signal", timeout=30)
+
+    monkeypatch.setattr("wssweep.orchestrate.run_sweep", starting_ray)
+    assert cli.main(["run", str(spec), "--storage", str(tmp_path / "runs")]) == status
+    # one line, no traceback
+    assert capsys.readouterr().err.strip() == f"wssweep: interrupted by {signal.Signals(sig).name}"
