@@ -44,7 +44,7 @@ import torch
 from wssweep.cache import ArtifactCache
 from wssweep.errors import InputError
 from wssweep.orchestrate import connect, run_sweep
-from wssweep.results import RESULTS_FILE
+from wssweep.record import RESULTS_FILE
 from wssweep.science.experiment import load_experiment_data, run_trial
 from wssweep.space import grid_trials
 from wssweep.spec import load_sweep_spec
@@ -113,7 +113,7 @@ def main() -> int:
               "train exactly what the sweep trains)", file=sys.stderr)
         return 2
     cpus = spec.resources.cpus_per_trial
-    threads = max(1, int(cpus))  # what the trainable gives each trial (orchestrate.sweep_payload)
+    threads = max(1, int(cpus))  # what the trainable gives each trial (orchestrate.sweep_record)
     slots = max(1, int(args.cores // cpus))
     trials = grid_trials(spec, resolved.experiment)
     configs = [resolved.config_for({**t["setting"], "threads": threads}, t["seed"])

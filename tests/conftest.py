@@ -26,7 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def ray_env(tmp_path_factory) -> dict[str, str]:
     """Environment for subprocesses that start Ray: loopback only, W&B offline, private HOME.
 
-    platform.md: a ``$HOME/ray_bootstrap_config.yaml`` with ``provider: {type: local}`` stops the
+    A ``$HOME/ray_bootstrap_config.yaml`` with ``provider: {type: local}`` stops the
     dashboard's cloud-metadata probe; usage stats off; no W&B key so W&B stays offline.
     """
     home = tmp_path_factory.mktemp("home")

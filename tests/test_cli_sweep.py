@@ -7,7 +7,6 @@ directory. Every malformed spec of ``tests.test_spec_errors.MALFORMED`` goes thr
 exit status. Ray never starts here: ``connect`` is replaced by a function that fails the test.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -208,11 +207,11 @@ def test_run_refuses_a_storage_path_that_cannot_be_a_directory(tmp_path, capsys,
 
 
 def _no_tune_state(run_dir: Path) -> None:
-    from wssweep.orchestrate import sweep_payload
+    from wssweep.orchestrate import sweep_record
+    from wssweep.record import RunDir
 
     run_dir.mkdir()
-    payload = sweep_payload(load_sweep_spec(QUICKSTART), run_dir, "quickstart")
-    (run_dir / "sweep.json").write_text(json.dumps(payload))
+    RunDir(run_dir).write_record(sweep_record(load_sweep_spec(QUICKSTART), run_dir, "quickstart"))
 
 
 NOT_A_RUN = {
@@ -295,17 +294,21 @@ def test_validate_shows_the_gpu_share(tmp_path, capsys):
     assert "Trials at once" not in out
 
 
+def gpu_request(resolved) -> tuple[float, int | None]:
+    return resolved.spec.resources.cpus_per_trial, resolved.spec.resources.trials_per_gpu
+
+
 def test_describe_drops_the_gpu_only_when_the_cluster_has_none(tmp_path):
     resolved = load_sweep_spec(write_spec(tmp_path, GPU_SPEC))
     # unknown GPUs (None, as validate passes): no note that the request will be dropped
     assert "will be dropped" not in describe(resolved, num_gpus=None)
     # and the trial still asks for its GPU share
-    assert trial_resources(resolved.spec, num_gpus=None) == {"cpu": 2.0, "gpu": 0.25}
+    assert trial_resources(*gpu_request(resolved), num_gpus=None) == {"cpu": 2.0, "gpu": 0.25}
     # no GPU on the cluster (0): describe notes that the request will be dropped
     assert "the cluster has no GPU, so the GPU request will be dropped" in describe(
         resolved, num_cpus=8, num_gpus=0)
     # and it is: the trial asks for CPUs only
-    assert trial_resources(resolved.spec, num_gpus=0) == {"cpu": 2.0}
+    assert trial_resources(*gpu_request(resolved), num_gpus=0) == {"cpu": 2.0}
     text = describe(resolved, num_cpus=8, num_gpus=1)
     # one GPU: the request is kept, and 4 trials share it (8 CPUs / 2 would allow 4 too)
     assert "will be dropped" not in text and "Trials at once: up to 4" in text

@@ -2,7 +2,7 @@
 
 How the clusters are run, and why:
 
-* ``ray.cluster_utils.Cluster`` (a head plus extra raylets, platform.md) runs in a small helper
+* ``ray.cluster_utils.Cluster`` (a head plus extra raylets) runs in a small helper
   *subprocess*, not in the pytest process: starting Ray nodes calls ``os.setpgrp()`` on the calling
   process and changes process-wide environment and auth state, which the rest of the test session
   should not inherit. The helper is started in a new session, so every Ray process it starts is in
@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli import finish, kill_group, show, start, wait_for, wssweep
-from wssweep.checkpoint import FINAL_FILE, STAGE_FILE, TRIALS_DIR
+from wssweep.checkpoint import FINAL_FILE, STAGE_FILE
+from wssweep.record import TRIALS_DIR
 from wssweep.results import read_results
 from wssweep.trial import read_starts
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tests.records import write_grid_record
 from wssweep.gapmap import (
     bootstrap_ci,
     paired_ci,
@@ -197,12 +198,7 @@ def test_non_gap_metric_is_mapped():
 
 
 def test_write_summary(tmp_path):
-    import json
-
-    (tmp_path / "sweep.json").write_text(json.dumps({
-        "name": "w", "swept": ["lr"], "metric": "gap", "mode": "min",
-        "spec": {"experiment": {}, "parameters": {"lr": {"values": [0.1, 1.0]}},
-                 "seeds": [0, 1], "gap_tolerance": 1.0}}))
+    write_grid_record(tmp_path, {"lr": [0.1, 1.0]}, [0, 1], tolerance=1.0)
     write_results(tmp_path, [trial({"lr": 0.1}, 0, gap=0.2), trial({"lr": 0.1}, 1, gap=0.4),
                              trial({"lr": 1.0}, 0, gap=0.5)], ["lr"])
     path = write_summary(tmp_path)

@@ -8,8 +8,10 @@ import pytest
 from tests.cli import wait_for
 from wssweep import cli
 from wssweep.orchestrate import Interrupted, row_from, stop_on_signal
+from wssweep.record import SweepRecord
 
-SWEEP = {"seeds": [0, 1], "swept": ["lr"]}
+SWEEP = SweepRecord(name="s", run_dir="/r", spec_path="s.yaml", spec={}, experiment={},
+                    seeds=[0, 1], swept=["lr"], metric="gap", mode="min")
 
 
 @pytest.fixture

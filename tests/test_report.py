@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.records import write_grid_record
 from wssweep.errors import InputError
 from wssweep.gapmap import paired_ci
 from wssweep.report import build_map, heatmap_size_px
@@ -31,23 +32,9 @@ SEEDS = [0, 1, 2]
 def write_sweep(run_dir: Path, parameters: dict[str, list[Any]], seeds: list[int], *,
                 metric: str = "gap", mode: str = "min", tolerance: float | None = 0.5,
                 description: str | None = None) -> None:
-    """A sweep.json shaped like the one ``wssweep run`` writes (grid over ``parameters``)."""
-    spec: dict[str, Any] = {
-        "experiment": {"data": {"name": "digits"}, "model": {"name": "mlp"}},
-        "method": "grid",
-        "metric": {"name": metric, "goal": "minimize" if mode == "min" else "maximize"},
-        "parameters": {k: {"values": v} for k, v in parameters.items()},
-        "seeds": seeds,
-    }
-    if tolerance is not None:
-        spec["gap_tolerance"] = tolerance
-    if description:
-        spec["description"] = description
-    sweep = {"name": run_dir.name, "run_dir": str(run_dir), "spec": spec,
-             "experiment": spec["experiment"], "seeds": seeds, "swept": list(parameters),
-             "metric": metric, "mode": mode}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "sweep.json").write_text(json.dumps(sweep, indent=1))
+    """A sweep.json like the one ``wssweep run`` writes (grid over ``parameters``)."""
+    write_grid_record(run_dir, parameters, seeds, metric=metric, mode=mode, tolerance=tolerance,
+                      description=description)
 
 
 def gap_model(lr: float, warmup: int, seed: int) -> float:

@@ -14,7 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 from tests.cli import finish, kill_group, show, start, wait_for, wssweep
-from wssweep.checkpoint import FINAL_FILE, STAGE_FILE, TRIALS_DIR
+from wssweep.checkpoint import FINAL_FILE, STAGE_FILE
+from wssweep.record import TRIALS_DIR
 from wssweep.results import read_results
 from wssweep.trial import HOLD_AFTER_FINAL_ENV, HOLD_AFTER_STAGE_ENV, read_starts
 

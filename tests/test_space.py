@@ -315,13 +315,14 @@ def test_describe_grid_and_resources_without_gpu(tmp_path):
 
 
 def test_trial_resources_drop_the_gpu_only_without_one(tmp_path):
-    spec = load(tmp_path, "resources: {cpus_per_trial: 2, trials_per_gpu: 4}\n").spec
+    res = load(tmp_path, "resources: {cpus_per_trial: 2, trials_per_gpu: 4}\n").spec.resources
+    request = (res.cpus_per_trial, res.trials_per_gpu)
     # a quarter of a GPU each where the cluster has GPUs
-    assert space.trial_resources(spec, num_gpus=1) == {"cpu": 2.0, "gpu": 0.25}
+    assert space.trial_resources(*request, num_gpus=1) == {"cpu": 2.0, "gpu": 0.25}
     # or where it is not known yet
-    assert space.trial_resources(spec) == {"cpu": 2.0, "gpu": 0.25}
+    assert space.trial_resources(*request) == {"cpu": 2.0, "gpu": 0.25}
     # none where it has no GPU: the trials would otherwise stay pending forever
-    assert space.trial_resources(spec, num_gpus=0) == {"cpu": 2.0}
+    assert space.trial_resources(*request, num_gpus=0) == {"cpu": 2.0}
 
 
 @pytest.mark.parametrize("text", [GRID, RANDOM, BAYES])

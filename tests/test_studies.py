@@ -15,6 +15,9 @@ from wssweep.studies import MAX_FIGURE_BYTES, STUDIES, find_study_runs
 REPO = Path(__file__).resolve().parent.parent
 STUDY_FILES = sorted(p for p in (REPO / "sweeps").glob("*.yaml") if p.stem != "quickstart")
 SMOKE_AT_ONCE = 2
+RAY_BOOKKEEPING = {"hostname", "pid", "config", "date", "done", "experiment_tag", "node_ip",
+                   "time_this_iter_s", "time_total_s", "training_iteration", "timestamp",
+                   "iterations_since_restore", "time_since_restore", "checkpoint_dir_name"}
 
 
 def test_every_shipped_study_is_known_to_the_results_page():
@@ -61,6 +64,11 @@ def test_every_study_runs_with_smoke(smoke_runs):
         rows = read_results(run_dir / "results.csv")
         assert 2 <= len(rows) <= 4, stem
         assert all(r["status"] in ("completed", "diverged") for r in rows), stem
+        # results.csv holds results: no Ray bookkeeping, and no column empty in every row
+        # (network studies have no NQM columns, the NQM study no gap)
+        columns = set(rows[0])
+        assert not columns & RAY_BOOKKEEPING, (stem, columns & RAY_BOOKKEEPING)
+        assert [c for c in columns if not any(r[c] for r in rows)] == [], stem
     # Smoke runs are not results: without --include-smoke none is picked.
     assert find_study_runs([smoke_runs]) == {}
 
@@ -91,6 +99,7 @@ def test_results_rejects_a_path_that_is_not_a_directory(tmp_path, ray_env):
 # The comparisons on made-up runs: each verdict follows from the numbers.
 
 from wssweep.gapmap import RunData, summarize_run  # noqa: E402
+from wssweep.record import SweepRecord  # noqa: E402
 from wssweep.studies import (  # noqa: E402
     StudyRun,
     compare_nqm,
@@ -103,8 +112,9 @@ from wssweep.studies import (  # noqa: E402
 def fake_run(swept: list[str], trials: list[dict], metric: str = "gap") -> StudyRun:
     rows = [{"trial_id": str(i), "status": t.pop("status", "completed"), "setting_key": "",
              **{k: str(v) for k, v in t.items()}} for i, t in enumerate(trials)]
-    data = RunData(Path("."), rows, {"swept": swept, "metric": metric, "mode": "min",
-                                     "spec": {"gap_tolerance": 0.5}})
+    record = SweepRecord(name="made-up", run_dir=".", spec_path="made-up.yaml", spec={},
+                         experiment={}, seeds=[0], swept=swept, metric=metric, mode="min")
+    data = RunData(Path("."), rows, record)
     return StudyRun(data, summarize_run(data), 60.0)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli import wssweep
+from tests.wandb_files import find_runs, read_run
 from wssweep.results import read_results
-from wssweep.tracking import find_runs, read_run
 from wssweep.trial import read_starts
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.wandb_files import find_runs, read_run
 from wssweep import tracking
-from wssweep.tracking import find_runs, flatten, read_run, redact, resolve_mode, start
+from wssweep.tracking import flatten, redact, resolve_mode, start
 
 SECRET_ENV_VALUE = "env-secret-3c1f9a"
 

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from wssweep.files import atomic_write
+from wssweep.record import TRIALS_DIR
 
-TRIALS_DIR = "trials"  # under the run directory: one folder per (setting, seed)
 STAGE_FILE = "stage.pt"
 FINAL_FILE = "final.json"
 

@@ -70,17 +70,15 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from wssweep import tracking
-    from wssweep.orchestrate import SWEEP_FILE, publish_map
-    from wssweep.results import RESULTS_FILE
+    from wssweep.orchestrate import publish_map
+    from wssweep.record import RESULTS_FILE, RunDir
 
-    run_dir = Path(args.run_dir).absolute()
-    sweep_file = run_dir / SWEEP_FILE
-    if (path_kind(run_dir / RESULTS_FILE, "RUN_DIR") != "file"
-            or path_kind(sweep_file, "RUN_DIR") != "file"):
-        raise InputError("RUN_DIR", f"a wssweep run directory (with results.csv and {SWEEP_FILE})",
-                         str(run_dir))
+    run = RunDir(Path(args.run_dir).absolute())
+    if path_kind(run.results_csv, "RUN_DIR") != "file":
+        raise InputError("RUN_DIR", f"a wssweep run directory (with {RESULTS_FILE})",
+                         str(run.path))
     tracking.quiet_env()
-    publish_map(run_dir, json.loads(sweep_file.read_text()))
+    publish_map(run.path, run.record())
     return 0
 
 

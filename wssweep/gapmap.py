@@ -40,12 +40,10 @@ from scipy import stats
 
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
-from wssweep.results import RESULTS_FILE, read_results
+from wssweep.record import DEFAULT_TOLERANCE, MAP_DIR, RESULTS_FILE, RunDir, SweepRecord
+from wssweep.results import read_results
 
-SWEEP_FILE = "sweep.json"
-MAP_DIR = "map"
 SUMMARY_FILE = "summary.csv"
-DEFAULT_TOLERANCE = 0.5
 CI_METHODS = ("t", "bootstrap")
 VERDICTS = ("closed", "open", "inconclusive", "failed")
 #: The verdict of a setting when the run maps a metric other than the gap (and it did not fail).
@@ -336,28 +334,27 @@ class RunData:
 
     run_dir: Path
     rows: list[dict[str, str]]
-    sweep: dict[str, Any]
+    sweep: SweepRecord
 
     @property
     def swept(self) -> list[str]:
-        return list(self.sweep.get("swept") or [])
+        return list(self.sweep.swept)
 
     @property
     def metric(self) -> str:
-        return str(self.sweep.get("metric") or "gap")
+        return self.sweep.metric
 
     @property
     def mode(self) -> str:
-        return str(self.sweep.get("mode") or "min")
+        return self.sweep.mode
 
     @property
     def spec(self) -> dict[str, Any]:
-        return dict(self.sweep.get("spec") or {})
+        return dict(self.sweep.spec)
 
     @property
     def tolerance(self) -> float:
-        value = self.spec.get("gap_tolerance")
-        return DEFAULT_TOLERANCE if value is None else float(value)
+        return self.sweep.gap_tolerance
 
     @property
     def quantity(self) -> str:
@@ -365,37 +362,18 @@ class RunData:
 
 
 def read_run(run_dir: Path) -> RunData:
-    """``results.csv`` (no rows when it does not exist yet) and ``sweep.json`` of a run.
+    """``results.csv`` (no rows when it does not exist yet) and the run record of a run.
 
     Raises ``InputError`` (``RUN_DIR``) when the directory has no readable sweep.json or an
     unreadable results.csv, so the CLI reports it as bad input.
     """
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
+    sweep = run.record()
     try:
-        sweep = json.loads((run_dir / SWEEP_FILE).read_text())
-    except (OSError, ValueError):  # ValueError covers bad JSON and bad UTF-8
-        sweep = None
-    if not isinstance(sweep, dict) or not isinstance(sweep.get("swept", []), list):
-        raise InputError("RUN_DIR", f"a wssweep run directory (with a readable {SWEEP_FILE})",
-                         str(run_dir))
-    results = run_dir / RESULTS_FILE
-    try:
-        rows = read_results(results) if results.is_file() else []
+        rows = read_results(run.results_csv) if run.results_csv.is_file() else []
     except (OSError, ValueError, csv.Error) as exc:
         raise InputError("RUN_DIR", f"a readable {RESULTS_FILE} ({exc})", str(run_dir)) from exc
-    return RunData(run_dir, rows, sweep)
-
-
-def expected_trials(sweep: dict[str, Any]) -> int | None:
-    """How many trials the sweep was to run (``wssweep.space.trial_count``); ``None`` when the
-    spec in ``sweep.json`` cannot be read back."""
-    try:
-        from wssweep.space import trial_count
-        from wssweep.spec import SweepSpec
-
-        return int(trial_count(SweepSpec.model_validate(sweep["spec"]), sweep.get("experiment")))
-    except Exception:  # an old or hand-made sweep.json: the count is unknown, not fatal
-        return None
+    return RunData(Path(run_dir), rows, sweep)
 
 
 def _norm(value: Any) -> Any:
@@ -409,28 +387,19 @@ def _norm(value: Any) -> Any:
 
 def missing_trials(data: RunData) -> list[tuple[dict[str, Any], int]] | None:
     """For a grid sweep, the ``(setting, seed)`` pairs with no row in results.csv; ``None`` for
-    random and bayes sweeps (their settings are drawn) or when the spec cannot be read back."""
-    try:
-        from wssweep.space import grid_trials
-        from wssweep.spec import SweepSpec
-
-        spec = SweepSpec.model_validate(data.sweep["spec"])
-        if spec.method != "grid":
-            return None
-        expected = grid_trials(spec, data.sweep.get("experiment"))
-    except Exception:  # unknown spec: say nothing rather than guess
+    random and bayes sweeps (their settings are drawn) or a record without its grid."""
+    if data.sweep.grid is None:
         return None
     swept = data.swept
     present = {(tuple(_norm(r.get(k)) for k in swept), _norm(r.get("seed"))) for r in data.rows}
-    return [(t["setting"], t["seed"]) for t in expected
-            if (tuple(_norm(t["setting"].get(k)) for k in swept), _norm(t["seed"]))
-            not in present]
+    return [(t.setting, t.seed) for t in data.sweep.grid
+            if (tuple(_norm(t.setting.get(k)) for k in swept), _norm(t.seed)) not in present]
 
 
 def count_trials(data: RunData) -> TrialCounts:
     """The run's trials by outcome, and how many of the expected ones are missing."""
     outcomes = [trial_outcome(r, data.quantity) for r in data.rows]
-    expected = expected_trials(data.sweep)
+    expected = data.sweep.expected_trials
     present = len(data.rows)
     return TrialCounts(
         expected=expected, present=present, succeeded=outcomes.count("succeeded"),

@@ -1,15 +1,8 @@
 """Run a sweep on Ray Tune: connect, build the Tuner, write results as trials finish, resume.
 
-Run directory layout (``<storage>/<name>/``):
-  ``sweep.json``    the resolved sweep (spec, experiment, seeds, ...) that ``resume`` re-reads
-  ``spec.yaml``     the spec file as given, for people
-  ``tune/``         Ray Tune's experiment state, trial results and checkpoints
-  ``wandb/``        one W&B run per trial (offline unless WANDB_API_KEY is set)
-  ``optuna.db``     the Optuna study of a bayes sweep (open it with optuna-dashboard)
-  ``results.csv``   one row per trial, rewritten atomically as trials finish
-  ``trial_starts.jsonl``  one line per trial start or replay (what ran, and when)
-  ``trials/``       per (setting, seed): its stage checkpoint and final record (checkpoint.py)
-  ``cache/``        stage 1 and cold arms shared by the settings of a seed (cache.py)
+The driver writes the run record (``wssweep.record``: ``sweep.json`` and every path of the run
+directory, laid out in docs/architecture.md) once, before the first trial, and hands it to every
+trial; ``resume`` reads it back.
 """
 
 from __future__ import annotations
@@ -30,17 +23,16 @@ from typing import Any
 from wssweep.checkpoint import clear_stage_checkpoints
 from wssweep.errors import InputError
 from wssweep.files import atomic_write, path_kind
+from wssweep.record import GridTrial, RunDir, SweepRecord, WandbRecord
 from wssweep.results import write_results
 from wssweep.spec import NAME_PATTERN
 
-SWEEP_FILE = "sweep.json"
-WALL_FILE = "wall.json"  # the wall time of each run / resume session, start to map
-TUNE_DIR = "tune"
 PROGRESS_EVERY_S = 30.0  # seconds between progress lines when nothing changed
 
 
 def loopback_env() -> None:
-    """Keep Ray on this machine's loopback and quiet (platform.md): no usage stats, no probes."""
+    """Keep Ray on this machine's loopback and quiet (docs/architecture.md): no usage stats,
+    no probes."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -78,16 +70,15 @@ def connect(address: str | None, wandb_mode: str) -> None:
                  _node_ip_address="127.0.0.1")
 
 
-def trial_resources(sweep: dict[str, Any]) -> dict[str, float]:
+def trial_resources(sweep: SweepRecord) -> dict[str, float]:
     """Per-trial resources; a GPU request on a cluster without GPUs is dropped, with a note."""
     import ray
 
     from wssweep import space
-    from wssweep.spec import SweepSpec
 
-    spec = SweepSpec.model_validate(sweep["spec"])
-    resources = space.trial_resources(spec, num_gpus=ray.cluster_resources().get("GPU", 0))
-    if spec.resources.trials_per_gpu and "gpu" not in resources:
+    resources = space.trial_resources(sweep.cpus_per_trial, sweep.trials_per_gpu,
+                                      num_gpus=ray.cluster_resources().get("GPU", 0))
+    if sweep.trials_per_gpu and "gpu" not in resources:
         print("wssweep: note: trials_per_gpu is set but the Ray cluster has no GPU; "
               "trials run on CPU without a GPU request", file=sys.stderr)
     return resources
@@ -99,7 +90,7 @@ def _last_line(text: str) -> str:
 
 
 def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | None,
-             error: str | None, sweep: dict[str, Any], done: bool) -> dict[str, Any]:
+             error: str | None, sweep: SweepRecord, done: bool) -> dict[str, Any]:
     """One results.csv row from a trial's Tune config and its last reported result.
 
     The seed and swept values come from the config, so a trial that raised before reporting
@@ -107,7 +98,7 @@ def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | Non
     """
     from wssweep.space import trial_identity
 
-    setting, seed = trial_identity(config, sweep["seeds"])
+    setting, seed = trial_identity(config, sweep.seeds)
     result = dict(result or {})
     if error:
         status = "error"
@@ -117,18 +108,33 @@ def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | Non
         status = "stopped"  # ended by the scheduler (ASHA) before its last stage
     else:
         status = "running" if result else "pending"
-    row = {k: v for k, v in result.items() if not k.startswith(("config/", "event"))}
+    row = {k: v for k, v in result.items() if k not in _not_results()
+           and not k.startswith(("config/", "event"))}
     row.update(setting)
     row.update({"trial_id": trial_id, "status": status, "seed": seed,
                 "error": error or result.get("error") or ""})
     return row
 
 
+def _not_results() -> frozenset[str]:
+    """Keys of a Tune result that are not the trial's results: Tune's own bookkeeping (as
+    ``ray.tune.result`` lists it) and the step counters of our progress records."""
+    from ray.tune import result as tune_result
+
+    tune_keys = {*tune_result.AUTO_RESULT_KEYS, *tune_result.DEBUG_METRICS, tune_result.DONE,
+                 tune_result.SHOULD_CHECKPOINT, tune_result.EXPERIMENT_TAG}
+    return frozenset(tune_keys - {tune_result.TRIAL_ID}) | PROGRESS_KEYS
+
+
+# The counters of the progress records trial.py reports, and the marker of its final report.
+PROGRESS_KEYS = frozenset({"event", "step", "stage", "epoch", "arm", "final"})
+
+
 @dataclass
 class ResultsWriter:
     """A Tune callback: rewrite results.csv (atomically) whenever a trial ends."""
 
-    sweep: dict[str, Any]
+    sweep: SweepRecord
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def callback(self):
@@ -148,7 +154,7 @@ class ResultsWriter:
     def record(self, trial, error: str | None) -> None:
         self.rows[trial.trial_id] = row_from(trial.trial_id, trial.config, trial.last_result,
                                              error, self.sweep, done=True)
-        write_results(Path(self.sweep["run_dir"]), list(self.rows.values()), self.sweep["swept"])
+        write_results(Path(self.sweep.run_dir), list(self.rows.values()), self.sweep.swept)
 
 
 def _trial_error(trial) -> str:
@@ -205,34 +211,29 @@ class Progress:
               f"{'' if eta is None else f', ETA {eta:.0f}s'}", flush=True)
 
 
-def sweep_payload(resolved, run_dir: Path, name: str) -> dict[str, Any]:
-    """The plain-dict description of a sweep that trials receive and ``resume`` re-reads."""
+def sweep_record(resolved, run_dir: Path, name: str) -> SweepRecord:
+    """The run record of a resolved sweep: what trials receive and ``resume`` re-reads."""
     from wssweep import tracking
+    from wssweep.space import grid_trials, trial_count
 
     spec = resolved.spec
     res = spec.resources
-    return {
-        "name": name,
-        "run_dir": str(run_dir),
-        "spec_path": str(resolved.path),
-        "overrides": list(resolved.overrides),
-        "smoke": resolved.smoke,
-        "spec": spec.model_dump(mode="json", exclude_unset=True),
-        "experiment": resolved.experiment,
-        "seeds": list(spec.seeds),
-        "swept": list(spec.parameters),
-        "metric": spec.metric.name,
-        "mode": "min" if spec.metric.goal == "minimize" else "max",
-        "cpus_per_trial": res.cpus_per_trial,
-        "threads": max(1, int(res.cpus_per_trial)),
-        "trials_per_gpu": res.trials_per_gpu,
-        "max_failures": res.max_failures,
-        "wandb": {"project": spec.wandb.project, "entity": spec.wandb.entity,
-                  "mode": tracking.resolve_mode(spec.wandb.mode), "tags": spec.wandb.tags},
-    }
+    grid = ([GridTrial(**trial) for trial in grid_trials(spec, resolved.experiment)]
+            if spec.method == "grid" else None)
+    return SweepRecord(
+        name=name, run_dir=str(run_dir), spec_path=str(resolved.path),
+        overrides=list(resolved.overrides), smoke=resolved.smoke,
+        spec=spec.model_dump(mode="json", exclude_unset=True), experiment=resolved.experiment,
+        seeds=list(spec.seeds), swept=list(spec.parameters), metric=spec.metric.name,
+        mode=spec.metric.mode, method=spec.method, gap_tolerance=spec.gap_tolerance,
+        cpus_per_trial=res.cpus_per_trial, threads=max(1, int(res.cpus_per_trial)),
+        trials_per_gpu=res.trials_per_gpu, max_failures=res.max_failures,
+        wandb=WandbRecord(project=spec.wandb.project, entity=spec.wandb.entity,
+                          mode=tracking.resolve_mode(spec.wandb.mode), tags=spec.wandb.tags),
+        expected_trials=trial_count(spec, resolved.experiment), grid=grid)
 
 
-def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
+def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
     """Tune's entry point for one trial (``wssweep.trial.trainable``), imported where it runs.
 
     Ray pickles this function by reference, so the driver never imports torch and the science
@@ -243,23 +244,23 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
     run_one_trial(config, sweep)
 
 
-def _tuner_parts(sweep: dict[str, Any], total: int):
+def _tuner_parts(sweep: SweepRecord, total: int):
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
     writer = ResultsWriter(sweep)
     run_config = tune.RunConfig(
-        name=TUNE_DIR, storage_path=sweep["run_dir"], verbose=0,
-        failure_config=tune.FailureConfig(max_failures=sweep["max_failures"]),
+        name=RunDir(sweep.run_dir).tune.name, storage_path=sweep.run_dir, verbose=0,
+        failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[JsonLoggerCallback(), writer.callback(),
-                   Progress(total, sweep["metric"], sweep["mode"]).callback()])
+                   Progress(total, sweep.metric, sweep.mode).callback()])
     wrapped = tune.with_resources(tune.with_parameters(trainable, sweep=sweep),
                                   trial_resources(sweep))
     return wrapped, run_config, writer
 
 
-def finish(grid, sweep: dict[str, Any], *, interrupted: bool = False) -> Path:
+def finish(grid, sweep: SweepRecord, *, interrupted: bool = False) -> Path:
     """Rewrite results.csv from Tune's own record of every trial (authoritative after resume),
     then build the map.
 
@@ -275,10 +276,10 @@ def finish(grid, sweep: dict[str, Any], *, interrupted: bool = False) -> Path:
         rows.append(row_from(trial_id, result.config or {}, metrics, error, sweep,
                              done=not interrupted))
     rows.sort(key=lambda r: str(r.get("started_at") or ""))
-    path = write_results(Path(sweep["run_dir"]), rows, sweep["swept"])
+    path = write_results(Path(sweep.run_dir), rows, sweep.swept)
     if not interrupted:
-        clear_stage_checkpoints(sweep["run_dir"])
-    publish_map(Path(sweep["run_dir"]), sweep)
+        clear_stage_checkpoints(sweep.run_dir)
+    publish_map(Path(sweep.run_dir), sweep)
     return path
 
 
@@ -327,9 +328,9 @@ def stop_on_signal() -> Iterator[list[int]]:
             signal.signal(sig, old)
 
 
-def _fit(tuner, sweep: dict[str, Any], started: float, session: str) -> Path:
+def _fit(tuner, sweep: SweepRecord, started: float, session: str) -> Path:
     """Run the sweep to its end or to a signal; write results and the map either way."""
-    run_dir = Path(sweep["run_dir"])
+    run_dir = Path(sweep.run_dir)
     with stop_on_signal() as received:
         grid = tuner.fit()
     path = finish(grid, sweep, interrupted=bool(received))
@@ -339,7 +340,7 @@ def _fit(tuner, sweep: dict[str, Any], started: float, session: str) -> Path:
     return path.parent
 
 
-def publish_map(run_dir: Path, sweep: dict[str, Any]):
+def publish_map(run_dir: Path, sweep: SweepRecord):
     """Build ``RUN_DIR/map/`` from results.csv and log it as the sweep's W&B map run."""
     from wssweep import tracking
     from wssweep.report import build_map
@@ -352,7 +353,7 @@ def publish_map(run_dir: Path, sweep: dict[str, Any]):
 
 def record_wall(run_dir: Path, started: float, session: str) -> None:
     """Append one session (``run`` or ``resume``) with its wall time to ``RUN_DIR/wall.json``."""
-    path = Path(run_dir) / WALL_FILE
+    path = RunDir(run_dir).wall_json
     sessions = json.loads(path.read_text()) if path.is_file() else []
     finished = time.time()
     sessions.append({"session": session, "started_at": started, "finished_at": finished,
@@ -374,30 +375,15 @@ def check_run_target(storage: Path, name: str | None) -> None:
                          str(storage))
 
 
-# What resume reads from sweep.json before it can check anything else.
-_SWEEP_KEYS = ("name", "run_dir", "spec", "experiment", "seeds", "swept", "metric", "mode",
-               "max_failures", "wandb")
-
-
-def load_run(run_dir: Path) -> dict[str, Any]:
-    """The resolved sweep of RUN_DIR, checked before Ray starts: a sweep.json wssweep wrote,
-    and a Tune state that was saved."""
+def load_run(run_dir: Path) -> SweepRecord:
+    """The run record of RUN_DIR, checked before Ray starts: a sweep.json wssweep wrote, and a
+    Tune state that was saved."""
     from ray import tune
 
-    run_dir = run_dir.absolute()
-    sweep_file = run_dir / SWEEP_FILE
-    if path_kind(sweep_file, "RUN_DIR") != "file":
-        raise InputError("RUN_DIR", f"a wssweep run directory (with {SWEEP_FILE})", str(run_dir))
-    try:
-        sweep = json.loads(sweep_file.read_text())
-    except (OSError, ValueError):  # ValueError covers bad JSON and bad UTF-8
-        sweep = None
-    if (not isinstance(sweep, dict) or any(key not in sweep for key in _SWEEP_KEYS)
-            or not isinstance(sweep["wandb"], dict) or "mode" not in sweep["wandb"]):
-        raise InputError("RUN_DIR", f"a wssweep run directory (its {SWEEP_FILE} is not one "
-                         "wssweep wrote)", str(run_dir))
-    if not tune.Tuner.can_restore(str(run_dir / TUNE_DIR)):
-        raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run_dir))
+    run = RunDir(Path(run_dir).absolute())
+    sweep = run.record()
+    if not tune.Tuner.can_restore(str(run.tune)):
+        raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run.path))
     return sweep
 
 
@@ -413,13 +399,13 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     if path_kind(run_dir, "--name"):
         raise InputError("--name", "a run name not used yet in the storage directory "
                          "(to finish an interrupted run: wssweep resume RUN_DIR)", str(run_dir))
-    sweep = sweep_payload(resolved, run_dir, name)
-    connect(address, sweep["wandb"]["mode"])
+    sweep = sweep_record(resolved, run_dir, name)
+    connect(address, sweep.wandb.mode)
     run_dir.mkdir(parents=True)
     try:
         plan = build_search(resolved, run_dir)
-        (run_dir / SWEEP_FILE).write_text(json.dumps(sweep, indent=1))
-        shutil.copyfile(resolved.path, run_dir / "spec.yaml")
+        RunDir(run_dir).write_record(sweep)
+        shutil.copyfile(resolved.path, RunDir(run_dir).spec_copy)
         wrapped, run_config, _ = _tuner_parts(sweep, plan.total_trials)
         tuner = tune.Tuner(
             wrapped, param_space=plan.param_space, run_config=run_config,
@@ -439,8 +425,8 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     started = time.time()
     run_dir = Path(run_dir).absolute()
     sweep = load_run(run_dir)
-    tune_dir = run_dir / TUNE_DIR
-    connect(address, sweep["wandb"]["mode"])
+    tune_dir = RunDir(run_dir).tune
+    connect(address, sweep.wandb.mode)
     total = len(list((tune_dir).glob("*/")))
     wrapped, _, _ = _tuner_parts(sweep, total)
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,

@@ -756,7 +756,7 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     """The report page as one self-contained HTML string."""
     quantity, rows, counts = result.quantity, result.rows, result.counts
     keys = list(varying)
-    name = data.sweep.get("name") or data.run_dir.name
+    name = data.sweep.name
     out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
            f"<title>Gap map: {_esc(name)}</title><style>{CSS}</style></head><body>",
            f"<h1>Gap map: {_esc(name)}</h1>",
@@ -852,9 +852,9 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     out.append("<h2>Sweep spec</h2>")
     out.append("<pre>" + _esc(yaml.safe_dump(data.spec, sort_keys=False, allow_unicode=True))
                + "</pre>")
-    if data.sweep.get("experiment"):
+    if data.sweep.experiment:
         out.append("<details><summary>Resolved experiment</summary><pre>"
-                   + _esc(yaml.safe_dump(data.sweep["experiment"], sort_keys=False,
+                   + _esc(yaml.safe_dump(data.sweep.experiment, sort_keys=False,
                                          allow_unicode=True)) + "</pre></details>")
     out.append("<p style='color:#777'>Built by <code>wssweep map</code> from results.csv and "
                "sweep.json.</p></body></html>")

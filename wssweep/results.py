@@ -1,8 +1,8 @@
 """The results table: one row per trial, written atomically to ``<run>/results.csv``.
 
-Columns (design.md): trial id, status, seed, setting key, one column per swept parameter, then the
-metrics. Lists (per-stage values) are JSON in their cell. The map reads only this file, so it can
-be rebuilt from a finished, half-finished or resumed run.
+Columns (docs/architecture.md): trial id, status, seed, setting key, one column per swept
+parameter, then the metrics. Lists (per-stage values) are JSON in their cell. The map reads only
+this file and the run record, so it can be rebuilt from a finished, half-finished or resumed run.
 
 Example:
     >>> import tempfile, pathlib
@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wssweep.files import atomic_write
+from wssweep.record import RESULTS_FILE
 
 if TYPE_CHECKING:
     from wssweep.config import ExperimentConfig
 
-RESULTS_FILE = "results.csv"
 ID_COLUMNS = ["trial_id", "status", "seed", "setting_key"]
-# Scalar metrics, named as in Ray results and W&B (design.md).
+# Scalar metrics, named as in Ray results and W&B (docs/architecture.md).
 METRIC_COLUMNS = [
     "warm/test_acc", "cold/test_acc", "gap", "warm/steps", "cold/steps", "saving",
     "warm/seconds", "cold/seconds", "lr_chosen", "diverged", "warm/test_acc_mean",
@@ -73,10 +73,16 @@ def _cell(value: Any) -> Any:
 
 
 def columns_for(rows: list[dict[str, Any]], swept: list[str]) -> list[str]:
-    """Fixed columns first, then swept parameters, metrics, per-stage lists, bookkeeping."""
-    fixed = ID_COLUMNS + swept + METRIC_COLUMNS
-    extra = sorted({k for row in rows for k in row} - set(fixed) - set(TAIL_COLUMNS))
-    return fixed + extra + TAIL_COLUMNS
+    """Identity and swept columns first, then metrics, per-stage lists, where and when it ran.
+
+    A metric or bookkeeping column that no row fills (an NQM metric in a network sweep, ``error``
+    when nothing failed) is left out.
+    """
+    filled = {k for row in rows for k, v in row.items() if _cell(v) != ""}
+    fixed = ID_COLUMNS + swept
+    extra = sorted(filled - set(fixed) - set(METRIC_COLUMNS) - set(TAIL_COLUMNS))
+    rest = [c for c in METRIC_COLUMNS + extra + TAIL_COLUMNS if c in filled]
+    return fixed + rest
 
 
 def write_results(run_dir: Path, rows: list[dict[str, Any]], swept: list[str]) -> Path:

@@ -323,11 +323,12 @@ def _bayes_plan(spec: SweepSpec, space: dict[str, Any], run_dir: Path,
                       spec.metric.mode, num_samples)
 
 
-def trial_resources(spec: SweepSpec, num_gpus: float | None = None) -> dict[str, float]:
+def trial_resources(cpus_per_trial: float, trials_per_gpu: int | None,
+                    num_gpus: float | None = None) -> dict[str, float]:
     """What each trial asks Ray for. The GPU share is dropped when the cluster has no GPU
     (``num_gpus == 0``): Ray would leave such trials pending forever."""
-    resources = {"cpu": float(spec.resources.cpus_per_trial)}
-    per_gpu = spec.resources.trials_per_gpu
+    resources = {"cpu": float(cpus_per_trial)}
+    per_gpu = trials_per_gpu
     if per_gpu is not None and num_gpus != 0:
         resources["gpu"] = 1.0 / per_gpu
     return resources

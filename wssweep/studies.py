@@ -28,7 +28,6 @@ import numpy as np
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
 from wssweep.gapmap import (
-    SWEEP_FILE,
     RunData,
     cell_text,
     count_trials,
@@ -41,8 +40,7 @@ from wssweep.gapmap import (
     to_float,
     trial_outcome,
 )
-from wssweep.orchestrate import WALL_FILE
-from wssweep.results import RESULTS_FILE
+from wssweep.record import RESULTS_FILE, SWEEP_FILE, RunDir
 
 FIGURE_DIR = "figures"  # beside results.md
 MAX_FIGURE_BYTES = 1_000_000  # a figure in docs/ must stay well under 1 MB
@@ -66,7 +64,7 @@ class StudyRun:
 
     def fixed(self, key: str, default: Any = None) -> Any:
         """A key of the run's experiment (before any setting), e.g. ``optim.name``."""
-        node: Any = self.data.sweep.get("experiment") or {}
+        node: Any = self.data.sweep.experiment
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
                 return default
@@ -173,7 +171,7 @@ def inert(run: StudyRun, row: dict[str, Any], key: str) -> bool:
     if not others:
         return False
     setting = {k: row[k] for k in run.data.swept}
-    experiment = run.data.sweep.get("experiment") or {}
+    experiment = run.data.sweep.experiment
     try:
         here = experiment_from_mapping(experiment, setting=setting).canonical()
         there = experiment_from_mapping(experiment, setting={**setting, key: others[0]})
@@ -694,7 +692,7 @@ def _is_run(path: Path) -> bool:
 
 def _wall(run_dir: Path) -> tuple[float | None, float]:
     """(seconds, start time) from wall.json; a run without one has no wall time."""
-    path = run_dir / WALL_FILE
+    path = RunDir(run_dir).wall_json
     if not path.is_file():
         return None, run_dir.stat().st_mtime
     sessions = json.loads(path.read_text())
@@ -714,11 +712,11 @@ def find_study_runs(
         candidates += [p] if _is_run(p) else sorted(c for c in p.iterdir() if _is_run(c))
     best: dict[str, tuple[float, Path]] = {}
     for run_dir in candidates:
-        sweep = json.loads((run_dir / SWEEP_FILE).read_text())
-        stem = Path(sweep.get("spec_path") or "").stem
+        sweep = RunDir(run_dir).record()
+        stem = Path(sweep.spec_path).stem
         seconds, started = _wall(run_dir)
-        scaled = sweep.get("smoke") and not include_smoke
-        if stem not in STUDIES or scaled or sweep.get("overrides") or seconds is None:
+        scaled = sweep.smoke and not include_smoke
+        if stem not in STUDIES or scaled or sweep.overrides or seconds is None:
             continue
         if stem not in best or started > best[stem][0]:
             best[stem] = (started, run_dir)
@@ -749,7 +747,7 @@ def map_figure(run: StudyRun, path: Path, name: str = "") -> Path:
 
 def _setup(run: StudyRun) -> str:
     sweep = run.data.sweep
-    spec = sweep.get("spec", {})
+    spec = sweep.spec
     params = spec.get("parameters", {})
     axes = "; ".join(
         f"`{k}` ∈ {{{', '.join(_val(v) for v in p['values'])}}}" if "values" in p else
@@ -764,7 +762,7 @@ def _setup(run: StudyRun) -> str:
     experiment = spec.get("experiment")
     source = experiment if isinstance(experiment, str) else "inline"
     seed_list = ", ".join(map(str, seeds))
-    return (f"Spec `sweeps/{Path(sweep['spec_path']).name}`, experiment `{source}`"
+    return (f"Spec `sweeps/{Path(sweep.spec_path).name}`, experiment `{source}`"
             f"; method {method}{cap}. Axes: {axes}. Seeds: {len(seeds)} ({seed_list})."
             f"\n\n**Ran:** {counts.present} trials ({counts.succeeded} succeeded, "
             f"{counts.diverged} diverged, {counts.failed} failed), {len(run.rows)} settings, in "

@@ -22,6 +22,7 @@ from ray import tune
 from wssweep import tracking
 from wssweep.cache import ArtifactCache
 from wssweep.checkpoint import TrialStore, unit_name
+from wssweep.record import RunDir, SweepRecord
 from wssweep.results import setting_key
 from wssweep.science.experiment import run_trial
 from wssweep.spec import experiment_from_mapping
@@ -29,8 +30,6 @@ from wssweep.spec import experiment_from_mapping
 if TYPE_CHECKING:
     from wssweep.config import ExperimentConfig
 
-CACHE_DIR = "cache"  # stage 1 and cold arms shared between the trials of a run
-STARTS_FILE = "trial_starts.jsonl"  # one line per trial start or replay: proof of what ran when
 # A Tune report costs ~10 ms (bench/overhead.py); epochs of small models take less. Epoch records
 # go to Tune at most this often (every one still goes to W&B); stage ends always go.
 REPORT_EVERY_S = 1.0
@@ -55,8 +54,8 @@ def trial_status(metrics: dict[str, Any]) -> str:
 
 
 def read_starts(run_dir: Path) -> list[dict[str, Any]]:
-    """Every start and replay recorded in ``run_dir`` (oldest first)."""
-    path = Path(run_dir) / STARTS_FILE
+    """Every start and replay recorded in ``run_dir`` (oldest first): proof of what ran when."""
+    path = RunDir(run_dir).starts
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -64,7 +63,7 @@ def read_starts(run_dir: Path) -> list[dict[str, Any]]:
 
 def _record_start(run_dir: Path, entry: dict[str, Any]) -> None:
     # One short O_APPEND write per line: concurrent trials never interleave within a line.
-    with open(run_dir / STARTS_FILE, "a") as handle:
+    with open(RunDir(run_dir).starts, "a") as handle:
         handle.write(json.dumps(entry) + "\n")
 
 
@@ -79,29 +78,29 @@ def _last_line(exc: BaseException) -> str:
 
 
 def trial_setting(
-    config: dict[str, Any], sweep: dict[str, Any]
+    config: dict[str, Any], sweep: SweepRecord
 ) -> tuple[dict[str, Any], int, str]:
     """``(setting, seed, setting_key)`` of Tune's ``config``: the key hashes the setting as the
     user specified it, before any node decides the trial's device and threads."""
     from wssweep.space import trial_identity
 
-    setting, seed = trial_identity(config, sweep["seeds"])
-    key = setting_key(experiment_from_mapping(sweep["experiment"],
+    setting, seed = trial_identity(config, sweep.seeds)
+    key = setting_key(experiment_from_mapping(sweep.experiment,
                                               setting={**setting, "seed": seed}))
     return setting, seed, key
 
 
-def placed_config(sweep: dict[str, Any], setting: dict[str, Any], seed: int,
+def placed_config(sweep: SweepRecord, setting: dict[str, Any], seed: int,
                   device: str) -> ExperimentConfig:
     """The config a trial runs here: its setting and seed, this node's device and threads."""
-    overrides = {**setting, "seed": seed, "threads": sweep["threads"], "device": device}
-    return experiment_from_mapping(sweep["experiment"], setting=overrides)
+    overrides = {**setting, "seed": seed, "threads": sweep.threads, "device": device}
+    return experiment_from_mapping(sweep.experiment, setting=overrides)
 
 
-def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
-    """Run one trial of ``sweep`` (the resolved spec as a plain dict) for Tune's ``config``."""
+def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
+    """Run one trial of ``sweep`` (its run record) for Tune's ``config``."""
     started = time.time()
-    run_dir = Path(sweep["run_dir"])
+    run_dir = Path(sweep.run_dir)
     setting, seed, key = trial_setting(config, sweep)
     trial_id = tune.get_context().get_trial_id()
     unit = unit_name(key, seed)
@@ -123,11 +122,11 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
     runtime = ray.get_runtime_context()
     _record_start(run_dir, {"trial_id": trial_id, "unit": unit, "event": "start", "at": started,
                             "restarts": len(previous), "node_id": runtime.get_node_id()})
-    device = sweep["experiment"].get("device", "cpu")
+    device = sweep.experiment.get("device", "cpu")
     if ray.get_gpu_ids() and torch.cuda.is_available():
         device = "cuda"
         # trials_per_gpu: N trials share one GPU, each capped to its 1/N of the memory.
-        torch.cuda.set_per_process_memory_fraction(1.0 / sweep["trials_per_gpu"])
+        torch.cuda.set_per_process_memory_fraction(1.0 / sweep.trials_per_gpu)
     cfg = placed_config(sweep, setting, seed, device)
     identity = {"setting_key": key, "seed": seed, **setting,
                 "started_at": previous[0]["at"] if previous else started,
@@ -137,11 +136,11 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
                 "gpu_share": runtime.get_assigned_resources().get("GPU", 0.0)}
 
     run = tracking.start(
-        run_dir, project=sweep["wandb"]["project"], entity=sweep["wandb"].get("entity"),
-        group=sweep["name"], name=f"{key}-seed{seed}", run_id=trial_id,
+        run_dir, project=sweep.wandb.project, entity=sweep.wandb.entity,
+        group=sweep.name, name=f"{key}-seed{seed}", run_id=trial_id,
         config={**tracking.flatten(cfg.model_dump()), **identity},
-        mode=sweep["wandb"]["mode"], tags=sweep["wandb"].get("tags"))
-    metric = sweep["metric"]
+        mode=sweep.wandb.mode, tags=sweep.wandb.tags)
+    metric = sweep.metric
     latest: dict[str, Any] = {metric: float("nan"), "stages_done": 0}
     last_report = [0.0]
     reporting = [False]  # set while Tune or W&B has control: their exceptions are not results
@@ -162,7 +161,7 @@ def trainable(config: dict[str, Any], sweep: dict[str, Any]) -> None:
         reporting[0] = False
 
     try:
-        metrics = run_trial(cfg, progress=progress, cache=ArtifactCache(run_dir / CACHE_DIR),
+        metrics = run_trial(cfg, progress=progress, cache=ArtifactCache(RunDir(run_dir).cache),
                             checkpoint=store)
         status, error = trial_status(metrics), ""
     except Exception as exc:

@@ -1,4 +1,4 @@
-"""Tests of the NQM (docs/science.md §4): moments, greedy rate, short-horizon bias."""
+"""Tests of the NQM (Wu et al. 2018): moments, greedy rate, short-horizon bias."""
 
 from __future__ import annotations
 

@@ -441,7 +441,7 @@ def _clean(value: float | None) -> float | None:
 
 
 def summarize(stages: dict[str, list[StageResult]], n_stages: int, num_classes: int) -> dict:
-    """The trial's metrics from both arms' stage results (names as in design.md)."""
+    """The trial's metrics from both arms' stage results (names as in docs/architecture.md)."""
     chance = 100.0 / num_classes
     out: dict[str, Any] = {}
     for arm in stages:

@@ -1,8 +1,10 @@
 """Warm-start interventions between stages: shrink-and-perturb, DASH, last-layer reset, L2-init.
 
-All of them work in place on any ``nn.Module`` (see docs/science.md §1–§2, docs/papers.md §1.1,
-§2.1, §2.3). None of them touches an optimizer: whether optimizer state is kept or rebuilt is the
-protocol's choice, not the intervention's.
+All of them work in place on any ``nn.Module``. Shrink-and-perturb is Ash & Adams, "On
+Warm-Starting Neural Network Training" (NeurIPS 2020, arXiv 1910.08475, §4); DASH, last-layer
+reset and L2-init follow Shin, Oh, Cho, Yun, "DASH" (NeurIPS 2024, arXiv 2410.23495, §4 and its
+baselines as the authors' code implements them). None of them touches an optimizer: whether
+optimizer state is kept or rebuilt is the protocol's choice, not the intervention's.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every builder returns a plain ``torch.nn.Module`` whose weights depend only on t
 same ``seed`` gives bit-identical weights, and building a model never moves the caller's random
 number generator (so building a fresh model for shrink-and-perturb mid-run changes nothing else).
 
-Architectures (see docs/science.md §1–§2 and docs/papers.md §1.3–1.4, §2.2):
+Architectures (as in Ash & Adams 2020, §3 and their code, and Shin et al. 2024, §5):
 
 * ``logreg``: flatten + one Linear layer (Ash & Adams' convex control).
 * ``mlp``: flatten, ``depth`` hidden Linear layers of ``width`` with ReLU or tanh, then a Linear

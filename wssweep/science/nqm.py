@@ -1,6 +1,7 @@
 """The noisy quadratic model (NQM) of short-horizon bias (Wu, Ren, Liao, Grosse, ICLR 2018).
 
-See ``docs/science.md`` §4 and ``docs/papers.md`` §4.1. The loss is
+"Understanding Short-Horizon Bias in Stochastic Meta-Optimization", arXiv 1803.02021, §3 and
+Theorems 1–2. The loss is
 
     L(θ) = ½ Σ_i h_i (θ_i − c_i)²,   c_i ~ N(0, σ_i²) redrawn at every step (θ* = 0),
 

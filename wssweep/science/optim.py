@@ -1,7 +1,7 @@
 """Optimizers (SGD, Adam, GI-Adam) and the loss-catapult search for the warmup's initial rate.
 
 GI-Adam and the catapult search follow Kalra & Barkeshli, "Why Warmup the Learning Rate?"
-(§6.1–6.2, App. B.2); see ``docs/science.md`` §3 and ``docs/papers.md`` §3.
+(NeurIPS 2024, arXiv 2406.09405; §6.1–6.2, App. B.2 and Algorithms 1–2).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Learning-rate schedules of one stage: linear warmup, then constant, cosine or two-regime.
 
 Warmup follows Kalra & Barkeshli ("Why Warmup the Learning Rate?", §2 and §6.1); the two-regime
-schedule follows Leclerc & Madry (a constant large-step phase, then a constant small-step phase).
-See ``docs/science.md`` §3 and §5.
+schedule follows Leclerc & Madry, "The Two Regimes of Deep Network Training" (arXiv 2002.10376):
+a constant large-step phase, then a constant small-step phase.
 
 Steps are optimizer steps counted from 0 at the start of the stage.
 
