@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wandb_files import find_runs, read_run
+from tests.wandb_files import find_runs, read_run, written
 from wssweep import tracking
 from wssweep.tracking import flatten, redact, resolve_mode, start
 
@@ -101,7 +101,7 @@ def test_offline_run_round_trip(tmp_path):
     final = {"gap": 0.25, "warm/test_acc": 91.0, "cold/test_acc": 91.25, "saving": 2.5}
     run.finish({**final, "lr_chosen": None, "diverged": False, "stage_gaps": [0.1, 0.4]})
 
-    logs = find_runs(run_dir)
+    logs = written(run_dir)
     # One log, at wandb/offline-run-<stamp>-<id>/run-<id>.wandb under run_dir.
     assert len(logs) == 1
     rel = logs[0].relative_to(run_dir).as_posix()
@@ -171,7 +171,7 @@ def test_resume_same_step_offline(tmp_path):
     second.log({"loss": 30.0}, 3)
     second.finish({"gap": 0.1})
 
-    logs = find_runs(run_dir)
+    logs = written(run_dir, logs=2)
     # Two segments, oldest first, both for the same run id.
     assert len(logs) == 2 and {p.name for p in logs} == {"run-sweep1-t0.wandb"}
     older = read_run(logs[0])
@@ -210,6 +210,7 @@ def test_sequential_and_overlapping_runs_are_complete(tmp_path):
     inner.log({"acc": 0.7}, 0)
     inner.finish({"gap": 2.0})
     outer.finish({"gap": 3.0})
+    written(root, logs=4)
 
     for run_id, gap in [("s-t0", 1.0), ("s-t1", 1.0), ("s-t2", 3.0), ("s-inner", 2.0)]:
         info = read_run(root, run_id=run_id)
@@ -233,6 +234,7 @@ def test_map_run_table(tmp_path):
     run = _start(run_dir, run_id="sweep1-map", name="map", job_type="map")
     run.log_table("summary", ["setting_key", "gap"], [["ab", 0.1], ["cd", 0.7]])
     run.finish()
+    written(run_dir)
     info = read_run(run_dir)
     # The map run has its job type, and the table is saved with the run.
     assert info["job_type"] == "map"
@@ -250,6 +252,7 @@ def test_map_run_table_with_a_column_of_text_and_numbers(tmp_path):
     # A swept key whose values are a number or a word (warmup_init: 0.0 or catapult).
     run.log_table("summary", ["optim.warmup_init", "gap"], [[0.0, 0.1], ["catapult", 0.7]])
     run.finish()
+    written(run_dir)
     table = next(f for f in read_run(run_dir)["files"] if f.startswith("media/table/summary"))
     saved = json.loads(next((run_dir / "wandb").glob(f"*/files/{table}")).read_text())
     # The column is saved as text; the numbers column stays numbers.

@@ -265,3 +265,19 @@ def read_run(
     return merged
 
 
+
+
+def written(root: Path, logs: int = 1, timeout: float = 60) -> list[Path]:
+    """The run logs under ``root`` once ``logs`` of them exist and each has its exit record.
+
+    ``run.finish()`` returns before wandb-core has written everything to an offline log (seen
+    with wandb 0.31 on a loaded machine: the file still empty), so a test waits for that.
+    """
+    from tests.cli import wait_for
+
+    def complete() -> list[Path] | None:
+        found = find_runs(root)
+        whole = len(found) >= logs and all(_read_one(path)["complete"] for path in found)
+        return found if whole else None
+
+    return wait_for(complete, f"{logs} complete W&B run log(s) under {root}", timeout=timeout)

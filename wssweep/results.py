@@ -21,20 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wssweep.files import atomic_write
+from wssweep.metrics import METRICS
 from wssweep.record import RESULTS_FILE
 
 if TYPE_CHECKING:
     from wssweep.config import ExperimentConfig
 
 ID_COLUMNS = ["trial_id", "status", "seed", "setting_key"]
-# Scalar metrics, named as in Ray results and W&B (docs/architecture.md).
-METRIC_COLUMNS = [
-    "warm/test_acc", "cold/test_acc", "gap", "warm/steps", "cold/steps", "saving",
-    "warm/seconds", "cold/seconds", "lr_chosen", "diverged", "warm/test_acc_mean",
-    "cold/test_acc_mean", "warm/train_acc", "cold/train_acc", "warm/meta_steps",
-    "nqm/final_loss", "nqm/initial_loss", "nqm/lr_first", "nqm/lr_mid", "nqm/lr_last",
-    "cold_chosen/test_acc", "gap_chosen",
-]
+# Scalar metrics, in their declared order (wssweep.metrics).
+METRIC_COLUMNS = [m.name for m in METRICS]
 # restarts: how many times the trial was started again (a lost node, a resumed sweep);
 # resumed_stage: the last stage it had finished when it last resumed (0 = from the start).
 TAIL_COLUMNS = ["restarts", "resumed_stage", "error", "started_at", "finished_at"]

@@ -66,26 +66,14 @@ from wssweep.config import (
 )
 from wssweep.errors import InputError
 from wssweep.files import path_kind, shown
+from wssweep.metrics import METRICS
 
 # Where `experiment: configs/x.yaml` is looked up after the spec's own folder and the cwd.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
-#: Metrics a trial reports (in Ray results, results.csv and W&B) that a sweep may optimize.
-#: ``nqm/final_loss`` comes from ``kind: nqm`` experiments, the others from ``kind: network``.
-REPORTED_METRICS: tuple[str, ...] = (
-    "gap",
-    "gap_chosen",
-    "warm/test_acc",
-    "cold/test_acc",
-    "warm/test_acc_mean",
-    "cold/test_acc_mean",
-    "saving",
-    "warm/steps",
-    "cold/steps",
-    "warm/seconds",
-    "cold/seconds",
-    "nqm/final_loss",
-)
+#: Metrics a sweep may optimize (``wssweep.metrics``): ``nqm/final_loss`` comes from
+#: ``kind: nqm`` experiments, the others from ``kind: network``.
+REPORTED_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.optimizable)
 
 #: Distributions that draw from a range (``min``, ``max``); a grid cannot enumerate them.
 RANGE_DISTRIBUTIONS: tuple[str, ...] = ("uniform", "int_uniform", "log_uniform_values", "q_uniform")

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wssweep.metrics import METRICS
+
 if TYPE_CHECKING:
     from wssweep.record import SweepRecord
 
@@ -49,7 +51,7 @@ MODES = ("auto", "online", "offline", "disabled")
 # summary= "min", "max", "mean", "best", "last", "first", "none" (and deprecated "copy").
 # Note: with summary="last" wandb writes the running summary as {"last": v}; TrialRun.finish
 # then writes the final scalars, so a finished run's summary holds plain values.
-MAP_METRICS = ("gap", "warm/test_acc", "cold/test_acc", "saving", "lr_chosen", "diverged")
+MAP_METRICS = tuple(m.name for m in METRICS if m.in_wandb_summary)
 
 # Config keys whose name contains one of these is dropped: never send a secret to W&B.
 _SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential")
