@@ -1,17 +1,24 @@
 """The trainable's pure parts: which setting a Tune config is, and what runs where."""
 
+import pytest
+
+from wssweep import trial
+from wssweep.checkpoint import TrialStore
+from wssweep.record import SweepRecord, WandbRecord
 from wssweep.results import setting_key
 from wssweep.trial import placed_config, trial_setting
 
-SWEEP = {"experiment": {"model": {"name": "logreg"}, "lr": 0.01}, "seeds": [0, 1, 2],
-         "threads": 1}
+SWEEP = SweepRecord(name="s", run_dir="/r", spec_path="s.yaml", spec={},
+                    experiment={"model": {"name": "logreg"}, "lr": 0.01}, seeds=[0, 1, 2],
+                    swept=["lr"], metric="gap", mode="min", threads=1)
 
 
 def test_setting_key_is_the_same_for_every_seed_and_placement():
     keys, configs = set(), []
     for seed, device, threads in [(0, "cpu", 1), (1, "cuda", 4), (2, "auto", 2)]:
         setting, seed_of, key = trial_setting({"setting": {"lr": 0.1}, "seed": seed}, SWEEP)
-        cfg = placed_config({**SWEEP, "threads": threads}, setting, seed_of, device)
+        cfg = placed_config(SWEEP.model_copy(update={"threads": threads}), setting, seed_of,
+                            device)
         keys.add(key)
         configs.append(cfg)
         # what runs here does carry this node's device and threads
@@ -30,3 +37,84 @@ def test_setting_key_differs_between_settings():
     _, _, c = trial_setting({"setting": {"lr": 0.1}, "seed": 1}, SWEEP)
     # another value of a swept key is another setting; another seed is the same one
     assert a != b and a == c
+
+
+# --- the trainable with Ray and W&B stubbed: what a start, a replay and a failure leave behind
+
+class FakeRuntime:
+    def get_node_id(self):
+        return "node-a"
+
+    def get_assigned_resources(self):
+        return {"CPU": 1.0}
+
+
+class FakeContext:
+    def get_trial_id(self):
+        return "t_00001"
+
+
+@pytest.fixture
+def stubbed(monkeypatch, tmp_path):
+    """The trainable's Ray and W&B calls replaced; returns (record, reports, trained)."""
+    reports, trained = [], []
+    monkeypatch.setattr(trial.tune, "get_context", FakeContext)
+    monkeypatch.setattr(trial.tune, "report", lambda metrics, **kw: reports.append(metrics))
+    monkeypatch.setattr(trial.ray, "get_runtime_context", FakeRuntime)
+    monkeypatch.setattr(trial.ray, "get_gpu_ids", list)
+    record = SweepRecord(name="s", run_dir=str(tmp_path), spec_path="s.yaml", spec={},
+                         experiment=SMALL, seeds=[0], swept=["lr"], metric="gap", mode="min",
+                         wandb=WandbRecord(mode="disabled"))
+
+    def fake_run_trial(cfg, progress=None, cache=None, checkpoint=None):
+        trained.append(cfg.lr)
+        if cfg.lr > 1:
+            raise ValueError("the science refuses this rate")
+        return {"gap": 1.5, "diverged": False, "resumed_stage": 0}
+
+    monkeypatch.setattr(trial, "run_trial", fake_run_trial)
+    return record, reports, trained
+
+
+SMALL = {"data": {"name": "digits"}, "model": {"name": "logreg"}, "lr": 0.1}
+CONFIG = {"trial": {"setting": {"lr": 0.1}, "seed": 0}}
+
+
+def test_a_finished_trial_reports_its_record_and_trains_nothing(stubbed):
+    record, reports, trained = stubbed
+    trial.trainable(CONFIG, record)
+    # the first run trained, recorded its final metrics, then reported them
+    assert trained == [0.1] and reports[-1]["gap"] == 1.5 and reports[-1]["status"] == "completed"
+    trial.trainable(CONFIG, record)  # Tune restarts it: its snapshot predated the report
+    # the second start trained nothing and reported the same final metrics
+    assert trained == [0.1] and reports[-1] == reports[0]
+    assert [s["event"] for s in trial.read_starts(record.run_dir)] == ["start", "replay"]
+
+
+def test_an_exception_of_the_science_is_the_trials_result(stubbed):
+    record, reports, trained = stubbed
+    trial.trainable({"trial": {"setting": {"lr": 3.0}, "seed": 0}}, record)
+    # no exception reaches Tune (which would retry it): the error is the reported result
+    assert reports[-1]["status"] == "error" and "refuses this rate" in reports[-1]["error"]
+    # and it is final: a restart does not train it again
+    trial.trainable({"trial": {"setting": {"lr": 3.0}, "seed": 0}}, record)
+    assert trained == [3.0]
+
+
+def test_an_exception_from_tune_is_left_to_tune(stubbed, monkeypatch):
+    record, reports, trained = stubbed
+
+    def failing_report(metrics, **kw):
+        raise RuntimeError("Tune's session is gone")
+
+    def reporting_run_trial(cfg, progress=None, cache=None, checkpoint=None):
+        progress({"event": "stage", "stage": 1, "stages_done": 1, "step": 1, "gap": 1.0})
+
+    monkeypatch.setattr(trial.tune, "report", failing_report)
+    monkeypatch.setattr(trial, "run_trial", reporting_run_trial)
+    # a failure inside a report is not the science's: it propagates, so Tune can retry
+    with pytest.raises(RuntimeError, match="session is gone"):
+        trial.trainable(CONFIG, record)
+    # and nothing was recorded as finished
+    assert TrialStore(record.run_dir, trial.unit_name(trial.trial_setting(
+        CONFIG, record)[2], 0)).final() is None
