@@ -21,7 +21,8 @@ from PIL import Image
 from tests.records import write_grid_record
 from wssweep.errors import InputError
 from wssweep.gapmap import paired_ci
-from wssweep.report import build_map, heatmap_size_px
+from wssweep.plots import heatmap_size_px
+from wssweep.report import build_map
 from wssweep.results import write_results
 
 LRS = [0.001, 0.01, 0.1]

@@ -142,7 +142,7 @@ def test_quickstart_sweep_map_smoke(tmp_path, ray_env):
     """The shipped quickstart, unchanged but for smaller data and stages, end to end."""
     from matplotlib.image import imread
 
-    from wssweep.report import heatmap_size_px
+    from wssweep.plots import heatmap_size_px
 
     smoke = ["--set", "data.train_size=600", "--set", "protocol.chunks=3",
              "--set", "protocol.stop.max_epochs=10", "--set", "model.width=32",

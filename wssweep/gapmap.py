@@ -441,3 +441,24 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
         for row in rows:
             writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return path
+
+
+def recommend(rows: Sequence[dict[str, Any]], quantity: str,
+              lower_is_better: bool = True) -> dict[str, Any] | None:
+    """The cheapest closed setting (max ``saving_mean``, ties to the lower ``gap_hi``); for
+    another metric the best ``metric_mean``; ``None`` when no setting qualifies."""
+    if quantity == "gap":
+        closed = [r for r in rows if r["verdict"] == "closed"]
+        if not closed:
+            return None
+        return max(closed, key=lambda r: (r["saving_mean"] if _finite_number(r["saving_mean"])
+                                          else -math.inf, -r["gap_hi"]))
+    scored = [r for r in rows if r["verdict"] != "failed" and _finite_number(r["metric_mean"])]
+    if not scored:
+        return None
+    sign = 1 if lower_is_better else -1
+    return min(scored, key=lambda r: sign * r["metric_mean"])
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
