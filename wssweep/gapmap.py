@@ -210,6 +210,70 @@ def mapped_quantity(rows: Sequence[dict[str, Any]], metric: str = "gap") -> str:
     return metric
 
 
+#: The gap's axis label, wherever the map plots it.
+GAP_LABEL = "gap = cold − warm test acc (points)"
+
+
+def signed(value: float) -> str:
+    """``+1.23`` / ``−0.45`` with a real minus sign, never ``-0.00``."""
+    text = f"{value:+.2f}"
+    return ("+0.00" if text == "-0.00" else text).replace("-", "−")
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """What a map maps: the warm-start gap (judged by a verdict) or another metric (ranked).
+
+    Every place that shows the mapped quantity asks this object for its columns, labels and
+    number format, instead of testing which quantity it is.
+
+    Example:
+        >>> gap, loss = Mapped("gap", True), Mapped("nqm/final_loss", True)
+        >>> gap.mean_col, loss.mean_col, gap.fmt(-0.5), loss.fmt(0.123456)
+        ('gap_mean', 'metric_mean', '−0.50', '0.123')
+    """
+
+    name: str
+    lower_is_better: bool
+
+    @property
+    def is_gap(self) -> bool:
+        return self.name == "gap"
+
+    @property
+    def mean_col(self) -> str:
+        return "gap_mean" if self.is_gap else "metric_mean"
+
+    @property
+    def ci_cols(self) -> tuple[str, str]:
+        return ("gap_lo", "gap_hi") if self.is_gap else ("metric_lo", "metric_hi")
+
+    @property
+    def axis_label(self) -> str:
+        return GAP_LABEL if self.is_gap else self.name
+
+    @property
+    def label(self) -> str:
+        """The colour bar's label: what a cell's colour is."""
+        return GAP_LABEL if self.is_gap else f"{self.name} (mean over seeds)"
+
+    @property
+    def title(self) -> str:
+        return "Warm-start gap" if self.is_gap else self.name
+
+    @property
+    def described(self) -> str:
+        """The quantity in a sentence, e.g. a figure caption."""
+        return "the gap (cold − warm test accuracy, points)" if self.is_gap else self.name
+
+    def fmt(self, value: float) -> str:
+        """One value as a cell shows it: the gap signed to 0.01 points, others to 3 digits."""
+        return signed(value) if self.is_gap else f"{value:.3g}"
+
+    def fmt_ci(self, lo: float, hi: float) -> str:
+        return f"[{signed(lo)}, {signed(hi)}]" if self.is_gap else f"[{lo:.3g}, {hi:.3g}]"
+
+
 def geomean(values: Iterable[float]) -> float:
     """Geometric mean of the finite, positive values; NaN when there are none."""
     arr = _finite(values)
@@ -360,6 +424,12 @@ class RunData:
     def quantity(self) -> str:
         return mapped_quantity(self.rows, self.metric)
 
+    @property
+    def mapped(self) -> Mapped:
+        """What this run's map maps; lower is better for the gap and for a minimized metric."""
+        quantity = self.quantity
+        return Mapped(quantity, quantity == "gap" or self.mode == "min")
+
 
 def read_run(run_dir: Path) -> RunData:
     """``results.csv`` (no rows when it does not exist yet) and the run record of a run.
@@ -443,11 +513,10 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
     return path
 
 
-def recommend(rows: Sequence[dict[str, Any]], quantity: str,
-              lower_is_better: bool = True) -> dict[str, Any] | None:
-    """The cheapest closed setting (max ``saving_mean``, ties to the lower ``gap_hi``); for
-    another metric the best ``metric_mean``; ``None`` when no setting qualifies."""
-    if quantity == "gap":
+def recommend(rows: Sequence[dict[str, Any]], mapped: Mapped) -> dict[str, Any] | None:
+    """The decision rule: the cheapest closed setting (max ``saving_mean``, ties to the lower
+    ``gap_hi``); for another metric the best ``metric_mean``; ``None`` when none qualifies."""
+    if mapped.is_gap:
         closed = [r for r in rows if r["verdict"] == "closed"]
         if not closed:
             return None
@@ -456,7 +525,7 @@ def recommend(rows: Sequence[dict[str, Any]], quantity: str,
     scored = [r for r in rows if r["verdict"] != "failed" and _finite_number(r["metric_mean"])]
     if not scored:
         return None
-    sign = 1 if lower_is_better else -1
+    sign = 1 if mapped.lower_is_better else -1
     return min(scored, key=lambda r: sign * r["metric_mean"])
 
 

@@ -17,6 +17,7 @@ import yaml
 from wssweep.gapmap import (
     MAP_DIR,
     NOT_APPLICABLE,
+    Mapped,
     RunData,
     TrialCounts,
     cell_text,
@@ -65,17 +66,17 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 """
 
 
-def _question(data: RunData, quantity: str, axes: Sequence[str]) -> str:
+def _question(data: RunData, mapped: Mapped, axes: Sequence[str]) -> str:
     description = data.spec.get("description")
     if description:
         return str(description)
     over = ", ".join(axes) if axes else "the experiment's settings"
-    if quantity == "gap":
+    if mapped.is_gap:
         return (f"Under which settings of {over} does a warm-started model generalize as well as "
                 f"one trained from scratch (gap = cold − warm test accuracy within "
                 f"{data.tolerance:g} points), and how much compute does the warm start save?")
     better = "lower" if data.mode == "min" else "higher"
-    return f"How does {quantity} ({better} is better) depend on {over}?"
+    return f"How does {mapped.name} ({better} is better) depend on {over}?"
 
 
 def _missing_html(counts: TrialCounts, missing: list | None, keys: Sequence[str]) -> str:
@@ -106,15 +107,15 @@ def _missing_html(counts: TrialCounts, missing: list | None, keys: Sequence[str]
     return "\n".join(parts)
 
 
-def _failed_html(data: RunData, quantity: str, limit: int = 30) -> str:
+def _failed_html(data: RunData, mapped: Mapped, limit: int = 30) -> str:
     """The trials that failed or diverged, with their error text."""
-    bad = [r for r in data.rows if trial_outcome(r, quantity) in ("failed", "diverged")]
+    bad = [r for r in data.rows if trial_outcome(r, mapped.name) in ("failed", "diverged")]
     if not bad:
         return ""
     items = []
     for row in bad[:limit]:
         setting = {k: parse_value(cell_text(row.get(k))) for k in data.swept}
-        what = trial_outcome(row, quantity)
+        what = trial_outcome(row, mapped.name)
         error = str(row.get("error") or "").strip()
         detail = f": {error}" if error else (" (no result)" if what == "failed" else "")
         items.append(f"<li><code>{_esc(row.get('trial_id', ''))}</code> "
@@ -125,9 +126,9 @@ def _failed_html(data: RunData, quantity: str, limit: int = 30) -> str:
     return "<p>Failed and diverged trials:</p><ul class='failed'>" + "".join(items) + "</ul>"
 
 
-def _caption(path: Path, quantity: str) -> str:
+def _caption(path: Path, mapped: Mapped) -> str:
     name = path.stem
-    what = "the gap (cold − warm test accuracy, points)" if quantity == "gap" else quantity
+    what = mapped.described
     if name.startswith("heatmap_"):
         return (f"Mean {what} over two swept axes; each cell one setting (or the average over "
                 "the other axes), annotated with its value, 95 % CI and verdict.")
@@ -145,13 +146,13 @@ def _caption(path: Path, quantity: str) -> str:
 
 def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     """The report page as one self-contained HTML string."""
-    quantity, rows, counts = result.quantity, result.rows, result.counts
+    mapped, rows, counts = result.mapped, result.rows, result.counts
     keys = list(varying)
     name = data.sweep.name
     out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
            f"<title>Gap map: {_esc(name)}</title><style>{CSS}</style></head><body>",
            f"<h1>Gap map: {_esc(name)}</h1>",
-           f"<p class='question'>{_esc(_question(data, quantity, keys))}</p>"]
+           f"<p class='question'>{_esc(_question(data, mapped, keys))}</p>"]
 
     out.append("<h2>Trials</h2>")
     count_rows = [("succeeded", counts.succeeded), ("failed (error or no result)", counts.failed),
@@ -163,11 +164,11 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     out.append("<table class='counts'>" + "".join(
         f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in count_rows) + "</table>")
     out.append(_missing_html(counts, result.missing_list, data.swept))
-    out.append(_failed_html(data, quantity))
+    out.append(_failed_html(data, mapped))
 
     out.append("<h2>Recommended setting</h2>")
     rec = result.recommended
-    if quantity == "gap":
+    if mapped.is_gap:
         if rec is not None:
             saving = (f"saves ×{rec['saving_mean']:.3g} optimizer steps"
                       + (f" (95 % CI {rec['saving_lo']:.3g} – {rec['saving_hi']:.3g})"
@@ -190,7 +191,7 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
             out.append(f"<p class='warn'>{_esc(text)}</p>")
     elif rec is not None:
         better = "lowest" if data.mode == "min" else "highest"
-        out.append(f"<p class='ok'>Best setting by {_esc(quantity)} ({better} mean): "
+        out.append(f"<p class='ok'>Best setting by {_esc(mapped.name)} ({better} mean): "
                    f"<b>{_esc(setting_label(rec, data.swept))}</b> — "
                    f"{_esc(_fmt_cell(rec['metric_mean']))}.</p>")
     else:
@@ -198,7 +199,7 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
 
     out.append("<h2>Verdicts</h2>")
     tally = {v: n for v, n in result.verdicts.items() if n}
-    if quantity == "gap":
+    if mapped.is_gap:
         out.append(f"<p>Verdict per setting (gap tolerance {data.tolerance:g} points): "
                    "<b>closed</b> when the gap's 95 % interval ends at or below the tolerance, "
                    "<b>open</b> when it starts above it, <b>inconclusive</b> otherwise (also for a "
@@ -206,7 +207,7 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
                    "or failed. " + _esc(", ".join(f"{v}: {n}" for v, n in tally.items()))
                    + f" (of {len(rows)} settings).</p>")
     else:
-        out.append(f"<p>The run maps {_esc(quantity)}; verdicts on the gap do not apply "
+        out.append(f"<p>The run maps {_esc(mapped.name)}; verdicts on the gap do not apply "
                    "(<b>n/a</b>) except <b>failed</b>.</p>")
     if rows:
         columns = list(rows[0])
@@ -237,7 +238,7 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     for image in result.images:
         encoded = base64.b64encode(image.read_bytes()).decode("ascii")
         out.append(f"<figure><img alt='{_esc(image.stem)}' src='data:image/png;base64,"
-                   f"{encoded}'><figcaption>{_esc(_caption(image, quantity))} "
+                   f"{encoded}'><figcaption>{_esc(_caption(image, mapped))} "
                    f"<code>{_esc(image.name)}</code></figcaption></figure>")
 
     out.append("<h2>Sweep spec</h2>")

@@ -24,6 +24,7 @@ from matplotlib.patches import Rectangle
 from wssweep.files import atomic_write
 from wssweep.gapmap import (
     NOT_APPLICABLE,
+    Mapped,
     to_float,
 )
 
@@ -45,7 +46,6 @@ AXIS_LABELS = {
     "perturb": "perturb σ (fraction of a fresh init)",
     "intervention": "warm-start intervention",
 }
-GAP_LABEL = "gap = cold − warm test acc (points)"
 VERDICT_MARKS = {"closed": "✓", "open": "✗", "inconclusive": "?", "failed": "failed",
                  NOT_APPLICABLE: ""}
 VERDICT_COLOURS = {"closed": "#1a9641", "open": "#d7191c", "inconclusive": "#e08a00",
@@ -140,24 +140,6 @@ def finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
-def _signed(value: float) -> str:
-    """``+1.23`` / ``−0.45`` with a real minus sign, never ``-0.00``."""
-    text = f"{value:+.2f}"
-    return ("+0.00" if text == "-0.00" else text).replace("-", "−")
-
-
-def _mean_col(quantity: str) -> str:
-    return "gap_mean" if quantity == "gap" else "metric_mean"
-
-
-def _ci_cols(quantity: str) -> tuple[str, str]:
-    return ("gap_lo", "gap_hi") if quantity == "gap" else ("metric_lo", "metric_hi")
-
-
-def _quantity_label(quantity: str) -> str:
-    return GAP_LABEL if quantity == "gap" else f"{quantity} (mean over seeds)"
-
-
 def slug(key: str) -> str:
     """``key`` as a file-name part."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", key)
@@ -186,10 +168,10 @@ def _heatmap_figsize(nx: int, ny: int) -> tuple[float, float]:
     return max(7.5, 1.3 * nx + 3.5), max(5.6, 0.9 * ny + 2.8)
 
 
-def _verdict_legend(quantity: str, tolerance: float, averaged: bool = False) -> str:
+def _verdict_legend(mapped: Mapped, tolerance: float, averaged: bool = False) -> str:
     note = ("\naveraged cells: number of settings per verdict (F: failed); failed settings are "
             "left out of the average" if averaged else "")
-    if quantity != "gap":
+    if not mapped.is_gap:
         return "grey hatched: failed (diverged or no result) · light grey: no data" + note
     return (f"✓ closed: the 95 % CI's upper end ≤ {tolerance:g} points · ✗ open: its lower end "
             f"> {tolerance:g} · ? inconclusive: neither (or one seed)\n"
@@ -197,9 +179,9 @@ def _verdict_legend(quantity: str, tolerance: float, averaged: bool = False) -> 
             "red: warm start generalizes worse than cold · blue: better" + note)
 
 
-def _norm_for(values: np.ndarray, quantity: str, tolerance: float):
+def _norm_for(values: np.ndarray, mapped: Mapped, tolerance: float):
     finite = values[np.isfinite(values)]
-    if quantity == "gap":
+    if mapped.is_gap:
         vmax = float(np.max(np.abs(finite))) if finite.size else 1.0
         vmax = max(vmax, 2 * tolerance, 1e-9)
         return Normalize(-vmax, vmax), colormaps["RdBu_r"]
@@ -217,23 +199,24 @@ def _norm_for(values: np.ndarray, quantity: str, tolerance: float):
 
 
 def plot_heatmap(path: Path, ya: Axis, xa: Axis, rows: Sequence[dict[str, Any]],
-                 others: Sequence[str], quantity: str, tolerance: float,
+                 others: Sequence[str], mapped: Mapped, tolerance: float,
                  lower_is_better: bool = True) -> Path:
-    """The mean of ``quantity`` over settings in each (ya, xa) cell; other axes averaged over."""
+    """The mean of the mapped quantity over settings in each (ya, xa) cell; other axes averaged
+    over."""
     ny, nx = len(ya.labels), len(xa.labels)
     cells: list[list[list[dict[str, Any]]]] = [[[] for _ in range(nx)] for _ in range(ny)]
     for row in rows:
         iy, ix = ya.index(row.get(ya.key)), xa.index(row.get(xa.key))
         if iy is not None and ix is not None:
             cells[iy][ix].append(row)
-    col = _mean_col(quantity)
-    lo_col, hi_col = _ci_cols(quantity)
+    col = mapped.mean_col
+    lo_col, hi_col = mapped.ci_cols
     values = np.full((ny, nx), np.nan)
     for iy, ix in itertools.product(range(ny), range(nx)):
         means = [r[col] for r in cells[iy][ix] if r["verdict"] != "failed" and finite(r[col])]
         if means:
             values[iy, ix] = float(np.mean(means))
-    norm, cmap = _norm_for(values, quantity, tolerance)
+    norm, cmap = _norm_for(values, mapped, tolerance)
 
     fig = Figure(figsize=_heatmap_figsize(nx, ny), layout="constrained")
     ax = fig.add_subplot()
@@ -256,12 +239,11 @@ def plot_heatmap(path: Path, ya: Axis, xa: Axis, rows: Sequence[dict[str, Any]],
                     bbox={"facecolor": FAILED_FACE, "edgecolor": "none", "pad": 1.5}
                     if failed else None)
             continue
-        lines = [_signed(value) if quantity == "gap" else f"{value:.3g}"]
+        lines = [mapped.fmt(value)]
         if len(members) == 1:
             row = members[0]
             if finite(row[lo_col]) and nx * ny <= 36:
-                lines.append(f"[{_signed(row[lo_col])}, {_signed(row[hi_col])}]"
-                             if quantity == "gap" else f"[{row[lo_col]:.3g}, {row[hi_col]:.3g}]")
+                lines.append(mapped.fmt_ci(row[lo_col], row[hi_col]))
             mark = (f"{VERDICT_MARKS[row['verdict']]} {row['verdict']}  "
                     if row["verdict"] != NOT_APPLICABLE else "")
             lines.append(f"{mark}n={row['n_seeds']}")
@@ -288,19 +270,19 @@ def plot_heatmap(path: Path, ya: Axis, xa: Axis, rows: Sequence[dict[str, Any]],
     ax.tick_params(length=0)
     ax.set_xlabel(axis_title(xa.key), fontsize=11)
     ax.set_ylabel(axis_title(ya.key), fontsize=11)
-    what = "Warm-start gap" if quantity == "gap" else quantity
+    what = mapped.title
     how = ("mean over seeds (95 % CI in brackets)"
            if not others else f"mean over seeds and over {', '.join(others)} (marginalised)")
     binned = [a.key for a in (ya, xa) if a.binned]
     if binned:
         how += f"; {', '.join(binned)} binned into ranges"
     ax.set_title(f"{what}: {ya.key} × {xa.key}\n{how}", fontsize=12)
-    label = _quantity_label(quantity)
-    if quantity != "gap":
+    label = mapped.label
+    if not mapped.is_gap:
         label += f" — {'lower' if lower_is_better else 'higher'} is better"
     fig.colorbar(image, ax=ax, label=label, shrink=0.9)
     averaged = any(len(c) > 1 for line in cells for c in line)
-    fig.supxlabel(_verdict_legend(quantity, tolerance, averaged), fontsize=8, color="#444444")
+    fig.supxlabel(_verdict_legend(mapped, tolerance, averaged), fontsize=8, color="#444444")
     return _save(fig, path)
 
 
@@ -317,12 +299,12 @@ def _pareto_front(points: list[tuple[float, float]], lower_is_better: bool) -> l
     return front
 
 
-def plot_pareto(path: Path, rows: Sequence[dict[str, Any]], keys: Sequence[str], quantity: str,
+def plot_pareto(path: Path, rows: Sequence[dict[str, Any]], keys: Sequence[str], mapped: Mapped,
                 tolerance: float, lower_is_better: bool,
                 recommended: dict[str, Any] | None) -> Path | None:
     """Gap (y) vs saving (x) per setting with error bars; the Pareto front labelled."""
-    col = _mean_col(quantity)
-    lo_col, hi_col = _ci_cols(quantity)
+    col = mapped.mean_col
+    lo_col, hi_col = mapped.ci_cols
     pts = [r for r in rows if r["verdict"] != "failed" and finite(r[col])
            and finite(r["saving_mean"])]
     if not pts:
@@ -354,16 +336,16 @@ def plot_pareto(path: Path, rows: Sequence[dict[str, Any]], keys: Sequence[str],
             and finite(recommended.get("saving_mean")):
         ax.plot(recommended["saving_mean"], recommended[col], marker="*", markersize=20,
                 color="gold", markeredgecolor="black", linestyle="none", zorder=5,
-                label="recommended: cheapest closed setting" if quantity == "gap"
+                label="recommended: cheapest closed setting" if mapped.is_gap
                 else "recommended: best setting")
     ax.axvline(1.0, color="#888888", linestyle=":", linewidth=1, label="saving = 1 (none)")
     savings = [x for x, _ in coords]
     if max(savings) - min(savings) <= 1e-9 * max(1.0, abs(max(savings))):
         ax.text(0.02, 0.98, f"every setting has the same saving (×{savings[0]:.3g}):\n"
-                "the front is just the lowest " + ("gap" if quantity == "gap" else quantity),
+                "the front is just the lowest " + mapped.name,
                 transform=ax.transAxes, va="top", fontsize=9, color="#444444",
                 bbox={"facecolor": "white", "edgecolor": "#cccccc", "alpha": 0.9})
-    if quantity == "gap":
+    if mapped.is_gap:
         ax.axhline(0.0, color="#888888", linewidth=0.8)
         ax.axhline(tolerance, color=VERDICT_COLOURS["closed"], linestyle="--", linewidth=1.2,
                    label=f"gap tolerance = {tolerance:g} points")
@@ -377,8 +359,8 @@ def plot_pareto(path: Path, rows: Sequence[dict[str, Any]], keys: Sequence[str],
                      fontsize=12)
     else:
         better = "lower" if lower_is_better else "higher"
-        ax.set_title(f"{quantity} vs compute saving, one point per setting\n"
-                     f"({better} {quantity} is better; mean ± 95 % CI over seeds)", fontsize=12)
+        ax.set_title(f"{mapped.name} vs compute saving, one point per setting\n"
+                     f"({better} {mapped.name} is better; mean ± 95 % CI over seeds)", fontsize=12)
     # Labels last, once the limits are known: left of points in the right half, so they stay in.
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     for n, i in enumerate(ordered):
@@ -392,18 +374,18 @@ def plot_pareto(path: Path, rows: Sequence[dict[str, Any]], keys: Sequence[str],
                     bbox={"facecolor": "white", "edgecolor": "#999999", "alpha": 0.9,
                           "boxstyle": "round,pad=0.2"}, zorder=6)
     ax.set_xlabel("saving = cold steps / warm steps (× fewer optimizer steps; > 1: warm cheaper)")
-    ax.set_ylabel(GAP_LABEL if quantity == "gap" else quantity)
+    ax.set_ylabel(mapped.axis_label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
     return _save(fig, path)
 
 
 def plot_line(path: Path, axis: Axis, rows: Sequence[dict[str, Any]], varying: Sequence[Axis],
-              quantity: str, tolerance: float) -> Path:
-    """``quantity`` ± CI against one axis; one line per combination of the other axes (or their
-    mean when there are too many)."""
-    col = _mean_col(quantity)
-    lo_col, hi_col = _ci_cols(quantity)
+              mapped: Mapped, tolerance: float) -> Path:
+    """The mapped quantity ± CI against one axis; one line per combination of the other axes (or
+    their mean when there are too many)."""
+    col = mapped.mean_col
+    lo_col, hi_col = mapped.ci_cols
     others = [a for a in varying if a.key != axis.key]
     usable = [r for r in rows if r["verdict"] != "failed" and finite(r[col])
               and axis.index(r.get(axis.key)) is not None]
@@ -466,15 +448,15 @@ def plot_line(path: Path, axis: Axis, rows: Sequence[dict[str, Any]], varying: S
             how = f"mean over seeds and over {', '.join(a.key for a in others)} (marginalised)"
         ax.set_xticks(range(len(axis.labels)), labels=axis.labels)
         ax.set_xlim(-0.5, len(axis.labels) - 0.5)
-    if quantity == "gap":
+    if mapped.is_gap:
         ax.axhline(0.0, color="#555555", linewidth=0.9, label="no gap")
         ax.axhline(tolerance, color=VERDICT_COLOURS["closed"], linestyle="--", linewidth=1.2,
                    label=f"tolerance = {tolerance:g} points (closed: CI's upper end below)")
         ax.set_title(f"Warm-start gap against {axis.key}\n{how}", fontsize=12)
     else:
-        ax.set_title(f"{quantity} against {axis.key}\n{how}", fontsize=12)
+        ax.set_title(f"{mapped.name} against {axis.key}\n{how}", fontsize=12)
     ax.set_xlabel(axis_title(axis.key))
-    ax.set_ylabel(GAP_LABEL if quantity == "gap" else quantity)
+    ax.set_ylabel(mapped.axis_label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
     return _save(fig, path)
@@ -511,9 +493,9 @@ def _ragged_mean(lists: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_stages(path: Path, rows: Sequence[dict[str, Any]], trials: dict[int, list[dict]],
-                keys: Sequence[str], quantity: str) -> Path | None:
+                keys: Sequence[str], mapped: Mapped) -> Path | None:
     """Test accuracy after each stage, warm vs cold, for a few settings (online protocols)."""
-    col = _mean_col(quantity)
+    col = mapped.mean_col
     candidates = [i for i, r in enumerate(rows)
                   if _stage_lists(trials.get(i, []), "warm/stage_test_acc")
                   and _stage_lists(trials.get(i, []), "cold/stage_test_acc")]
@@ -536,7 +518,7 @@ def plot_stages(path: Path, rows: Sequence[dict[str, Any]], trials: dict[int, li
                 ax.fill_between(stages, mean - std, mean + std, color=colour, alpha=0.15)
         title = setting_label(row, keys)
         if finite(row[col]):
-            title += f"\ngap {_signed(row[col])}" if quantity == "gap" else f"\n{row[col]:.3g}"
+            title += ("\ngap " if mapped.is_gap else "\n") + mapped.fmt(row[col])
             title += f" · {row['verdict']}" if row["verdict"] != NOT_APPLICABLE else ""
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("stage k (model after data chunk k arrived)")

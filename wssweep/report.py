@@ -29,6 +29,7 @@ from typing import Any
 from wssweep.gapmap import (
     MAP_DIR,
     NOT_APPLICABLE,
+    Mapped,
     TrialCounts,
     cell_text,
     count_trials,
@@ -79,9 +80,14 @@ class MapFiles:
     verdicts: dict[str, int]
     recommended: dict[str, Any] | None
     metric: str
-    quantity: str
+    mapped: Mapped
     tolerance: float
     missing_list: list[tuple[dict[str, Any], int]] | None = field(default=None, repr=False)
+
+    @property
+    def quantity(self) -> str:
+        """What the map maps: ``gap``, or the metric of a run without a gap."""
+        return self.mapped.name
 
     @property
     def images(self) -> list[Path]:
@@ -110,16 +116,16 @@ def build_map(run_dir: Path, ci: str = "t") -> MapFiles:
     run_dir = Path(run_dir)
     data = read_run(run_dir)
     rows = summarize_run(data, ci)
-    quantity = data.quantity
+    mapped = data.mapped
     map_dir = run_dir / MAP_DIR
     map_dir.mkdir(parents=True, exist_ok=True)
     summary_csv = write_summary(run_dir, rows, ci=ci)
 
-    lower = quantity == "gap" or data.mode == "min"
+    lower = mapped.lower_is_better
     axes = [make_axis(k, rows) for k in data.swept]
     varying = [a for a in axes if len(a.labels) >= 2]
     varying_keys = [a.key for a in varying]
-    recommended = recommend(rows, quantity, lower)
+    recommended = recommend(rows, mapped)
 
     heatmaps = []
     for first, second in itertools.combinations(varying, 2):
@@ -127,23 +133,23 @@ def build_map(run_dir: Path, ci: str = "t") -> MapFiles:
         ya, xa = (second, first) if first.key.rsplit(".", 1)[-1] == "lr" else (first, second)
         others = [k for k in varying_keys if k not in (ya.key, xa.key)]
         path = map_dir / f"heatmap_{slug(ya.key)}_vs_{slug(xa.key)}.png"
-        heatmaps.append(plot_heatmap(path, ya, xa, rows, others, quantity, data.tolerance,
+        heatmaps.append(plot_heatmap(path, ya, xa, rows, others, mapped, data.tolerance,
                                      lower))
-    pareto = plot_pareto(map_dir / PARETO_FILE, rows, varying_keys, quantity, data.tolerance,
+    pareto = plot_pareto(map_dir / PARETO_FILE, rows, varying_keys, mapped, data.tolerance,
                          lower, recommended)
-    lines = [plot_line(map_dir / f"line_{slug(a.key)}.png", a, rows, varying, quantity,
+    lines = [plot_line(map_dir / f"line_{slug(a.key)}.png", a, rows, varying, mapped,
                        data.tolerance) for a in varying]
 
     # Valid trials of each setting, for the per-stage plot.
     index = {tuple(r[k] for k in data.swept): i for i, r in enumerate(rows)}
     trials: dict[int, list[dict]] = {}
     for trial in data.rows:
-        if trial_outcome(trial, quantity) != "succeeded":
+        if trial_outcome(trial, mapped.name) != "succeeded":
             continue
         i = index.get(tuple(parse_value(cell_text(trial.get(k))) for k in data.swept))
         if i is not None:
             trials.setdefault(i, []).append(trial)
-    stages = plot_stages(map_dir / STAGES_FILE, rows, trials, varying_keys, quantity)
+    stages = plot_stages(map_dir / STAGES_FILE, rows, trials, varying_keys, mapped)
 
     verdicts = {v: sum(r["verdict"] == v for r in rows)
                 for v in ("closed", "open", "inconclusive", "failed", NOT_APPLICABLE)}
@@ -151,7 +157,7 @@ def build_map(run_dir: Path, ci: str = "t") -> MapFiles:
         run_dir=run_dir, map_dir=map_dir, summary_csv=summary_csv,
         report_html=map_dir / REPORT_FILE, heatmaps=heatmaps, pareto=pareto, lines=lines,
         stages=stages, rows=rows, counts=count_trials(data), verdicts=verdicts,
-        recommended=recommended, metric=data.metric, quantity=quantity,
+        recommended=recommended, metric=data.metric, mapped=mapped,
         tolerance=data.tolerance, missing_list=missing_trials(data))
     written = set(result.images)
     for pattern in _OUR_PNGS:
