@@ -88,6 +88,9 @@ def test_rows_say_what_became_of_each_trial():
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_before_the_sweep_runs_exits_quietly(sig, status, monkeypatch, tmp_path, capsys):
+    # Python's own Ctrl-C handler, as in a terminal: a shell starting the tests in the
+    # background hands them SIGINT ignored, and Python then installs none.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = tmp_path / "s.yaml"
     spec.write_text("experiment: {lr: 0.01}\n")
 
@@ -96,6 +99,9 @@ def test_a_signal_before_the_sweep_runs_exits_quietly(sig, status, monkeypatch, 
         wait_for(lambda: False, "the signal", timeout=30)
 
     monkeypatch.setattr("wssweep.orchestrate.run_sweep", starting_ray)
-    assert cli.main(["run", str(spec), "--storage", str(tmp_path / "runs")]) == status
+    try:
+        assert cli.main(["run", str(spec), "--storage", str(tmp_path / "runs")]) == status
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # one line, no traceback
     assert capsys.readouterr().err.strip() == f"wssweep: interrupted by {signal.Signals(sig).name}"
