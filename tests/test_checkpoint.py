@@ -2,18 +2,14 @@
 
 import pytest
 
+from tests.science.test_experiment import SMALL as TRIAL
 from wssweep.cache import ArtifactCache
 from wssweep.checkpoint import TrialStore, clear_stage_checkpoints, unit_name
 from wssweep.config import ExperimentConfig
 from wssweep.science.experiment import run_trial
 
-SMALL = {
-    "data": {"name": "digits", "train_size": 240, "test_size": 120},
-    "model": {"name": "mlp", "width": 16},
-    "protocol": {"kind": "online", "chunks": 4, "stop": {"max_epochs": 3}},
-    "optim": {"name": "adam", "batch_size": 32},
-    "lr": 0.01,
-}
+# The science tests' small trial, with a 4th stage so that a resume can land after stage 1, 2 or 3.
+SMALL = {**TRIAL, "protocol": {**TRIAL["protocol"], "chunks": 4}}
 
 # Each resumes a different piece of state: the optimizer carried across stages, the noise of
 # shrink-and-perturb, the active learner's pool (picked by each arm's own model), the L2-init

@@ -105,3 +105,42 @@ def test_a_signal_before_the_sweep_runs_exits_quietly(sig, status, monkeypatch, 
         signal.signal(signal.SIGINT, previous)
     # one line, no traceback
     assert capsys.readouterr().err.strip() == f"wssweep: interrupted by {signal.Signals(sig).name}"
+
+
+def test_results_count_every_final_record_whatever_tune_saw(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from wssweep import orchestrate
+    from wssweep.checkpoint import store_of, trial_setting
+    from wssweep.results import read_results
+
+    sweep = SWEEP.model_copy(update={"run_dir": str(tmp_path),
+                                     "experiment": {"model": {"name": "logreg"}}})
+    config = {lr: {"trial": {"setting": {"lr": lr}, "seed": 0}} for lr in (0.1, 0.2, 0.3, 0.4)}
+
+    def record(lr, trial_id):
+        store = store_of(config[lr], sweep)
+        _, _, key = trial_setting(config[lr], sweep)
+        store.write_final({"gap": lr, "status": "completed", "final": True, "setting_key": key,
+                           "seed": 0, "lr": lr, "trial_id": trial_id, "started_at": lr})
+
+    for lr, trial_id in ((0.1, "t1"), (0.2, "t2"), (0.3, "t3")):
+        record(lr, trial_id)
+    grid = [
+        # reported its final metrics to Tune
+        SimpleNamespace(metrics={**store_of(config[0.1], sweep).final(), "trial_id": "t1"},
+                        path="t1", error=None, config=config[0.1]),
+        # wrote its record, then the driver died before the report reached Tune
+        SimpleNamespace(metrics={"stages_done": 2, "trial_id": "t2"}, path="t2", error=None,
+                        config=config[0.2]),
+        # (0.3 finished after Tune's last snapshot: no result at all)
+        # never started
+        SimpleNamespace(metrics={}, path="t4", error=None, config=config[0.4]),
+    ]
+    monkeypatch.setattr(orchestrate, "publish_map", lambda run_dir, sweep: None)
+    orchestrate.finish(grid, sweep, interrupted=True)
+    rows = {float(r["lr"]): r for r in read_results(tmp_path / "results.csv")}
+    # every trial with a final record is a finished row, however much of it Tune had seen
+    assert {lr: r["status"] for lr, r in rows.items()} == {
+        0.1: "completed", 0.2: "completed", 0.3: "completed", 0.4: "pending"}
+    assert rows[0.3]["trial_id"] == "t3" and rows[0.2]["gap"] == "0.2"

@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wssweep.files import atomic_write
 from wssweep.record import TRIALS_DIR
+
+if TYPE_CHECKING:
+    from wssweep.record import SweepRecord
 
 STAGE_FILE = "stage.pt"
 FINAL_FILE = "final.json"
@@ -42,6 +45,27 @@ FINAL_FILE = "final.json"
 def unit_name(setting_key: str, seed: int) -> str:
     """The folder name of one (setting, seed): the same on every node and in every session."""
     return f"{setting_key}-seed{seed}"
+
+
+def trial_setting(
+    config: dict[str, Any], sweep: SweepRecord
+) -> tuple[dict[str, Any], int, str]:
+    """``(setting, seed, setting_key)`` of Tune's ``config``: the key hashes the setting as the
+    user specified it, before any node decides the trial's device and threads."""
+    from wssweep.results import setting_key
+    from wssweep.space import trial_identity
+    from wssweep.spec import experiment_from_mapping
+
+    setting, seed = trial_identity(config, sweep.seeds)
+    key = setting_key(experiment_from_mapping(sweep.experiment,
+                                              setting={**setting, "seed": seed}))
+    return setting, seed, key
+
+
+def store_of(config: dict[str, Any], sweep: SweepRecord) -> TrialStore:
+    """The records of the trial Tune runs with ``config``."""
+    _, seed, key = trial_setting(config, sweep)
+    return TrialStore(sweep.run_dir, unit_name(key, seed))
 
 
 class TrialStore:
@@ -89,6 +113,12 @@ class TrialStore:
 
     def clear_stages(self) -> None:
         self.stage_path.unlink(missing_ok=True)
+
+
+def final_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every final record of ``run_dir``."""
+    return [json.loads(path.read_text())
+            for path in sorted((Path(run_dir) / TRIALS_DIR).glob(f"*/{FINAL_FILE}"))]
 
 
 def clear_stage_checkpoints(run_dir: str | Path) -> int:

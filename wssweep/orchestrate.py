@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wssweep.checkpoint import clear_stage_checkpoints
+from wssweep.checkpoint import clear_stage_checkpoints, final_records, store_of
 from wssweep.errors import InputError
 from wssweep.files import atomic_write, path_kind
 from wssweep.record import GridTrial, RunDir, SweepRecord, WandbRecord
@@ -273,8 +273,21 @@ def finish(grid, sweep: SweepRecord, *, interrupted: bool = False) -> Path:
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name
         error = _last_line(str(result.error)) if result.error else None
+        recorded = None if metrics.get("final") else store_of(result.config or {}, sweep).final()
+        if recorded is not None:
+            # Finished but stopped before its report reached Tune: its own record says so.
+            metrics, error = {**recorded, "trial_id": trial_id}, None
         rows.append(row_from(trial_id, result.config or {}, metrics, error, sweep,
                              done=not interrupted))
+    # A trial that finished after Tune's last snapshot and was stopped before Tune saw it again
+    # is in no result of the grid; its record still counts.
+    seen = {(str(r.get("setting_key")), str(r.get("seed"))) for r in rows}
+    for recorded in final_records(sweep.run_dir):
+        if (str(recorded.get("setting_key")), str(recorded.get("seed"))) not in seen:
+            config = {"setting": {k: recorded.get(k) for k in sweep.swept},
+                      "seed": recorded["seed"]}
+            rows.append(row_from(str(recorded.get("trial_id", "")), config, recorded, None,
+                                 sweep, done=True))
     rows.sort(key=lambda r: str(r.get("started_at") or ""))
     path = write_results(Path(sweep.run_dir), rows, sweep.swept)
     if not interrupted:

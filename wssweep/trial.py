@@ -21,9 +21,8 @@ from ray import tune
 
 from wssweep import tracking
 from wssweep.cache import ArtifactCache
-from wssweep.checkpoint import TrialStore, unit_name
+from wssweep.checkpoint import TrialStore, trial_setting, unit_name
 from wssweep.record import RunDir, SweepRecord
-from wssweep.results import setting_key
 from wssweep.science.experiment import run_trial
 from wssweep.spec import experiment_from_mapping
 
@@ -77,19 +76,6 @@ def _last_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip().splitlines()[-1][:500]
 
 
-def trial_setting(
-    config: dict[str, Any], sweep: SweepRecord
-) -> tuple[dict[str, Any], int, str]:
-    """``(setting, seed, setting_key)`` of Tune's ``config``: the key hashes the setting as the
-    user specified it, before any node decides the trial's device and threads."""
-    from wssweep.space import trial_identity
-
-    setting, seed = trial_identity(config, sweep.seeds)
-    key = setting_key(experiment_from_mapping(sweep.experiment,
-                                              setting={**setting, "seed": seed}))
-    return setting, seed, key
-
-
 def placed_config(sweep: SweepRecord, setting: dict[str, Any], seed: int,
                   device: str) -> ExperimentConfig:
     """The config a trial runs here: its setting and seed, this node's device and threads."""
@@ -115,7 +101,8 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
     if final is not None:
         _record_start(run_dir, {"trial_id": trial_id, "unit": unit, "event": "replay",
                                 "at": started})
-        tune.report(final)
+        # Tune fills in trial_id itself; the record's is the trial that wrote it.
+        tune.report({k: v for k, v in final.items() if k != "trial_id"})
         return
 
     previous = [s for s in read_starts(run_dir) if s["unit"] == unit and s["event"] == "start"]
@@ -176,7 +163,7 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
     final = {**metrics, **identity, "status": status, "error": error, "final": True,
              "finished_at": time.time(), "stages_done": latest["stages_done"]}
     final[metric] = _number(metrics.get(metric))
-    store.write_final(final)
+    store.write_final({**final, "trial_id": trial_id})
     _hold(HOLD_AFTER_FINAL_ENV)
     tune.report(final)
     if status != "error":
