@@ -36,7 +36,7 @@ from tests.cli import finish, kill_group, show, start, wait_for, wssweep
 from wssweep.checkpoint import FINAL_FILE, STAGE_FILE
 from wssweep.record import TRIALS_DIR
 from wssweep.results import read_results
-from wssweep.trial import read_starts
+from wssweep.trial import HOLD_AFTER_STAGE_ENV, read_starts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,7 +118,10 @@ def cluster_env(ray_env):
     (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
     env = {k: v for k, v in ray_env.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN",
                                                          "RAY_AUTH_TOKEN_PATH")}
-    env.update({"HOME": str(home), "RAY_TMPDIR": str(root / "t"), "RAY_AUTH_MODE": "token"})
+    env.update({"HOME": str(home), "RAY_TMPDIR": str(root / "t"), "RAY_AUTH_MODE": "token",
+                # Trials wait after a stage checkpoint while this file exists (none does unless
+                # a test makes it): the raylets pass it on to every worker.
+                HOLD_AFTER_STAGE_ENV: str(root / "hold-after-stage")})
     yield env
     shutil.rmtree(root, ignore_errors=True)
 
@@ -246,11 +249,13 @@ resources: {cpus_per_trial: 1, trials_per_gpu: 2}
 
 def test_a_lost_node_costs_no_trial(two_nodes, cluster_env, tmp_path):
     spec = tmp_path / "lost.yaml"
-    # ~3 s of wall time per trial over 3 stages: long enough to lose a node inside a stage
     spec.write_text(SLOW_EXPERIMENT.replace("chunks: 2", "chunks: 3") + GRID_OF_4
                     + "resources: {cpus_per_trial: 1}\n")
     run_dir = tmp_path / "runs" / "lost"
     worker = two_nodes["node_ids"][1]
+    # trials stop after each stage checkpoint until the node is lost: one is lost inside a trial
+    hold = Path(cluster_env[HOLD_AFTER_STAGE_ENV])
+    hold.touch()
     driver = start(cluster_env, "run", str(spec), "--name", "lost", "--storage",
                    str(tmp_path / "runs"), "--address", two_nodes["address"])
     try:
@@ -266,8 +271,10 @@ def test_a_lost_node_costs_no_trial(two_nodes, cluster_env, tmp_path):
         alive = two_nodes["command"]({"op": "remove", "index": 1})["node_ids"]
         assert worker not in alive
         two_nodes["command"]({"op": "add", "node": {"num_cpus": 1}})
+        hold.unlink()
         out = finish(driver, timeout=240)
     finally:
+        hold.unlink(missing_ok=True)
         kill_group(driver.pid)
     # the sweep finished, every trial once and completed
     assert out.returncode == 0, show(out)
