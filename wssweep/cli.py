@@ -18,6 +18,7 @@ from pathlib import Path
 
 from wssweep.errors import InputError
 from wssweep.files import path_kind
+from wssweep.record import RunDir
 
 EXIT_BAD_INPUT = 2
 
@@ -56,7 +57,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     resolved = load_sweep_spec(args.spec, args.set, smoke=args.smoke)
     name = args.name if args.name is not None else (resolved.spec.name or _default_name(args.spec))
     run_dir = run_sweep(resolved, name=name, storage=Path(args.storage), address=args.address)
-    print(f"wssweep: results in {run_dir / 'results.csv'}")
+    print(f"wssweep: results in {RunDir(run_dir).results_csv}")
     return 0
 
 
@@ -64,14 +65,14 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from wssweep.orchestrate import resume_sweep
 
     run_dir = resume_sweep(Path(args.run_dir), address=args.address)
-    print(f"wssweep: results in {run_dir / 'results.csv'}")
+    print(f"wssweep: results in {RunDir(run_dir).results_csv}")
     return 0
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from wssweep import tracking
     from wssweep.orchestrate import publish_map
-    from wssweep.record import RESULTS_FILE, RunDir
+    from wssweep.record import RESULTS_FILE
 
     run = RunDir(Path(args.run_dir).absolute())
     if path_kind(run.results_csv, "RUN_DIR") != "file":

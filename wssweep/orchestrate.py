@@ -7,6 +7,7 @@ trial; ``resume`` reads it back.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -108,7 +109,8 @@ def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | Non
         status = "stopped"  # ended by the scheduler (ASHA) before its last stage
     else:
         status = "running" if result else "pending"
-    row = {k: v for k, v in result.items() if k not in _not_results()
+    not_results = _not_results()
+    row = {k: v for k, v in result.items() if k not in not_results
            and not k.startswith(("config/", "event"))}
     row.update(setting)
     row.update({"trial_id": trial_id, "status": status, "seed": seed,
@@ -116,6 +118,7 @@ def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | Non
     return row
 
 
+@functools.cache
 def _not_results() -> frozenset[str]:
     """Keys of a Tune result that are not the trial's results: Tune's own bookkeeping (as
     ``ray.tune.result`` lists it) and the step counters of our progress records."""
@@ -302,7 +305,7 @@ class Interrupted(Exception):
     def __init__(self, signum: int, run_dir: Path) -> None:
         self.signum, self.run_dir = signum, run_dir
         super().__init__(f"interrupted by {signal.Signals(signum).name}: results so far in "
-                         f"{run_dir / 'results.csv'}; `wssweep resume {run_dir}` continues it")
+                         f"{RunDir(run_dir).results_csv}; `wssweep resume {run_dir}` continues it")
 
     @property
     def exit_status(self) -> int:
