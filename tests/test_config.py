@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from wssweep.config import ExperimentConfig
-from wssweep.spec import load_trial_config
+from wssweep.config import INPUT_NDIM, ExperimentConfig
+from wssweep.errors import InputError
+from wssweep.spec import _validate, load_trial_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "sweeps").glob("*.yaml"))
@@ -19,7 +20,9 @@ def test_something_is_shipped():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_files_validate(path):
-    cfg = load_trial_config(path)
+    # a config for files the user has names its data.root on the command line
+    needs_root = "data.root" in path.read_text() and "root: null" in path.read_text()
+    cfg = load_trial_config(path, ["data.root=/data"] if needs_root else None)
     # each file resolves to a complete experiment of a known kind
     assert cfg.kind in {"network", "nqm"}
 
@@ -59,3 +62,54 @@ def test_canonical_resets_only_keys_the_experiment_never_reads():
     assert canon(warm={**sp, "noise": "gaussian"}) == canon(warm=sp)
     assert canon(warm={**sp, "perturb": 0.1, "noise": "gaussian"}) != canon(
         warm={**sp, "perturb": 0.1})
+
+
+# Rules that span keys, each refused by the schema with the key path (they used to be checked
+# only when a trial ran: a spec could validate and then fail).
+CROSS_FIELD_RULES = [
+    ({"data": {"name": "custom"}}, "data.loader", "package.module:function"),
+    ({"data": {"name": "digits", "loader": "a.b:c"}}, "data.loader", "no loader unless"),
+    ({"data": {"name": "cifar10"}}, "data.root", "downloads nothing"),
+    ({"data": {"name": "digits", "kwargs": {"x": 1}}}, "data.kwargs", "no kwargs for"),
+    ({"data": {"kwargs": {"not_an_arg": 1}}}, "data.kwargs.not_an_arg", "template_len"),
+    ({"data": {"num_samples": 9}}, "data.num_samples", ">= 10"),
+    ({"data": {"kwargs": {"num_samples": 5}}}, "data.kwargs.num_samples", ">= 10"),
+    ({"data": {"name": "synthetic_cifar", "kwargs": {"blur": 1}}}, "data.kwargs.blur",
+     "noise, max_shift"),
+    ({"data": {"name": "synthetic_cifar", "kwargs": {"noise": -1}}}, "data.kwargs.noise", ">= 0"),
+    ({"data": {"name": "synthetic_cifar", "kwargs": {"max_shift": 1.5}}},
+     "data.kwargs.max_shift", "an integer"),
+    ({"data": {"name": "synthetic_cifar", "num_samples": 5}}, "data.num_samples", "at least 6"),
+    ({"model": {"name": "custom"}}, "model.factory", "package.module:function"),
+    ({"model": {"name": "mlp", "factory": "a.b:c"}}, "model.factory", "no factory unless"),
+    ({"model": {"name": "mlp", "kwargs": {"h": 1}}}, "model.kwargs", "no kwargs unless"),
+    ({"model": {"name": "custom", "factory": "a.b:c", "kwargs": {"num_classes": 3}}},
+     "model.kwargs.num_classes", "passed from the data"),
+    ({"model": {"name": "resnet18"}}, "model.name", "images"),
+    ({"data": {"name": "synthetic_cifar"}, "model": {"name": "conv1d"}}, "model.name", "1-D"),
+]
+
+
+@pytest.mark.parametrize(("experiment", "key", "expected"), CROSS_FIELD_RULES,
+                         ids=[rule[1] for rule in CROSS_FIELD_RULES])
+def test_cross_field_rules_are_in_the_schema(experiment, key, expected):
+    with pytest.raises(InputError) as err:
+        _validate(experiment, prefix="experiment.")
+    # the rule is refused at the edge, naming the key path and what it expected
+    assert err.value.key == f"experiment.{key}" and expected in err.value.expected
+
+
+@pytest.mark.parametrize(("data", "model"), [("synthetic_cifar", "resnet18"),
+                                             ("digits", "conv1d"), ("mnist1d", "conv1d")])
+def test_models_on_the_inputs_they_take_validate(data, model):
+    # the shape rule refuses only models that cannot take the data
+    assert _validate({"data": {"name": data}, "model": {"name": model}}, "").model.name == model
+
+
+@pytest.mark.parametrize("name", ["mnist1d", "digits", "synthetic_cifar"])
+def test_declared_input_dimensions_match_the_loaded_data(name, tmp_path):
+    from wssweep.science.data import load_dataset
+
+    data = load_dataset(name, cache_dir=str(tmp_path), num_samples=60)
+    # the schema's shape rule uses the dimensions the loader really produces
+    assert len(data.input_shape) == INPUT_NDIM[name]

@@ -14,12 +14,21 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import types
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class SpecRule(ValueError):
@@ -164,6 +173,62 @@ PathText = Annotated[str, AfterValidator(_path_text)]
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
+#: Datasets read from files under ``data.root``.
+FILE_DATASETS = ("cifar10", "cifar100", "svhn")
+#: Datasets that take ``data.kwargs``: mnist1d's generation args, synthetic_cifar's options, or
+#: the custom loader's keyword arguments.
+KWARGS_DATASETS = ("mnist1d", "synthetic_cifar", "custom")
+#: Dimensions of one example of each built-in dataset (a test loads them and checks): the
+#: models need 1-D inputs (conv1d) or images (resnet18).
+INPUT_NDIM = {"mnist1d": 1, "digits": 1, "cifar10": 3, "cifar100": 3, "svhn": 3,
+              "synthetic_cifar": 3}
+# make_dataset draws num_samples // 10 examples of each of the 10 classes.
+MNIST1D_MIN_SAMPLES = 10
+# synthetic_cifar holds out a sixth for test, and each split needs an example.
+SYNTHETIC_MIN_SAMPLES = 6
+#: synthetic_cifar's options: pixel noise std (signal std ≈ 1) and the largest random shift, px.
+SYNTHETIC_OPTIONS = {"noise": 3.0, "max_shift": 8}
+
+
+def mnist1d_args() -> dict[str, Any]:
+    """mnist1d's own generation args (its ``get_dataset_args``), without the download URL."""
+    import mnist1d.data  # lazy: it imports matplotlib
+
+    args = mnist1d.data.get_dataset_args(as_dict=True)
+    args.pop("url", None)  # only get_dataset (which downloads) uses it; we never do
+    return args
+
+
+def _check_mnist1d(kwargs: dict[str, Any], num_samples: int | None) -> None:
+    if kwargs:
+        known = mnist1d_args()
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise SpecRule(f"kwargs.{unknown[0]}", f"an mnist1d dataset arg (one of: "
+                           f"{', '.join(sorted(known))})", kwargs[unknown[0]])
+    total = num_samples if num_samples is not None else kwargs.get("num_samples")
+    if total is not None and (not isinstance(total, int) or total < MNIST1D_MIN_SAMPLES):
+        key = "num_samples" if num_samples is not None else "kwargs.num_samples"
+        raise SpecRule(key, f"an integer >= {MNIST1D_MIN_SAMPLES} for mnist1d (10 classes)",
+                       total)
+
+
+def _check_synthetic(kwargs: dict[str, Any], num_samples: int | None) -> None:
+    for name, value in kwargs.items():
+        if name not in SYNTHETIC_OPTIONS:
+            raise SpecRule(f"kwargs.{name}", "a synthetic_cifar option (one of: "
+                           f"{', '.join(SYNTHETIC_OPTIONS)})", value)
+        integral = name == "max_shift"
+        kinds = (int,) if integral else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) \
+                or value < 0:
+            raise SpecRule(f"kwargs.{name}", f"{'an integer' if integral else 'a number'} >= 0",
+                           value)
+    if num_samples is not None and num_samples < SYNTHETIC_MIN_SAMPLES:
+        raise SpecRule("num_samples", f"at least {SYNTHETIC_MIN_SAMPLES} for synthetic_cifar "
+                       "(a sixth is held out for test)", num_samples)
+
+
 class DataConfig(_Strict):
     name: Literal[
         "mnist1d", "digits", "cifar10", "cifar100", "svhn", "synthetic_cifar", "custom"
@@ -176,6 +241,31 @@ class DataConfig(_Strict):
     loader: ImportPath | None = None  # name=custom: 'package.module:function' giving a dataset
     kwargs: dict[str, Any] = Field(default_factory=dict)  # keyword arguments for the loader
 
+    @model_validator(mode="after")
+    def _fits_the_dataset(self) -> DataConfig:
+        if self.name == "custom" and self.loader is None:
+            raise SpecRule("loader", "an import path 'package.module:function' (data.name is "
+                           "custom)", None)
+        if self.name != "custom" and self.loader is not None:
+            raise SpecRule("loader", "no loader unless data.name is custom", self.loader)
+        if self.name in FILE_DATASETS and self.root is None:
+            raise SpecRule("root", f"the local directory of the {self.name} files (wssweep "
+                           "downloads nothing)", None)
+        if self.kwargs and self.name not in KWARGS_DATASETS:
+            raise SpecRule("kwargs", f"no kwargs for data.name {self.name} (only "
+                           f"{', '.join(KWARGS_DATASETS)} take them)", self.kwargs)
+        if self.name == "mnist1d":
+            _check_mnist1d(self.kwargs, self.num_samples)
+        if self.name == "synthetic_cifar":
+            _check_synthetic(self.kwargs, self.num_samples)
+        return self
+
+
+#: What a custom model factory is given from the data, never from ``model.kwargs``.
+FROM_THE_DATA = ("input_shape", "num_classes")
+#: Models that need inputs of one shape: conv1d 1-D signals, resnet18 images (C, H, W).
+MODEL_INPUT_NDIM = {"conv1d": 1, "resnet18": 3}
+
 
 class ModelConfig(_Strict):
     name: Literal["logreg", "mlp", "conv1d", "resnet18", "custom"] = "mlp"
@@ -187,6 +277,22 @@ class ModelConfig(_Strict):
     init_scale: float = Field(default=1.0, gt=0)  # multiplies the default init of every weight
     factory: ImportPath | None = None  # name=custom: 'package.module:function' giving a Module
     kwargs: dict[str, Any] = Field(default_factory=dict)  # keyword arguments for the factory
+
+    @model_validator(mode="after")
+    def _custom_only(self) -> ModelConfig:
+        if self.name == "custom" and self.factory is None:
+            raise SpecRule("factory", "an import path 'package.module:function' (model.name is "
+                           "custom)", None)
+        if self.name != "custom" and self.factory is not None:
+            raise SpecRule("factory", "no factory unless model.name is custom", self.factory)
+        if self.name != "custom" and self.kwargs:
+            raise SpecRule("kwargs", "no kwargs unless model.name is custom", self.kwargs)
+        for reserved in FROM_THE_DATA:
+            if reserved in self.kwargs:
+                # A second, possibly different value would be a silent bug.
+                raise SpecRule(f"kwargs.{reserved}", "no such key (it is passed from the data)",
+                               self.kwargs[reserved])
+        return self
 
 
 class StopConfig(_Strict):
@@ -268,6 +374,17 @@ class ExperimentConfig(_Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     warm: WarmConfig = Field(default_factory=WarmConfig)
     nqm: NQMConfig = Field(default_factory=NQMConfig)
+
+    @model_validator(mode="after")
+    def _model_fits_data(self) -> ExperimentConfig:
+        needs, has = MODEL_INPUT_NDIM.get(self.model.name), INPUT_NDIM.get(self.data.name)
+        if self.kind == "network" and needs is not None and has is not None and needs != has:
+            shape = "1-D inputs" if needs == 1 else "images (C, H, W)"
+            fits = sorted(n for n, d in INPUT_NDIM.items() if d == needs)
+            raise SpecRule("model.name", f"a model for data.name {self.data.name} "
+                           f"({self.model.name} takes {shape}: data.name one of "
+                           f"{', '.join(fits)} or custom)", self.model.name)
+        return self
 
     def canonical(self) -> dict[str, Any]:
         """The config as a mapping with inert keys (ones this config never reads) at defaults.

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wssweep.config import ModelConfig
 from wssweep.science.interventions import (
     dash,
     l2_init_penalty,
@@ -24,7 +25,7 @@ CIFAR = (3, 32, 32)
 
 
 def _resnet(seed: int) -> nn.Module:
-    return build_model("resnet18", input_shape=CIFAR, num_classes=10, seed=seed)
+    return build_model(ModelConfig(name="resnet18"), input_shape=CIFAR, num_classes=10, seed=seed)
 
 
 def _trained_resnet(seed: int = 0, steps: int = 3) -> nn.Module:
@@ -90,7 +91,7 @@ def test_fresh_init_needs_a_matching_fresh_model():
     # fresh-init noise without a fresh model is an error
     with pytest.raises(ValueError):
         shrink_perturb(model, 0.5, 0.1, noise="fresh_init")
-    other = build_model("resnet18", input_shape=CIFAR, num_classes=3, seed=0)
+    other = build_model(ModelConfig(name="resnet18"), input_shape=CIFAR, num_classes=3, seed=0)
     # a fresh model of another architecture is an error
     with pytest.raises(ValueError):
         shrink_perturb(model, 0.5, 0.1, noise="fresh_init", fresh=other)
@@ -117,7 +118,8 @@ def test_gaussian_noise_has_requested_std_and_spares_bn():
 
 @pytest.mark.parametrize("lam", [0.05, 0.3, 0.9])
 def test_shrinking_bias_free_relu_mlp_keeps_predictions(lam):
-    model = build_model("mlp", input_shape=(64,), num_classes=10, seed=0, bias=False, depth=2)
+    spec = ModelConfig(name="mlp", bias=False, depth=2)
+    model = build_model(spec, input_shape=(64,), num_classes=10, seed=0)
     x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         before = model(x)
@@ -146,7 +148,7 @@ def _batches(n_batches: int, n: int, shape: tuple[int, ...], seed: int = 0):
 
 
 def test_dash_factors_lie_between_lambda_and_one():
-    model = build_model("mlp", input_shape=(40,), num_classes=10, seed=0)
+    model = build_model(ModelConfig(name="mlp"), input_shape=(40,), num_classes=10, seed=0)
     before = _state(model)
     stats = dash(model, _batches(4, 32, (40,)), shrink=0.3, alpha=0.3)
     for name, p in model.named_parameters():
@@ -169,7 +171,7 @@ def test_dash_factors_lie_between_lambda_and_one():
 def test_dash_keeps_aligned_rows_and_shrinks_orthogonal_rows():
     # logistic regression on ONE example: row r's gradient is (p_r − y_r)·x, so its direction
     # (±x) does not depend on W, and rows built from one gradient stay parallel/orthogonal.
-    model = build_model("logreg", input_shape=(40,), num_classes=10, seed=0)
+    model = build_model(ModelConfig(name="logreg"), input_shape=(40,), num_classes=10, seed=0)
     lin = last_linear(model)
     x, y = torch.randn(1, 40, generator=torch.Generator().manual_seed(3)), torch.tensor([2])
 
@@ -253,7 +255,7 @@ def test_dash_conv_slice_vs_filter_granularity():
 
 
 def test_dash_conv1d_slices():
-    model = build_model("conv1d", input_shape=(40,), num_classes=10, seed=0)
+    model = build_model(ModelConfig(name="conv1d"), input_shape=(40,), num_classes=10, seed=0)
     before = model.conv2.weight.detach().clone()
     dash(model, _batches(2, 32, (40,)), granularity="slice")
     ratios = _row_factors(before, model.conv2.weight.detach(), 2)
@@ -283,7 +285,7 @@ def test_dash_spares_bn_restores_mode_and_leaves_no_grads(train_mode):
 
 
 def test_dash_zero_row_gets_lambda_without_nan():
-    model = build_model("mlp", input_shape=(8,), num_classes=10, seed=0)
+    model = build_model(ModelConfig(name="mlp"), input_shape=(8,), num_classes=10, seed=0)
     with torch.no_grad():
         model[1].weight[0].zero_()
     dash(model, _batches(1, 8, (8,)))

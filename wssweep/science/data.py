@@ -24,6 +24,7 @@ import json
 import os
 import pickle
 import random
+import typing
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -34,13 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from wssweep.config import SYNTHETIC_OPTIONS, DataConfig, mnist1d_args
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
 from wssweep.science.imports import import_object
 
 __all__ = ["DATASET_NAMES", "Dataset", "default_cache_dir", "load_dataset", "subset"]
 
-DATASET_NAMES = ("mnist1d", "digits", "cifar10", "cifar100", "svhn", "synthetic_cifar", "custom")
+DATASET_NAMES: tuple[str, ...] = typing.get_args(DataConfig.model_fields["name"].annotation)
 
 # mnist1d's own default generation seed: with it (and the default args) the generated data is the
 # published MNIST-1D dataset, 4000 train / 1000 test examples of length 40.
@@ -113,7 +115,7 @@ def load_dataset(
 
     Args:
         name: ``mnist1d``, ``digits``, ``cifar10``, ``cifar100``, ``svhn``, ``synthetic_cifar``
-            or ``custom`` (case-insensitive).
+            or ``custom``.
         root: for ``cifar10``/``cifar100``: the folder holding the python-pickle batches, or its
             parent holding ``cifar-10-batches-py``/``cifar-100-python``; for ``svhn``: the folder
             holding ``train_32x32.mat`` and ``test_32x32.mat``. Ignored by the others.
@@ -137,39 +139,32 @@ def load_dataset(
             (largest random translation in pixels, default 8). Not accepted by the others.
 
     Raises:
-        InputError: unknown name, a root without the expected files, a bad loader or its result.
+        InputError: a root without the expected files, files that are not the dataset, a custom
+            loader that cannot be imported or returns no valid data. ``wssweep validate`` loads
+            the data once, so it reports these before a sweep starts (wssweep.preflight).
 
     Example:
         >>> ds = load_dataset("digits", num_samples=100)
         >>> ds.x_train.shape, ds.x_test.shape, float(ds.x_train.max()) <= 1.0
         (torch.Size([100, 64]), torch.Size([360, 64]), True)
     """
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key not in DATASET_NAMES:
-        raise InputError("data.name", "one of " + ", ".join(DATASET_NAMES), name)
-    if num_samples is not None and (
-        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
-    ):
-        raise InputError("data.num_samples", "a positive integer or None", num_samples)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InputError("data.seed", "an integer or None", seed)
-    if kwargs is not None and not isinstance(kwargs, Mapping):
-        raise InputError("data.kwargs", "a mapping of keyword arguments", kwargs)
+    # The names, kwargs and sizes a user writes are checked by the schema (wssweep.config);
+    # what is checked here is only what the schema cannot see: files, and what user code returns.
+    if name not in DATASET_NAMES:
+        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
     kwargs = dict(kwargs or {})
-    if kwargs and key not in ("mnist1d", "synthetic_cifar", "custom"):
-        raise InputError("data.kwargs", f"no kwargs for dataset {key!r}", kwargs)
 
-    if key == "mnist1d":
+    if name == "mnist1d":
         return _load_mnist1d(cache_dir, seed, num_samples, kwargs)
-    if key == "synthetic_cifar":
+    if name == "synthetic_cifar":
         return _synthetic_cifar(seed, num_samples, kwargs)
-    if key == "custom":
+    if name == "custom":
         return _load_custom(loader, kwargs)
-    if key == "digits":
+    if name == "digits":
         ds = _load_digits(seed)
-    elif key == "cifar10":
+    elif name == "cifar10":
         ds = _load_cifar(root, cifar100=False)
-    elif key == "cifar100":
+    elif name == "cifar100":
         ds = _load_cifar(root, cifar100=True)
     else:
         ds = _load_svhn(root)
@@ -186,9 +181,9 @@ def subset(ds: Dataset, n_train: int | None, n_test: int | None) -> Dataset:
         >>> len(small.y_train), len(small.y_test), small.num_classes
         (50, 20, 10)
     """
-    for key, n in (("subset.n_train", n_train), ("subset.n_test", n_test)):
+    for n in (n_train, n_test):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-            raise InputError(key, "a non-negative integer or None", n)
+            raise ValueError(f"n_train and n_test must be integers >= 0 or None, got {n!r}")
     return replace(
         ds,
         x_train=ds.x_train if n_train is None else ds.x_train[:n_train],
@@ -205,13 +200,7 @@ def subset(ds: Dataset, n_train: int | None, n_test: int | None) -> Dataset:
 def _load_mnist1d(
     cache_dir: str | None, seed: int | None, num_samples: int | None, overrides: dict[str, Any]
 ) -> Dataset:
-    import mnist1d.data  # lazy: it imports matplotlib
-
-    args = mnist1d.data.get_dataset_args(as_dict=True)
-    args.pop("url", None)  # only get_dataset (which downloads) uses it; we never do
-    unknown = sorted(set(overrides) - set(args))
-    if unknown:
-        raise InputError("data.kwargs", f"mnist1d dataset args among {sorted(args)}", overrides)
+    args = mnist1d_args()
     args.update(overrides)
     if seed is not None:
         args["seed"] = seed
@@ -219,8 +208,6 @@ def _load_mnist1d(
         args["seed"] = MNIST1D_DEFAULT_SEED
     if num_samples is not None:
         args["num_samples"] = num_samples
-    if args["num_samples"] < 10:  # make_dataset draws num_samples // 10 examples per class
-        raise InputError("data.num_samples", "at least 10 for mnist1d (10 classes)", num_samples)
 
     # The name carries the args that usually change plus a hash of all of them.
     digest = hashlib.sha256(
@@ -322,7 +309,7 @@ def _find_root(root: str | None, files: tuple[str, ...], subdir: str | None, wha
     if subdir is not None:
         expected += f" (or its parent, holding {subdir}/)"
     if root is None or not isinstance(root, str | os.PathLike):
-        raise InputError("data.root", expected, root)
+        raise ValueError(f"root must be a path for {what}, got {root!r}")
     base = Path(root).expanduser()
     candidates = [base] if subdir is None else [base, base / subdir]
     for folder in candidates:
@@ -425,21 +412,11 @@ def _load_svhn(root: str | None) -> Dataset:
 
 
 def _synthetic_cifar(seed: int | None, num_samples: int | None, options: dict[str, Any]) -> Dataset:
-    unknown = sorted(set(options) - {"noise", "max_shift"})
-    if unknown:
-        expected = "synthetic_cifar options among ['max_shift', 'noise']"
-        raise InputError("data.kwargs", expected, options)
-    try:
-        noise = float(options.get("noise", 3.0))  # std of i.i.d. pixel noise; signal std ≈ 1
-        max_shift = int(options.get("max_shift", 8))  # each image rolls by up to ±max_shift px
-    except (TypeError, ValueError):
-        raise InputError("data.kwargs", "numbers for noise and max_shift", options) from None
+    options = {**SYNTHETIC_OPTIONS, **options}
+    noise = float(options["noise"])  # std of i.i.d. pixel noise; signal std ≈ 1
+    max_shift = int(options["max_shift"])  # each image rolls by up to ±max_shift px
     total = SYNTHETIC_DEFAULT_NUM_SAMPLES if num_samples is None else num_samples
     n_test = total // 6  # default 6000 → 5000 train / 1000 test
-    if total - n_test < 1 or n_test < 1:
-        raise InputError("data.num_samples", "at least 2 for synthetic_cifar", num_samples)
-    if noise < 0 or max_shift < 0:
-        raise InputError("data.kwargs", "noise >= 0 and max_shift >= 0", options)
 
     gen = torch.Generator().manual_seed(SYNTHETIC_DEFAULT_SEED if seed is None else seed)
     num_classes = 10
@@ -473,10 +450,7 @@ def _synthetic_cifar(seed: int | None, num_samples: int | None, options: dict[st
 # custom: a user function named by an import path
 
 
-def _load_custom(loader: str | None, kwargs: dict[str, Any]) -> Dataset:
-    if loader is None:
-        expected = "an import path 'package.module:function' (required when data.name is custom)"
-        raise InputError("data.loader", expected, loader)
+def _load_custom(loader: str, kwargs: dict[str, Any]) -> Dataset:
     fn = import_object(loader, "data.loader")
     result = fn(**kwargs)
 

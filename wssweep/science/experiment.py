@@ -114,12 +114,8 @@ class Trial:
         return 2 if p.kind == "batch" else p.chunks
 
     def new_model(self, seed: int) -> nn.Module:
-        m = self.cfg.model
-        model = build_model(
-            m.name, input_shape=tuple(self.data.x_train.shape[1:]),
-            num_classes=self.data.num_classes, seed=seed, init_scale=m.init_scale,
-            width=m.width, depth=m.depth, activation=m.activation, bias=m.bias,
-            resnet_width=m.resnet_width, factory=m.factory, kwargs=dict(m.kwargs))
+        model = build_model(self.cfg.model, input_shape=self.data.input_shape,
+                            num_classes=self.data.num_classes, seed=seed)
         return model.to(self.device)
 
     def optimizer_kwargs(self) -> dict[str, Any]:

@@ -64,9 +64,11 @@ def shrink_perturb(
     Raises ``ValueError`` for an unknown ``noise``, or a missing or mismatched ``fresh``.
 
     Example:
+        >>> from wssweep.config import ModelConfig
         >>> from wssweep.science.models import build_model
-        >>> m = build_model("mlp", input_shape=(4,), num_classes=2, seed=0)
-        >>> fresh = build_model("mlp", input_shape=(4,), num_classes=2, seed=1)
+        >>> spec = ModelConfig(name="mlp")
+        >>> m = build_model(spec, input_shape=(4,), num_classes=2, seed=0)
+        >>> fresh = build_model(spec, input_shape=(4,), num_classes=2, seed=1)
         >>> shrink_perturb(m, 0.0, 1.0, fresh=fresh)
         >>> all(torch.equal(a, b) for a, b in zip(m.parameters(), fresh.parameters()))
         True
@@ -168,8 +170,9 @@ def dash(
     ``mean_factor`` (mean over tensors) and ``num_batches``.
 
     Example:
+        >>> from wssweep.config import ModelConfig
         >>> from wssweep.science.models import build_model
-        >>> m = build_model("mlp", input_shape=(4,), num_classes=3, seed=0)
+        >>> m = build_model(ModelConfig(name="mlp"), input_shape=(4,), num_classes=3, seed=0)
         >>> x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
         >>> stats = dash(m, [(x, y)], shrink=0.3, alpha=0.3)
         >>> 0.3 <= stats["mean_factor"] <= 1.0
@@ -247,9 +250,11 @@ def reset_last_layer(model: nn.Module, fresh: nn.Module) -> None:
     Raises ``ValueError`` if the two last Linear layers differ in shape or in having a bias.
 
     Example:
+        >>> from wssweep.config import ModelConfig
         >>> from wssweep.science.models import build_model, last_linear
-        >>> m = build_model("logreg", input_shape=(4,), num_classes=2, seed=0)
-        >>> fresh = build_model("logreg", input_shape=(4,), num_classes=2, seed=1)
+        >>> spec = ModelConfig(name="logreg")
+        >>> m = build_model(spec, input_shape=(4,), num_classes=2, seed=0)
+        >>> fresh = build_model(spec, input_shape=(4,), num_classes=2, seed=1)
         >>> reset_last_layer(m, fresh)
         >>> torch.equal(last_linear(m).weight, last_linear(fresh).weight)
         True

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +29,9 @@ from torch import nn
 from wssweep.errors import InputError
 from wssweep.science.imports import import_object
 
-MODEL_NAMES = ("logreg", "mlp", "conv1d", "resnet18", "custom")
-ACTIVATIONS = ("relu", "tanh")
+if TYPE_CHECKING:
+    from wssweep.config import ModelConfig
+
 RESNET_WIDTHS = {"narrow": (16, 32, 64, 128), "standard": (64, 128, 256, 512)}
 
 
@@ -125,21 +126,13 @@ def _mlp(in_features: int, num_classes: int, width: int, depth: int, act: str, b
 
 
 def _call_factory(
-    factory: str | None,
+    factory: str,
     kwargs: dict[str, Any],
     input_shape: tuple[int, ...],
     num_classes: int,
 ) -> nn.Module:
     """Import and call a user factory; see ``build_model`` for the calling convention."""
-    if factory is None:
-        raise InputError("model.factory", "an import path 'package.module:function'", None)
     fn = import_object(factory, "model.factory")
-    for reserved in ("input_shape", "num_classes"):
-        if reserved in kwargs:
-            # These come from the data; a second, possibly different value would be a silent bug.
-            raise InputError(
-                "model.kwargs", f"no {reserved!r} (it is passed from the data)", kwargs
-            )
     call_kwargs = dict(kwargs)
     try:
         sig: inspect.Signature | None = inspect.signature(fn)
@@ -171,27 +164,16 @@ def _call_factory(
 
 
 def build_model(
-    name: str,
-    *,
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    seed: int,
-    init_scale: float = 1.0,
-    width: int = 100,
-    depth: int = 2,
-    activation: str = "relu",
-    bias: bool = True,
-    resnet_width: str = "narrow",
-    factory: str | None = None,
-    kwargs: dict[str, Any] | None = None,
+    spec: ModelConfig, *, input_shape: tuple[int, ...], num_classes: int, seed: int
 ) -> nn.Module:
     """Build a freshly initialised model; the same arguments always give bit-identical weights.
 
-    ``input_shape`` is one example's shape without the batch dimension: (40,) for MNIST-1D, (64,)
-    for sklearn digits, (3, 32, 32) for CIFAR. The model is built inside
-    ``torch.random.fork_rng`` after seeding with ``seed``, so the caller's (global) RNG is left
-    exactly as it was. Then every weight with ``ndim >= 2`` (Linear and Conv weights, not biases
-    or norm parameters) is multiplied by ``init_scale``; 1.0 keeps PyTorch's default init.
+    ``spec`` is the validated ``model:`` section of an experiment config (its defaults and
+    checks live there). ``input_shape`` is one example's shape without the batch dimension:
+    (40,) for MNIST-1D, (64,) for sklearn digits, (3, 32, 32) for CIFAR. The model is built
+    inside ``torch.random.fork_rng`` after seeding with ``seed``, so the caller's (global) RNG is
+    left exactly as it was. Then every weight with ``ndim >= 2`` (Linear and Conv weights, not
+    biases or norm parameters) is multiplied by ``spec.init_scale``; 1.0 keeps PyTorch's init.
 
     ``width``, ``depth``, ``activation`` and ``bias`` configure ``mlp`` (``bias=False`` gives the
     bias-free ReLU network of Ash & Adams' Prop. 1); ``resnet_width`` configures ``resnet18``.
@@ -199,36 +181,22 @@ def build_model(
     ``custom`` imports ``factory`` (``package.module:function``) and calls it with
     ``**kwargs`` plus ``input_shape=`` and ``num_classes=`` for each of the two that the factory
     accepts (as a named parameter or through ``**kw``); a factory that accepts neither just gets
-    ``**kwargs``. ``kwargs`` must not contain those two names. The factory must return an
-    ``nn.Module``; it runs under the same seeding and ``init_scale``.
+    ``**kwargs``. The factory must return an ``nn.Module``; it runs under the same seeding and
+    ``init_scale``.
 
-    Bad names, activations, widths or factories raise ``InputError`` naming the config key
-    (``model.name``, ``model.activation``, ``model.resnet_width``, ``model.factory``, ...).
+    Raises ``InputError`` only for what the schema cannot see: a factory that cannot be imported,
+    does not take ``kwargs`` or returns no Module, and inputs a built-in model cannot take
+    (``wssweep validate`` builds each model once, so it reports these first: wssweep.preflight).
 
     Example:
-        >>> m = build_model("mlp", input_shape=(40,), num_classes=10, seed=0)
+        >>> from wssweep.config import ModelConfig
+        >>> m = build_model(ModelConfig(name="mlp"), input_shape=(40,), num_classes=10, seed=0)
         >>> m(torch.zeros(5, 40)).shape
         torch.Size([5, 10])
-        >>> m2 = build_model("mlp", input_shape=(40,), num_classes=10, seed=0)
+        >>> m2 = build_model(ModelConfig(name="mlp"), input_shape=(40,), num_classes=10, seed=0)
         >>> all(torch.equal(a, b) for a, b in zip(m.parameters(), m2.parameters()))
         True
     """
-    if name not in MODEL_NAMES:
-        raise InputError("model.name", f"one of {', '.join(MODEL_NAMES)}", name)
-    if activation not in ACTIVATIONS:
-        raise InputError("model.activation", f"one of {', '.join(ACTIVATIONS)}", activation)
-    if resnet_width not in RESNET_WIDTHS:
-        raise InputError("model.resnet_width", f"one of {', '.join(RESNET_WIDTHS)}", resnet_width)
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise InputError("model.width", "an integer >= 1", width)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise InputError("model.depth", "an integer >= 0", depth)
-    if not isinstance(init_scale, int | float) or not math.isfinite(init_scale) or init_scale <= 0:
-        raise InputError("model.init_scale", "a finite number > 0", init_scale)
-    if name != "custom" and factory is not None:
-        raise InputError("model.factory", "no factory unless model.name is 'custom'", factory)
-    if name != "custom" and kwargs:
-        raise InputError("model.kwargs", "no kwargs unless model.name is 'custom'", kwargs)
     shape = tuple(int(d) for d in input_shape)
     if not shape or any(d < 1 for d in shape):
         raise ValueError(f"input_shape must be non-empty positive sizes, got {input_shape!r}")
@@ -237,21 +205,22 @@ def build_model(
 
     builders: dict[str, Callable[[], nn.Module]] = {
         "logreg": lambda: nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), num_classes)),
-        "mlp": lambda: _mlp(math.prod(shape), num_classes, width, depth, activation, bias),
+        "mlp": lambda: _mlp(math.prod(shape), num_classes, spec.width, spec.depth,
+                            spec.activation, spec.bias),
         "conv1d": lambda: _conv1d(shape, num_classes),
-        "resnet18": lambda: _resnet18(shape, num_classes, resnet_width),
-        "custom": lambda: _call_factory(factory, dict(kwargs or {}), shape, num_classes),
+        "resnet18": lambda: _resnet18(shape, num_classes, spec.resnet_width),
+        "custom": lambda: _call_factory(spec.factory, dict(spec.kwargs), shape, num_classes),
     }
     # fork_rng restores the CPU RNG on exit. Seed only the CPU generator: torch.manual_seed would
     # also (lazily) reseed CUDA, which fork_rng(devices=[]) does not restore.
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
-        model = builders[name]()
-    if init_scale != 1.0:
+        model = builders[spec.name]()
+    if spec.init_scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():
                 if p.ndim >= 2:
-                    p.mul_(init_scale)
+                    p.mul_(spec.init_scale)
     return model
 
 
@@ -275,7 +244,8 @@ def last_linear(model: nn.Module) -> nn.Linear:
     Raises ``ValueError`` if the model has no Linear layer.
 
     Example:
-        >>> m = build_model("mlp", input_shape=(8,), num_classes=3, seed=0)
+        >>> from wssweep.config import ModelConfig
+        >>> m = build_model(ModelConfig(name="mlp"), input_shape=(8,), num_classes=3, seed=0)
         >>> last_linear(m).out_features
         3
     """
