@@ -7,7 +7,17 @@ from torch import nn
 
 
 def broken_net(input_shape, num_classes) -> nn.Module:
-    raise RuntimeError("broken_net refuses to build (a trial made to raise)")
+    """A model that builds (so validate accepts it) and raises when it trains: a failing trial."""
+
+    class BrokenNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(math.prod(input_shape), num_classes)
+
+        def forward(self, x):
+            raise RuntimeError("broken_net refuses to train (a trial made to raise)")
+
+    return BrokenNet()
 
 
 def tiny_net(input_shape, num_classes, hidden: int = 16) -> nn.Module:

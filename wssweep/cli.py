@@ -54,7 +54,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from wssweep.orchestrate import run_sweep
     from wssweep.spec import load_sweep_spec
 
-    resolved = load_sweep_spec(args.spec, args.set, smoke=args.smoke)
+    # On a cluster the data and user code are where the trials run, not here: a trial that
+    # cannot load them is recorded as an error there.
+    resolved = load_sweep_spec(args.spec, args.set, smoke=args.smoke,
+                               preflight=args.address is None)
     name = args.name if args.name is not None else (resolved.spec.name or _default_name(args.spec))
     run_dir = run_sweep(resolved, name=name, storage=Path(args.storage), address=args.address)
     print(f"wssweep: results in {RunDir(run_dir).results_csv}")

@@ -799,8 +799,9 @@ def _integer_only(key: str) -> bool:
     return kinds - {type(None)} == {int}
 
 
-def _check_parameters(experiment: dict[str, Any], spec: SweepSpec) -> None:
-    """Every candidate value of every parameter must make a valid experiment."""
+def _check_parameters(experiment: dict[str, Any], spec: SweepSpec) -> list[ExperimentConfig]:
+    """Every candidate value of every parameter must make a valid experiment; returns them."""
+    configs = []
     for key, param in spec.parameters.items():
         where = f"parameters.{key}"
         for value in param.candidates():
@@ -809,12 +810,13 @@ def _check_parameters(experiment: dict[str, Any], spec: SweepSpec) -> None:
                 set_dotted(probe, key, value, origin="parameters")
             except InputError as exc:
                 raise InputError(where, exc.expected, exc.given) from None
-            _validate(probe, prefix="parameters.")
+            configs.append(_validate(probe, prefix="parameters."))
         integral_q = param.kind == "q_uniform" and float(param.q).is_integer()
         fractional = param.kind in RANGE_DISTRIBUTIONS and param.kind != "int_uniform"
         if fractional and not integral_q and _integer_only(key):
             raise InputError(f"{where}.distribution", f"int_uniform or q_uniform with an "
                              f"integer q ({key} takes integers)", param.distribution)
+    return configs
 
 
 def _check_metric(cfg: ExperimentConfig, spec: SweepSpec) -> None:
@@ -833,7 +835,8 @@ def _check_metric(cfg: ExperimentConfig, spec: SweepSpec) -> None:
 
 
 def load_sweep_spec(
-    path: str | Path, overrides: list[str] | None = None, smoke: bool = False
+    path: str | Path, overrides: list[str] | None = None, smoke: bool = False,
+    preflight: bool = True,
 ) -> ResolvedSweep:
     """Load, validate and resolve the sweep spec at ``path`` for running its search.
 
@@ -845,6 +848,9 @@ def load_sweep_spec(
     candidate values (each of ``values``, the ``value``, or both ends of a range) against it.
     Any problem is an ``InputError`` naming the key path (``parameters.<key>``, ``--set <key>``,
     ``experiment.<key>``, ...), what was expected and what was given.
+
+    ``preflight`` then loads the data and builds the models of those experiments where they read
+    files or run user code (``wssweep.preflight``), on this machine.
     """
     path = Path(path)
     overrides = list(overrides or [])
@@ -866,7 +872,11 @@ def load_sweep_spec(
         spec, experiment = smoke_spec(spec), smoke_experiment(experiment)
     experiment = _apply_overrides(experiment, overrides, spec)
     cfg = _validate(experiment, prefix="experiment.")
-    _check_parameters(experiment, spec)
+    candidates = _check_parameters(experiment, spec)
     _check_metric(cfg, spec)
+    if preflight:
+        from wssweep import preflight as machine
+
+        machine.check([cfg, *candidates])
     return ResolvedSweep(spec=spec, experiment=experiment, path=path.resolve(), overrides=overrides,
                          smoke=smoke)

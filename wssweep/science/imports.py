@@ -20,7 +20,8 @@ def import_object(path: str, key: str) -> Callable[..., Any]:
     """
     expected = "an import path 'package.module:function' that can be imported"
     if not isinstance(path, str) or path.count(":") != 1:
-        raise InputError(key, expected, path)
+        # The schema's ImportPath refuses this form first; only a library caller gets here.
+        raise ValueError(f"{key}: {expected}, got {path!r}")
     module_name, attr = path.split(":")
     try:
         module = importlib.import_module(module_name)
