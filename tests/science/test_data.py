@@ -359,7 +359,6 @@ def test_custom_dataset_and_dict_loaders() -> None:
     [
         "tests.science.test_data:no_such_function",
         "tests.science.no_such_module:my_loader",
-        "not an import path",
         "tests.science.test_data:bad_length_loader",
         "tests.science.test_data:float_label_loader",
         "tests.science.test_data:bad_shape_loader",
