@@ -317,7 +317,8 @@ class OptimConfig(_Strict):
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=128, gt=0)  # examples per optimizer step
     schedule: Literal["constant", "cosine", "two_regime"] = "constant"
-    warmup_init: float | Literal["catapult"] = 0.0  # warmup start rate, or Kalra & Barkeshli's η_c
+    # The warmup's start rate, or Kalra & Barkeshli's η_c.
+    warmup_init: Annotated[float, Field(ge=0)] | Literal["catapult"] = 0.0
     decay_steps: int = Field(default=1000, gt=0)  # cosine: steps from lr down to lr/10
     switch_step: int = Field(default=0, ge=0)  # two_regime: steps at lr before the small-step phase
     ratio: float = Field(default=0.1, gt=0, le=1)  # two_regime: small rate = ratio * lr

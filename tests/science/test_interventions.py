@@ -150,7 +150,7 @@ def _batches(n_batches: int, n: int, shape: tuple[int, ...], seed: int = 0):
 def test_dash_factors_lie_between_lambda_and_one():
     model = build_model(ModelConfig(name="mlp"), input_shape=(40,), num_classes=10, seed=0)
     before = _state(model)
-    stats = dash(model, _batches(4, 32, (40,)), shrink=0.3, alpha=0.3)
+    stats = dash(model, _batches(4, 32, (40,)), shrink=0.3, alpha=0.3, granularity="slice")
     for name, p in model.named_parameters():
         if p.ndim == 2:
             ratios = _row_factors(before[name], p.detach(), 1)
@@ -195,7 +195,7 @@ def test_dash_keeps_aligned_rows_and_shrinks_orthogonal_rows():
     assert cos[0] > 1 - 1e-6 and abs(cos[1]) < 1e-6
 
     before = lin.weight.detach().clone()
-    dash(model, [(x, y)], shrink=0.3, alpha=1.0)
+    dash(model, [(x, y)], shrink=0.3, alpha=1.0, granularity="slice")
     after = lin.weight.detach()
     # the row aligned with the descent direction is untouched, bit for bit
     assert torch.equal(after[0], before[0])
@@ -257,7 +257,7 @@ def test_dash_conv_slice_vs_filter_granularity():
 def test_dash_conv1d_slices():
     model = build_model(ModelConfig(name="conv1d"), input_shape=(40,), num_classes=10, seed=0)
     before = model.conv2.weight.detach().clone()
-    dash(model, _batches(2, 32, (40,)), granularity="slice")
+    dash(model, _batches(2, 32, (40,)), shrink=0.3, alpha=0.3, granularity="slice")
     ratios = _row_factors(before, model.conv2.weight.detach(), 2)
     # each Conv1d (out, in) slice's k entries share one factor ...
     assert torch.allclose(ratios, ratios[..., :1].expand_as(ratios), rtol=1e-5)
@@ -272,7 +272,7 @@ def test_dash_spares_bn_restores_mode_and_leaves_no_grads(train_mode):
     bn_before = {k: v.clone() for k, v in model.bn.state_dict().items()}
     seen_modes = []
     model.bn.register_forward_pre_hook(lambda m, inp: seen_modes.append(m.training))
-    dash(model, _batches(2, 16, (3, 8, 8)))
+    dash(model, _batches(2, 16, (3, 8, 8)), shrink=0.3, alpha=0.3, granularity="slice")
     bn_after = model.bn.state_dict()
     # BN γ, β, running mean/var and num_batches_tracked are untouched
     assert all(torch.equal(bn_before[k], bn_after[k]) for k in bn_before)
@@ -288,7 +288,7 @@ def test_dash_zero_row_gets_lambda_without_nan():
     model = build_model(ModelConfig(name="mlp"), input_shape=(8,), num_classes=10, seed=0)
     with torch.no_grad():
         model[1].weight[0].zero_()
-    dash(model, _batches(1, 8, (8,)))
+    dash(model, _batches(1, 8, (8,)), shrink=0.3, alpha=0.3, granularity="slice")
     # a zero weight row stays zero (cosine 0 → factor λ)
     assert torch.equal(model[1].weight[0], torch.zeros(8))
     # and no parameter becomes NaN or inf

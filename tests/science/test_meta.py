@@ -28,7 +28,7 @@ def test_picks_the_candidate_with_the_lowest_loss_and_leaves_the_model_alone():
     x, y, model = problem()
     before = [p.clone() for p in model.parameters()]
     pick = short_horizon_lr(model, sgd, x, y, horizon=20, candidates=[1e-5, 1e-2, 0.5],
-                            batch_size=64, seed=0)
+                            batch_size=64, seed=0, score_batches=5)
     # the winner has the lowest meta-objective of all candidates
     assert pick.scores[pick.lr] == min(pick.scores.values())
     # a vanishing rate learns nothing in 20 steps, so it does not win
@@ -44,9 +44,9 @@ def test_diverging_candidate_scores_inf_and_choice_is_deterministic():
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
     a = short_horizon_lr(model, sgd, x, y, horizon=10, candidates=[1e-2, 1e30], batch_size=64,
-                         seed=3)
+                         seed=3, score_batches=5)
     b = short_horizon_lr(model, sgd, x, y, horizon=10, candidates=[1e-2, 1e30], batch_size=64,
-                         seed=3)
+                         seed=3, score_batches=5)
     # an exploding rate is scored as infinitely bad instead of raising
     assert a.scores[1e30] == float("inf")
     # the same seed gives the same batches and the same scores

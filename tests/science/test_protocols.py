@@ -6,7 +6,8 @@ from wssweep.science.protocols import margin_select, stage_pools
 
 
 def test_online_pools_grow_by_equal_chunks_and_nest():
-    pools = stage_pools("online", 100, chunks=10, generator=torch.Generator().manual_seed(0))
+    pools = stage_pools("online", 100, fraction=0.5, chunks=10,
+                        generator=torch.Generator().manual_seed(0))
     # ten stages of 10, 20, ..., 100 examples
     assert [len(p) for p in pools] == list(range(10, 101, 10))
     # each stage contains the previous one: new data is appended, old data kept
@@ -16,13 +17,15 @@ def test_online_pools_grow_by_equal_chunks_and_nest():
 
 
 def test_batch_pools_are_a_fraction_then_everything():
-    pools = stage_pools("batch", 100, fraction=0.5, generator=torch.Generator().manual_seed(1))
+    pools = stage_pools("batch", 100, fraction=0.5, chunks=10,
+                        generator=torch.Generator().manual_seed(1))
     # 50 % then 100 %
     assert [len(p) for p in pools] == [50, 100]
 
 
 def test_active_returns_only_the_first_pool():
-    pools = stage_pools("active", 100, chunks=4, generator=torch.Generator().manual_seed(0))
+    pools = stage_pools("active", 100, fraction=0.5, chunks=4,
+                        generator=torch.Generator().manual_seed(0))
     # later pools depend on the model, so only stage 1 is fixed in advance
     assert [len(p) for p in pools] == [25]
 

@@ -7,6 +7,12 @@ import torch
 from wssweep.science.train import StopRule, evaluate, train_stage
 
 
+def stop_rule(**changes: float) -> StopRule:
+    """The config's protocol.stop defaults (Ash & Adams' protocol) with ``changes``."""
+    return StopRule(**{"train_acc": 0.99, "plateau_std": 0.002, "plateau_window": 3,
+                       "max_epochs": 100, "min_epochs": 1, **changes})
+
+
 def separable(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 2, generator=g)
@@ -14,7 +20,8 @@ def separable(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_stop_rule_threshold_plateau_and_cap():
-    rule = StopRule(train_acc=0.99, plateau_std=0.002, plateau_window=3, max_epochs=5)
+    rule = StopRule(train_acc=0.99, plateau_std=0.002, plateau_window=3, max_epochs=5,
+                    min_epochs=1)
     # reaching the threshold stops
     assert rule.reason([0.5, 0.995]) == "threshold"
     # three flat epochs below the threshold are a plateau
@@ -30,7 +37,7 @@ def test_train_stage_reaches_threshold_on_separable_data():
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     result = train_stage(model, opt, lambda t: 0.5, x, y, x, y, batch_size=32,
-                         stop=StopRule(train_acc=0.97, max_epochs=50),
+                         stop=stop_rule(train_acc=0.97, max_epochs=50),
                          generator=torch.Generator().manual_seed(0))
     # a linearly separable problem converges by the threshold rule
     assert result.stop_reason == "threshold"
@@ -45,7 +52,7 @@ def test_train_stage_marks_divergence_instead_of_raising():
     model = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
     opt = torch.optim.SGD(model.parameters(), lr=1e6)
     result = train_stage(model, opt, lambda t: 1e6, x, y, x, y, batch_size=32,
-                         stop=StopRule(max_epochs=20), generator=torch.Generator().manual_seed(0))
+                         stop=stop_rule(max_epochs=20), generator=torch.Generator().manual_seed(0))
     # an exploding rate ends the stage as diverged, with no exception
     assert result.diverged and result.stop_reason == "diverged"
     # the test accuracy of a diverged stage is not a number, so it cannot be mistaken for a result
@@ -62,7 +69,7 @@ def test_schedule_sets_the_rate_of_every_step():
         seen.append(step)
         return 0.01 * (step + 1)
 
-    train_stage(model, opt, schedule, x, y, x, y, batch_size=16, stop=StopRule(max_epochs=2),
+    train_stage(model, opt, schedule, x, y, x, y, batch_size=16, stop=stop_rule(max_epochs=2),
                 generator=torch.Generator().manual_seed(0))
     # the schedule is asked once per optimizer step, in order from 0
     assert seen == list(range(8))

@@ -5,6 +5,9 @@ Warm-Starting Neural Network Training" (NeurIPS 2020, arXiv 1910.08475, §4); DA
 reset and L2-init follow Shin, Oh, Cho, Yun, "DASH" (NeurIPS 2024, arXiv 2410.23495, §4 and its
 baselines as the authors' code implements them). None of them touches an optimizer: whether
 optimizer state is kept or rebuilt is the protocol's choice, not the intervention's.
+
+Their settings have no defaults here: the experiment config holds them (``warm.*``, and
+``ExperimentConfig.resolved_shrink`` for each intervention's published λ) and has checked them.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ def shrink_perturb(
     model: nn.Module,
     shrink: float,
     perturb: float,
-    noise: str = "fresh_init",
+    *,
+    noise: str,
     fresh: nn.Module | None = None,
     generator: torch.Generator | None = None,
 ) -> None:
@@ -69,7 +73,7 @@ def shrink_perturb(
         >>> spec = ModelConfig(name="mlp")
         >>> m = build_model(spec, input_shape=(4,), num_classes=2, seed=0)
         >>> fresh = build_model(spec, input_shape=(4,), num_classes=2, seed=1)
-        >>> shrink_perturb(m, 0.0, 1.0, fresh=fresh)
+        >>> shrink_perturb(m, 0.0, 1.0, noise="fresh_init", fresh=fresh)
         >>> all(torch.equal(a, b) for a, b in zip(m.parameters(), fresh.parameters()))
         True
     """
@@ -143,9 +147,10 @@ def _factor(w: Tensor, g: Tensor, shrink: float) -> Tensor:
 def dash(
     model: nn.Module,
     batches: Iterable[tuple[Tensor, Tensor]],
-    shrink: float = 0.3,
-    alpha: float = 0.3,
-    granularity: str = "slice",
+    *,
+    shrink: float,
+    alpha: float,
+    granularity: str,
     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
 ) -> dict[str, float]:
     """Direction-Aware SHrinking (Shin et al. 2024), in place, as in the authors' code.
@@ -174,7 +179,7 @@ def dash(
         >>> from wssweep.science.models import build_model
         >>> m = build_model(ModelConfig(name="mlp"), input_shape=(4,), num_classes=3, seed=0)
         >>> x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
-        >>> stats = dash(m, [(x, y)], shrink=0.3, alpha=0.3)
+        >>> stats = dash(m, [(x, y)], shrink=0.3, alpha=0.3, granularity="slice")
         >>> 0.3 <= stats["mean_factor"] <= 1.0
         True
     """
@@ -281,7 +286,7 @@ def snapshot_params(model: nn.Module) -> dict[str, Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters(remove_duplicate=False)}
 
 
-def l2_init_penalty(model: nn.Module, init: dict[str, Tensor], coef: float = 1e-2) -> Tensor:
+def l2_init_penalty(model: nn.Module, init: dict[str, Tensor], coef: float) -> Tensor:
     """The DASH repo's L2-init penalty: coef·(Σ_modules ‖W − W_init‖_F)², differentiable.
 
     As in their code, the sum runs over every module that has a ``.weight`` tensor (BatchNorm
@@ -292,7 +297,7 @@ def l2_init_penalty(model: nn.Module, init: dict[str, Tensor], coef: float = 1e-
     Example:
         >>> lin = torch.nn.Linear(2, 1)
         >>> init = snapshot_params(lin)
-        >>> l2_init_penalty(lin, init).item()
+        >>> l2_init_penalty(lin, init, coef=1e-2).item()
         0.0
     """
     terms: list[Tensor] = []

@@ -9,7 +9,8 @@ Example:
     >>> import torch
     >>> x, y = torch.randn(256, 5), torch.randint(0, 3, (256,))
     >>> pick = short_horizon_lr(torch.nn.Linear(5, 3), lambda p, lr: torch.optim.SGD(p, lr=lr),
-    ...                         x, y, horizon=4, candidates=[1e-3, 1e-1], batch_size=32, seed=0)
+    ...                         x, y, horizon=4, candidates=[1e-3, 1e-1], batch_size=32, seed=0,
+    ...                         score_batches=5)
     >>> pick.steps
     8
 """
@@ -51,10 +52,13 @@ def short_horizon_lr(
     candidates: list[float],
     batch_size: int,
     seed: int,
-    score_batches: int = 5,
+    score_batches: int,
     optimizer_state: dict | None = None,
 ) -> MetaResult:
     """The candidate rate with the lowest training loss after ``horizon`` steps.
+
+    The score is the mean loss on the ``score_batches`` batches after the horizon (the config's
+    ``warm.meta_score_batches``).
 
     Every candidate starts from ``model`` (and ``optimizer_state`` when the arm keeps its
     optimizer) and sees the same batch sequence, drawn from ``seed``; ``model`` is not changed.

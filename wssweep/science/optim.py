@@ -15,8 +15,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from wssweep.errors import InputError
-
 __all__ = [
     "OPTIMIZERS",
     "CatapultResult",
@@ -134,8 +132,9 @@ class GIAdam(torch.optim.Optimizer):
 
 
 def _check_name(name: object) -> str:
+    # No torch optimizer would name the problem; the config's optim.name has already refused it.
     if name not in OPTIMIZERS:
-        raise InputError("optim.name", f"one of {', '.join(OPTIMIZERS)}", name)
+        raise ValueError(f"optimizer name must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
     return name  # type: ignore[return-value]
 
 
@@ -144,41 +143,33 @@ def make_optimizer(
     params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
     lr: float,
     *,
-    momentum: float = 0.0,
-    betas: tuple[float, float] = (0.9, 0.999),
+    momentum: float,
+    betas: tuple[float, float],
     eps: float = 1e-8,
-    weight_decay: float = 0.0,
+    weight_decay: float,
 ) -> torch.optim.Optimizer:
     """Build ``"sgd"``, ``"adam"`` or ``"gi_adam"`` over ``params`` with learning rate ``lr``.
 
-    SGD has no momentum by default (as Ash & Adams and Kalra & Barkeshli); ``momentum`` is used
-    by SGD only, ``betas``/``eps`` by the Adams only. ``weight_decay`` is the L2 term added to the
-    gradient in all three.
+    ``momentum`` is used by SGD only, ``betas``/``eps`` by the Adams only. ``weight_decay`` is the
+    L2 term added to the gradient in all three. Their defaults live in the experiment config
+    (``optim.*``; plain SGD without momentum, as Ash & Adams and Kalra & Barkeshli), which has
+    also checked their ranges.
 
     Raises:
-        InputError: ``optim.name`` for an unknown name; ``optim.lr``, ``optim.momentum``,
-            ``optim.betas``, ``optim.eps``, ``optim.weight_decay`` for values out of range.
+        ValueError: for an unknown name, a momentum outside [0, 1), or (from torch's optimizers)
+            a negative rate, β outside [0, 1), negative ``eps`` or ``weight_decay``.
 
     Example:
         >>> w = torch.nn.Parameter(torch.zeros(3))
-        >>> type(make_optimizer("gi_adam", [w], 1e-3)).__name__
+        >>> opt = make_optimizer("gi_adam", [w], 1e-3, momentum=0.0, betas=(0.9, 0.999),
+        ...                      weight_decay=0.0)
+        >>> type(opt).__name__
         'GIAdam'
     """
     name = _check_name(name)
-    if not _finite(lr) or lr <= 0:
-        raise InputError("optim.lr", "a finite learning rate > 0", lr)
-    if not _finite(momentum) or not 0 <= momentum < 1:
-        raise InputError("optim.momentum", "a momentum in [0, 1)", momentum)
-    if (
-        not isinstance(betas, tuple | list)
-        or len(betas) != 2
-        or not all(_finite(b) and 0 <= b < 1 for b in betas)
-    ):
-        raise InputError("optim.betas", "two numbers (β₁, β₂) in [0, 1)", betas)
-    if not _finite(eps) or eps < 0:
-        raise InputError("optim.eps", "a finite number >= 0", eps)
-    if not _finite(weight_decay) or weight_decay < 0:
-        raise InputError("optim.weight_decay", "a finite number >= 0", weight_decay)
+    # torch's SGD accepts momentum >= 1, where heavy ball no longer converges on anything.
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
     betas = (float(betas[0]), float(betas[1]))
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -238,7 +229,7 @@ def catapult_lr(
     *,
     lr_start: float = 1e-4,
     delta: float | None = None,
-    optimizer_kwargs: dict[str, Any] | None = None,
+    optimizer_kwargs: dict[str, Any],
     max_bisections: int = 30,
     seed: int = 0,
 ) -> CatapultResult:
@@ -247,9 +238,10 @@ def catapult_lr(
     ``batch`` is ``(inputs, targets)`` and the loss is ``loss_fn(model(inputs), targets)``, a
     scalar (e.g. ``F.cross_entropy``); the same fixed batch gives the loss and the gradient.
     L(θ₀) and ∇L(θ₀) are computed once (one forward and backward); every candidate rate η then
-    restores θ₀, sets the gradients, takes one step of a fresh
-    ``optimizer_name`` optimizer (``make_optimizer`` with ``optimizer_kwargs``) at rate η and runs
-    one forward pass. Results are cached per rate, so each candidate costs one forward pass.
+    restores θ₀, sets the gradients, takes one step of a fresh ``optimizer_name`` optimizer
+    (``make_optimizer`` with ``optimizer_kwargs``: its ``momentum``, ``betas``, ``weight_decay``
+    and optionally ``eps``) at rate η and runs one forward pass. Results are cached per rate, so
+    each candidate costs one forward pass.
 
     1. Exponential search from ``lr_start``: while L(θ₁(η)) < L(θ₀), stop with no catapult if
        η ≥ ``lr_target``, else double η. The bracket is [η/2, η]; if the loss already rises at
@@ -268,13 +260,13 @@ def catapult_lr(
     restored exactly afterwards, and the parameters' ``.grad`` are set to None.
 
     Raises:
-        InputError: ``optim.name`` for an unknown optimizer, ``lr`` for a bad ``lr_target``.
-        ValueError: for a bad ``lr_start``, ``delta`` or ``max_bisections``, a model without
-            trainable parameters, or a loss that is not a finite scalar at θ₀.
+        ValueError: for an unknown optimizer, a bad ``lr_target``, ``lr_start``, ``delta`` or
+            ``max_bisections``, a model without trainable parameters, or a loss that is not a
+            finite scalar at θ₀.
     """
     name = _check_name(optimizer_name)
     if not _finite(lr_target) or lr_target <= 0:
-        raise InputError("lr", "a finite target learning rate > 0", lr_target)
+        raise ValueError(f"lr_target must be a finite number > 0, got {lr_target!r}")
     if not _finite(lr_start) or lr_start <= 0:
         raise ValueError(f"lr_start must be a finite number > 0, got {lr_start!r}")
     delta = _DEFAULT_DELTA[name] if delta is None else delta
@@ -285,7 +277,7 @@ def catapult_lr(
     if not isinstance(batch, tuple | list) or len(batch) != 2:
         raise ValueError(f"batch must be a pair (inputs, targets), got {type(batch).__name__}")
     inputs, targets = batch
-    kwargs = dict(optimizer_kwargs or {})
+    kwargs = dict(optimizer_kwargs)
     if "lr" in kwargs:
         raise ValueError("optimizer_kwargs must not contain 'lr'; the search sets it")
 

@@ -9,7 +9,8 @@
 
 Example:
     >>> import torch
-    >>> pools = stage_pools("online", 10, chunks=5, generator=torch.Generator().manual_seed(0))
+    >>> pools = stage_pools("online", 10, fraction=0.5, chunks=5,
+    ...                     generator=torch.Generator().manual_seed(0))
     >>> [len(p) for p in pools]
     [2, 4, 6, 8, 10]
 """
@@ -23,9 +24,12 @@ from wssweep.science.train import EVAL_BATCH
 
 
 def stage_pools(
-    kind: str, n: int, *, fraction: float = 0.5, chunks: int = 10, generator: torch.Generator
+    kind: str, n: int, *, fraction: float, chunks: int, generator: torch.Generator
 ) -> list[torch.Tensor]:
     """Index sets, one per stage, each containing the previous one (new data is appended).
+
+    ``fraction`` is read by ``batch`` only, ``chunks`` by ``online`` and ``active`` only; both are
+    ``protocol.*`` of the experiment config, which holds their defaults.
 
     For ``active`` only the first pool is returned: later ones depend on the model
     (see ``margin_select``).

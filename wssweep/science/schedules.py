@@ -6,8 +6,13 @@ a constant large-step phase, then a constant small-step phase.
 
 Steps are optimizer steps counted from 0 at the start of the stage.
 
+Every setting is required: their defaults live in the experiment config (``warmup_steps`` and
+``optim.*``), which has also checked them; the checks here are cheap sanity checks that raise
+``ValueError``.
+
 Example:
-    >>> s = make_schedule(0.1, warmup_steps=10, kind="cosine", decay_steps=100)
+    >>> s = make_schedule(0.1, warmup_steps=10, warmup_init=0.0, catapult=False, kind="cosine",
+    ...                   decay_steps=100, switch_step=0, ratio=0.1)
     >>> s(0), s(5), s(10), s.reach_step
     (0.0, 0.05, 0.1, 10)
 """
@@ -15,10 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from wssweep.errors import InputError
 
 __all__ = ["KINDS", "Schedule", "make_schedule"]
 
@@ -37,7 +39,7 @@ def _is_real(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Schedule:
     """The learning rate at each optimizer step of a stage; call it with the step (0-based).
 
@@ -48,32 +50,33 @@ class Schedule:
     """
 
     lr: float
-    warmup_steps: int = 0
-    warmup_init: float = 0.0
-    catapult: bool = False
-    kind: str = "constant"
-    decay_steps: int = 1000
-    switch_step: int = 0
-    ratio: float = 0.1
+    warmup_steps: int
+    warmup_init: float
+    catapult: bool
+    kind: str
+    decay_steps: int
+    switch_step: int
+    ratio: float
     reach_step: int = field(init=False)
 
     def __post_init__(self) -> None:
-        if not _is_real(self.lr) or self.lr <= 0:
-            raise InputError("lr", "a finite learning rate > 0", self.lr)
-        if not _is_int(self.warmup_steps) or self.warmup_steps < 0:
-            raise InputError("warmup_steps", "an integer number of steps >= 0", self.warmup_steps)
-        if not _is_real(self.warmup_init) or self.warmup_init < 0:
-            raise InputError("warmup_init", "a finite initial learning rate >= 0", self.warmup_init)
-        if self.kind not in KINDS:
-            raise InputError("optim.schedule", f"one of {', '.join(KINDS)}", self.kind)
-        if not _is_real(self.ratio) or not 0 < self.ratio <= 1:
-            raise InputError(
-                "optim.ratio", "a small-step/large-step rate ratio in (0, 1]", self.ratio
-            )
-        if not _is_int(self.decay_steps) or self.decay_steps < 1:
-            raise InputError("decay_steps", "an integer number of steps >= 1", self.decay_steps)
-        if not _is_int(self.switch_step) or self.switch_step < 0:
-            raise InputError("switch_step", "an integer number of steps >= 0", self.switch_step)
+        # Cheap, and the rate formulas would otherwise return nonsense instead of failing.
+        problems = [
+            ("lr", "a finite number > 0", _is_real(self.lr) and self.lr > 0),
+            ("warmup_steps", "an integer >= 0", _is_int(self.warmup_steps)
+             and self.warmup_steps >= 0),
+            ("warmup_init", "a finite number >= 0", _is_real(self.warmup_init)
+             and self.warmup_init >= 0),
+            ("kind", f"one of {', '.join(KINDS)}", self.kind in KINDS),
+            ("ratio", "a number in (0, 1]", _is_real(self.ratio) and 0 < self.ratio <= 1),
+            ("decay_steps", "an integer >= 1", _is_int(self.decay_steps)
+             and self.decay_steps >= 1),
+            ("switch_step", "an integer >= 0", _is_int(self.switch_step)
+             and self.switch_step >= 0),
+        ]
+        for name, expected, ok in problems:
+            if not ok:
+                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
         object.__setattr__(self, "reach_step", self._compute_reach_step())
 
     def _warmup_lr(self, step: int) -> float:
@@ -124,20 +127,20 @@ class Schedule:
 def make_schedule(
     lr: float,
     *,
-    warmup_steps: int = 0,
-    warmup_init: float = 0.0,
-    catapult: bool = False,
-    kind: str = "constant",
-    decay_steps: int = 1000,
-    switch_step: int = 0,
-    ratio: float = 0.1,
-) -> Callable[[int], float]:
+    warmup_steps: int,
+    warmup_init: float,
+    catapult: bool,
+    kind: str,
+    decay_steps: int,
+    switch_step: int,
+    ratio: float,
+) -> Schedule:
     """Build the learning-rate schedule of one stage; returns a :class:`Schedule`.
 
     Args:
         lr: target learning rate η_trgt (> 0).
         warmup_steps: linear warmup length T_wrm in optimizer steps; 0 or 1 means no warmup.
-        warmup_init: η_init, the rate at step 0 of the warmup (0 by default).
+        warmup_init: η_init, the rate at step 0 of the warmup (>= 0).
         catapult: use the modified schedule for η_init = η_c (from ``optim.catapult_lr``):
             η_t = min(η_init + η_trgt·t/T_wrm, η_trgt). The slope is the plain warmup's, so the
             target is reached after T_wrm(1 − η_c/η_trgt) steps (``reach_step``).
@@ -149,11 +152,11 @@ def make_schedule(
         ratio: two-regime small-step rate as a fraction of ``lr``, in (0, 1].
 
     Raises:
-        InputError: keys ``lr``, ``warmup_steps``, ``warmup_init``, ``optim.schedule``,
-            ``optim.ratio``, ``decay_steps`` or ``switch_step`` for invalid values.
+        ValueError: naming the argument, for a value out of the range given above.
 
     Example:
-        >>> s = make_schedule(1.0, warmup_steps=100, warmup_init=0.25, catapult=True)
+        >>> s = make_schedule(1.0, warmup_steps=100, warmup_init=0.25, catapult=True,
+        ...                   kind="constant", decay_steps=1000, switch_step=0, ratio=0.1)
         >>> s.reach_step, s(0), s(74), s(75)
         (75, 0.25, 0.99, 1.0)
     """

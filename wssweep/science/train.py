@@ -11,7 +11,8 @@ Example:
     >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
     >>> g = torch.Generator().manual_seed(0)
     >>> result = train_stage(model, opt, lambda step: 0.1, x, y, x, y, batch_size=16,
-    ...                      stop=StopRule(max_epochs=2), generator=g)
+    ...                      stop=StopRule(train_acc=0.99, plateau_std=0.002, plateau_window=3,
+    ...                                    max_epochs=2, min_epochs=1), generator=g)
     >>> result.epochs, result.steps
     (2, 8)
 """
@@ -31,15 +32,19 @@ from torch import nn
 EVAL_BATCH = 1024  # examples per forward pass when measuring accuracy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StopRule:
-    """When a stage is done: threshold, plateau or cap (defaults from Ash & Adams' protocol)."""
+    """When a stage is done: threshold, plateau or cap.
 
-    train_acc: float = 0.99  # fraction of training examples classified correctly
-    plateau_std: float = 0.002  # std of train accuracy (fraction) over the window ...
-    plateau_window: int = 3  # ... of this many epochs below which training has plateaued
-    max_epochs: int = 100
-    min_epochs: int = 1
+    The fields are ``protocol.stop`` of the experiment config, which holds their defaults (Ash &
+    Adams' protocol) and checks them.
+    """
+
+    train_acc: float  # fraction of training examples classified correctly
+    plateau_std: float  # std of train accuracy (fraction) over the window ...
+    plateau_window: int  # ... of this many epochs below which training has plateaued
+    max_epochs: int
+    min_epochs: int
 
     def reason(self, history: list[float]) -> str | None:
         """Why to stop after the epochs whose train accuracies are ``history``, or None."""
