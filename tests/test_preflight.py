@@ -201,3 +201,18 @@ def test_built_in_data_and_models_need_no_preflight(tmp_path, monkeypatch):
     spec = write_spec(tmp_path, {"data": {"name": "digits"}, "model": {"name": "mlp"}})
     # the schema alone decides built-in data and models: validate loads nothing
     assert load_sweep_spec(spec).experiment["model"]["name"] == "mlp"
+
+
+def no_layers() -> nn.Module:
+    return nn.Sequential(nn.Flatten())
+
+
+@pytest.mark.parametrize(("intervention", "needs"), [("dash", "Linear or Conv"),
+                                                      ("reset_last_layer", "nn.Linear")])
+def test_an_intervention_the_model_cannot_take_is_refused(intervention, needs, tmp_path):
+    experiment = custom("good", {"name": "custom", "factory": HERE + "no_layers"})
+    experiment["warm"] = {"intervention": intervention}
+    with pytest.raises(InputError) as err:
+        load_sweep_spec(write_spec(tmp_path, experiment))
+    # the custom model lacks the layer the warm start acts on: refused before a trial fails
+    assert err.value.key == "experiment.model.factory" and needs in err.value.expected

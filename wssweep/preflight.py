@@ -55,6 +55,7 @@ def check(configs: Iterable[ExperimentConfig], prefix: str = "experiment.") -> N
     import torch
 
     from wssweep.science.experiment import load_experiment_data
+    from wssweep.science.interventions import DASH_LAYER_TYPES
     from wssweep.science.models import build_model, last_linear
 
     datasets, models = {}, set()
@@ -82,6 +83,10 @@ def check(configs: Iterable[ExperimentConfig], prefix: str = "experiment.") -> N
                 raise
             except Exception as exc:  # the user's factory failed: a trial would too
                 raise _user_code("model.factory", "a factory", cfg.model.factory, exc) from exc
+            if cfg.warm.intervention == "dash" and not any(
+                    isinstance(m, DASH_LAYER_TYPES) for m in model.modules()):
+                raise InputError("model.factory", "a model with a Linear or Conv layer "
+                                 "(warm.intervention dash shrinks them)", cfg.model.factory)
             if cfg.warm.intervention == "reset_last_layer":
                 try:
                     last_linear(model)

@@ -35,7 +35,7 @@ _NORM_TYPES: tuple[type[nn.Module], ...] = (
 
 # The layers DASH shrinks: weights laid out (out, in, *kernel). ConvTranspose is excluded because
 # its weight is (in, out, *kernel), so "per output row" would mean something else.
-_DASH_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+DASH_LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def shrink_perturb(
@@ -193,7 +193,7 @@ def dash(
     targets: list[tuple[str, nn.Module, Tensor]] = []  # (param name, owning module, tensor)
     seen: set[int] = set()
     for mod_name, module in model.named_modules():
-        if not isinstance(module, _DASH_TYPES):
+        if not isinstance(module, DASH_LAYER_TYPES):
             continue
         for attr in ("weight", "bias"):
             p = getattr(module, attr, None)
