@@ -113,3 +113,27 @@ def test_declared_input_dimensions_match_the_loaded_data(name, tmp_path):
     data = load_dataset(name, cache_dir=str(tmp_path), num_samples=60)
     # the schema's shape rule uses the dimensions the loader really produces
     assert len(data.input_shape) == INPUT_NDIM[name]
+
+
+def test_shipped_nqm_sweep_passes_the_full_check():
+    from wssweep.spec import load_sweep_spec
+
+    for smoke in (False, True):
+        resolved = load_sweep_spec(REPO / "sweeps" / "meta_horizon_nqm.yaml", smoke=smoke)
+        # the NQM study validates, as a sweep and scaled down by --smoke
+        assert resolved.experiment["kind"] == "nqm"
+    # and so does the shipped NQM config with every method
+    for method in ("online", "greedy", "optimal_schedule"):
+        cfg = load_trial_config(REPO / "configs" / "nqm.yaml", [f"nqm.method={method}"])
+        assert cfg.nqm.method == method and cfg.meta_horizon >= 1
+
+
+def test_nqm_rules_apply_to_kind_nqm_only():
+    # a network experiment never reads nqm:, so no NQM rule refuses it
+    cfg = ExperimentConfig.model_validate({"nqm": {"method": "greedy", "momentum": 0.5}})
+    assert cfg.kind == "network" and cfg.meta_horizon == 0
+    # greedy needs no horizon: the default meta_horizon 0 is fine there
+    assert ExperimentConfig.model_validate({"kind": "nqm", "nqm": {"method": "greedy"}})
+    # the curvature bound follows d: d = 1 has every h_i = 1 whatever the power
+    assert ExperimentConfig.model_validate(
+        {"kind": "nqm", "meta_horizon": 1, "nqm": {"d": 1, "spectrum_power": 1000}})

@@ -21,6 +21,9 @@ from wssweep.spec import load_sweep_spec
 # A small valid preamble most cases build on: an inline experiment and a grid over lr.
 OK = "experiment: {lr: 0.01}\n"
 RANDOM = OK + "method: random\nrun_cap: 4\n"
+# An inline NQM experiment (its metric given), to be completed: `NQM.format(...)`.
+NQM = "experiment: {{kind: nqm, {}}}\nmetric: {{name: nqm/final_loss}}\n"
+NQM_H5 = NQM.format("meta_horizon: 5, nqm: {momentum: 0.9}")
 
 MALFORMED: list[tuple[str, str, list[str], str]] = [
     # --- the file itself
@@ -170,6 +173,29 @@ MALFORMED: list[tuple[str, str, list[str], str]] = [
     ("parameter_float_range_on_integer_key",
      RANDOM + "parameters: {warmup_steps: {distribution: uniform, min: 0.0, max: 100.0}}\n", [],
      "parameters.warmup_steps.distribution"),
+    # --- rules across keys of a kind: nqm experiment (a run would break them)
+    ("nqm_online_without_horizon", NQM.format("nqm: {method: online}"), [],
+     "experiment.meta_horizon"),
+    ("nqm_optimal_schedule_without_horizon", NQM.format("nqm: {method: optimal_schedule}"), [],
+     "experiment.meta_horizon"),
+    ("nqm_greedy_with_momentum", NQM.format("nqm: {method: greedy, momentum: 0.5}"), [],
+     "experiment.nqm.momentum"),
+    ("nqm_curvature_underflows", NQM.format("meta_horizon: 1, nqm: {spectrum_power: 200}"), [],
+     "experiment.nqm.spectrum_power"),
+    ("nqm_theta0_std_overflows", NQM.format("meta_horizon: 1, nqm: {theta0_std: 1.0e+200}"), [],
+     "experiment.nqm.theta0_std"),
+    ("nqm_swept_method_against_momentum",
+     NQM_H5 + "parameters: {nqm.method: {values: [online, greedy]}}\n", [],
+     "parameters.nqm.method"),
+    ("nqm_swept_kind_without_horizon", OK + "parameters: {kind: {values: [network, nqm]}}\n",
+     [], "parameters.kind"),
+    ("nqm_grid_combination", NQM.format("meta_horizon: 5") + "parameters:\n"
+     "  nqm.method: {values: [online, greedy]}\n  nqm.momentum: {values: [0.0, 0.9]}\n", [],
+     "parameters.nqm.momentum"),
+    ("nqm_random_combination", NQM.format("meta_horizon: 5") + "method: random\nrun_cap: 4\n"
+     "parameters:\n  nqm.method: {values: [online, greedy]}\n"
+     "  nqm.momentum: {min: 0.0, max: 0.5}\n", [], "parameters.nqm.momentum"),
+    ("nqm_set_method_against_momentum", NQM_H5, ["nqm.method=greedy"], "--set nqm.method"),
     # --- --set overrides
     ("set_without_equals", OK, ["lr0.1"], "--set"),
     ("set_unknown_key", OK, ["warm.intervnetion=dash"], "--set warm.intervnetion"),
@@ -364,6 +390,17 @@ GIVEN: dict[str, str] = {
     "parameter_bad_choice": "rmsprop",
     "parameter_constant_invalid": "got 1",
     "parameter_float_range_on_integer_key": "uniform",
+    "nqm_online_without_horizon": "nqm.method online",
+    "nqm_optimal_schedule_without_horizon": "got 0",
+    "nqm_greedy_with_momentum": "with nqm.method greedy (the greedy rate is the closed form for "
+                                "plain SGD), got 0.5",
+    "nqm_curvature_underflows": "got 200",
+    "nqm_theta0_std_overflows": "got 1e+200",
+    "nqm_swept_method_against_momentum": "(nqm.momentum: expected 0 with nqm.method greedy",
+    "nqm_swept_kind_without_horizon": "(meta_horizon: expected an integer >= 1",
+    "nqm_grid_combination": "in the combination nqm.method: 'greedy', nqm.momentum: 0.9, got 0.9",
+    "nqm_random_combination": "nqm.momentum: 0.5, got 0.5",
+    "nqm_set_method_against_momentum": "(nqm.momentum: expected 0 with nqm.method greedy",
     "set_without_equals": "lr0.1",
     "set_unknown_key": "dash",
     "set_bad_value": "-0.5",

@@ -1,8 +1,11 @@
 """The experiment config: what one trial runs, validated by a schema (pydantic).
 
-Every key is documented here with its unit; unknown keys and out-of-range values are rejected
-with the dotted key path (see ``wssweep.spec.validation_error``). The four headline axes of a
-warm-start study sit at the top level under fixed names: ``lr``, ``warmup_steps``, ``shrink``,
+Every key is documented here with its unit; unknown keys, out-of-range values and values that
+break a rule across keys (the data's and the model's, a model against the data's shape, those of
+``kind: nqm``) are rejected with the dotted key path (see ``wssweep.spec.validation_error``), so
+the science, which trusts its config, never refuses a value at run time. What no schema can see
+(files, user code) is checked by ``wssweep.preflight``. The four headline axes of a warm-start
+study sit at the top level under fixed names: ``lr``, ``warmup_steps``, ``shrink``,
 ``meta_horizon``.
 
 Example:
@@ -355,6 +358,11 @@ class NQMConfig(_Strict):
     n_pieces: int = Field(default=30, gt=0)  # optimal_schedule: piecewise-constant rate pieces
 
 
+#: Largest ``nqm.theta0_std``: θ₀ and θ₀² (the loss is computed from it) stay finite floats for
+#: any draw.
+THETA0_STD_MAX = 1e150
+
+
 class ExperimentConfig(_Strict):
     """One trial: data, model, protocol, recipe, warm-start intervention, and the four axes."""
 
@@ -363,7 +371,9 @@ class ExperimentConfig(_Strict):
     lr: float = Field(default=0.01, gt=0)  # target learning rate
     warmup_steps: int = Field(default=0, ge=0)  # linear warmup per stage, optimizer steps; 0 = none
     shrink: float | None = Field(default=None, ge=0, le=1)  # λ; default 0.4 (S&P), 0.3 (DASH)
-    meta_horizon: int = Field(default=0, ge=0)  # steps per candidate rate; 0 = off (use lr)
+    # Network: steps per candidate rate, 0 = off (use lr). kind: nqm: the look-ahead H (online) or
+    # the schedule's T (optimal_schedule), so there it must be >= 1.
+    meta_horizon: int = Field(default=0, ge=0)
     # Also train a cold arm at the warm arm's chosen rate (gap_chosen): separates a rate chosen
     # too small, which hurts any start, from what warm starting itself costs.
     cold_at_chosen_lr: bool = False
@@ -385,6 +395,33 @@ class ExperimentConfig(_Strict):
             raise SpecRule("model.name", f"a model for data.name {self.data.name} "
                            f"({self.model.name} takes {shape}: data.name one of "
                            f"{', '.join(fits)} or custom)", self.model.name)
+        return self
+
+    @model_validator(mode="after")
+    def _nqm_rules(self) -> ExperimentConfig:
+        # The NQM code trusts its config (wssweep.science.nqm.run_nqm): every rule that a run
+        # would otherwise break at run time is checked here, so validate refuses it first.
+        if self.kind != "nqm":
+            return self
+        nqm = self.nqm
+        if nqm.method in ("online", "optimal_schedule") and self.meta_horizon < 1:
+            what = ("the look-ahead horizon H" if nqm.method == "online"
+                    else "the horizon T the schedule is optimized for")
+            raise SpecRule("meta_horizon", f"an integer >= 1 for kind: nqm with nqm.method "
+                           f"{nqm.method} ({what}; 0 means off only for kind: network)",
+                           self.meta_horizon)
+        if nqm.method == "greedy" and nqm.momentum != 0:
+            raise SpecRule("nqm.momentum", "0 with nqm.method greedy (the greedy rate is the "
+                           "closed form for plain SGD)", nqm.momentum)
+        if nqm.theta0_std > THETA0_STD_MAX:
+            raise SpecRule("nqm.theta0_std", f"at most {THETA0_STD_MAX:g} (θ₀² must be a finite "
+                           "float)", nqm.theta0_std)
+        if float(nqm.d) ** -nqm.spectrum_power <= 0.0:
+            # h_d = d^-power underflows to 0, and the NQM needs every curvature > 0.
+            most = -math.log(sys.float_info.min * sys.float_info.epsilon) / math.log(nqm.d)
+            raise SpecRule("nqm.spectrum_power", f"at most about {most:.4g} with nqm.d {nqm.d} "
+                           "(the smallest curvature d^-power must be a float > 0)",
+                           nqm.spectrum_power)
         return self
 
     def canonical(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ Two entry points:
 - ``load_sweep_spec(path, overrides)`` (``wssweep run`` / ``validate``): the full check, including
   the rules that only matter for running the search (``random`` and ``bayes`` need ``run_cap``, a
   ``grid`` cannot enumerate a continuous range, ...) and every parameter's candidate values tried
-  against the experiment.
+  against the experiment, alone and combined (every setting of a grid).
 - ``load_trial_config(path, overrides)`` (``wssweep trial``): one setting of any file; it checks the
   spec's schema but not the search rules, since it runs no search.
 
@@ -35,11 +35,13 @@ Example:
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import re
 import sys
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -748,8 +750,9 @@ def load_trial_config(
     return experiment_from_mapping(experiment, overrides, setting)
 
 
-def _swept_clash(key: str, parameters: dict[str, ParameterSpec]) -> str | None:
-    """The swept key that ``key`` is, sits under, or contains; ``None`` if it touches none."""
+def _swept_clash(key: str, parameters: Iterable[str]) -> str | None:
+    """The swept key (of ``parameters``) that ``key`` is, sits under, or contains; ``None`` if it
+    touches none."""
     for swept in parameters:
         if key == swept or key.startswith(swept + ".") or swept.startswith(key + "."):
             return swept
@@ -778,7 +781,15 @@ def _apply_overrides(
         if key == "seed":
             raise InputError(label, "a key other than seed (the spec's seeds: list sets it)", text)
         set_dotted(current, key, value)
-        _validate(current, prefix="--set ")
+        try:
+            _validate(current, prefix="--set ")
+        except InputError as exc:
+            path = exc.key.removeprefix("--set ")
+            if _swept_clash(path, [key]) is not None:
+                raise
+            # A rule across keys broke at another key: it is still this override that broke it.
+            raise InputError(label, f"a value that the rest of the experiment takes ({path}: "
+                             f"expected {exc.expected}, got {exc.given!r})", value) from None
     return current
 
 
@@ -799,23 +810,60 @@ def _integer_only(key: str) -> bool:
     return kinds - {type(None)} == {int}
 
 
+#: Most combinations of candidate values a random or bayes search has validated together (a grid
+#: validates every setting it runs): beyond this many, only the first ones in spec order.
+COMBINATIONS_CHECKED = 4096
+
+
+def _probe(experiment: dict[str, Any], setting: dict[str, Any],
+           combined: bool) -> ExperimentConfig:
+    """The experiment with ``setting`` (swept key -> value) must be valid. An error is named by the
+    swept key it is in; one in a key the setting does not touch (a rule across keys, such as
+    ``nqm.momentum`` with ``nqm.method: greedy``) by the setting's first key, with the rule."""
+    probe = copy.deepcopy(experiment)
+    for key, value in setting.items():
+        try:
+            set_dotted(probe, key, value, origin="parameters")
+        except InputError as exc:
+            raise InputError(f"parameters.{key}", exc.expected, exc.given) from None
+    try:
+        return _validate(probe, prefix="parameters.")
+    except InputError as exc:
+        within = " in the combination " + ", ".join(
+            f"{k}: {v!r}" for k, v in setting.items()) if combined else ""
+        path = exc.key.removeprefix("parameters.")
+        if _swept_clash(path, setting) is not None:
+            if not combined:
+                raise
+            raise InputError(exc.key, exc.expected + within, exc.given) from None
+        blamed = next(iter(setting))
+        raise InputError(f"parameters.{blamed}", f"a value that the rest of the experiment takes "
+                         f"({path}: expected {exc.expected}, got {exc.given!r}){within}",
+                         setting[blamed]) from None
+
+
 def _check_parameters(experiment: dict[str, Any], spec: SweepSpec) -> list[ExperimentConfig]:
-    """Every candidate value of every parameter must make a valid experiment; returns them."""
+    """Every candidate value of every parameter must make a valid experiment, and so must every
+    combination of them (a rule across keys can refuse a pair whose halves pass alone): all the
+    settings of a grid, the first ``COMBINATIONS_CHECKED`` of random and bayes (each parameter's
+    values, or both ends of its range). Returns the experiments checked."""
     configs = []
     for key, param in spec.parameters.items():
         where = f"parameters.{key}"
         for value in param.candidates():
-            probe = copy.deepcopy(experiment)
-            try:
-                set_dotted(probe, key, value, origin="parameters")
-            except InputError as exc:
-                raise InputError(where, exc.expected, exc.given) from None
-            configs.append(_validate(probe, prefix="parameters."))
+            configs.append(_probe(experiment, {key: value}, combined=False))
         integral_q = param.kind == "q_uniform" and float(param.q).is_integer()
         fractional = param.kind in RANGE_DISTRIBUTIONS and param.kind != "int_uniform"
         if fractional and not integral_q and _integer_only(key):
             raise InputError(f"{where}.distribution", f"int_uniform or q_uniform with an "
                              f"integer q ({key} takes integers)", param.distribution)
+    if len(spec.parameters) < 2:
+        return configs
+    keys = list(spec.parameters)
+    combos = itertools.product(*(p.candidates() for p in spec.parameters.values()))
+    cap = None if spec.method == "grid" else COMBINATIONS_CHECKED
+    for combo in itertools.islice(combos, cap):
+        configs.append(_probe(experiment, dict(zip(keys, combo, strict=True)), combined=True))
     return configs
 
 
@@ -845,7 +893,8 @@ def load_sweep_spec(
 
     Checks the schema and the search rules, resolves the experiment, applies ``--set key=value``
     overrides to it (a swept key or ``seed`` cannot be overridden), and tries every parameter's
-    candidate values (each of ``values``, the ``value``, or both ends of a range) against it.
+    candidate values (each of ``values``, the ``value``, or both ends of a range) against it, alone
+    and combined (``_check_parameters``).
     Any problem is an ``InputError`` naming the key path (``parameters.<key>``, ``--set <key>``,
     ``experiment.<key>``, ...), what was expected and what was given.
 

@@ -151,6 +151,20 @@ def test_nqm_kind_runs_without_a_network():
     assert math.isfinite(m["nqm/final_loss"]) and m["lr_chosen"] > 0
 
 
+@pytest.mark.parametrize("method", ["online", "greedy", "optimal_schedule"])
+def test_a_validated_nqm_spec_runs(tmp_path, method):
+    from wssweep.spec import load_sweep_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("experiment: configs/nqm.yaml\nmetric: {name: nqm/final_loss}\n"
+                    "parameters: {meta_horizon: {values: [1, 20]}}\n")
+    resolved = load_sweep_spec(spec, [f"nqm.method={method}", "nqm.iters=5"], smoke=True)
+    for horizon in (1, 20):
+        # every setting validate accepts runs to its metrics, the horizon as validated
+        m = run_trial(resolved.config_for({"meta_horizon": horizon}, seed=0))
+        assert math.isfinite(m["nqm/final_loss"]) and m["lr_chosen"] > 0, (method, horizon)
+
+
 def test_derived_seeds_are_stable_and_distinct():
     # the same purpose gives the same seed; different purposes differ
     assert derive_seed(0, "batches", 1) == derive_seed(0, "batches", 1)

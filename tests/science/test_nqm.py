@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 
 import numpy as np
 import pytest
 
-from wssweep.errors import InputError
+from wssweep.config import ExperimentConfig, NQMConfig
+from wssweep.science import nqm as nqm_module
 from wssweep.science.nqm import (
     expected_loss,
     expected_loss_curve,
@@ -26,6 +28,9 @@ from wssweep.science.nqm import (
     simulate_monte_carlo,
 )
 
+# The standard NQM of the paper (h = 1/i, σ² = h, θ₀ ~ N(0, I)) at the given dimension and seed.
+PAPER = {"spectrum_power": 1.0, "noise_scale": 1.0, "theta0_std": 1.0}
+
 CHECK_STEPS = [0, 4, 19, 59, 119]  # indices into a 120-step curve (after steps 1, 5, 20, 60, 120)
 
 
@@ -38,7 +43,7 @@ CHECK_STEPS = [0, 4, 19, 59, 119]  # indices into a 120-step curve (after steps 
     ids=["sgd", "heavy-ball"],
 )
 def test_recurrence_matches_monte_carlo(momentum: float, lrs: np.ndarray) -> None:
-    nqm = make_nqm(d=20, seed=3)
+    nqm = make_nqm(d=20, seed=3, **PAPER)
     exact = expected_loss_curve(nqm, lrs, momentum)
     mc_mean, mc_se = simulate_monte_carlo(nqm, lrs, momentum=momentum, n_runs=4000, seed=7)
     for t in CHECK_STEPS:
@@ -47,7 +52,7 @@ def test_recurrence_matches_monte_carlo(momentum: float, lrs: np.ndarray) -> Non
 
 
 def test_momentum_zero_is_sgd_and_closed_forms_match_recurrence() -> None:
-    nqm = make_nqm(d=30, seed=1)
+    nqm = make_nqm(d=30, seed=1, **PAPER)
     m, v = initial_state(nqm)
     mean, second = initial_state(nqm, momentum=0.5)
     for _ in range(5):
@@ -68,7 +73,7 @@ def test_momentum_zero_is_sgd_and_closed_forms_match_recurrence() -> None:
 
 
 def test_greedy_lr_is_argmin_of_one_step_loss() -> None:
-    nqm = make_nqm(d=200, seed=2)
+    nqm = make_nqm(d=200, seed=2, **PAPER)
     rng = np.random.default_rng(0)
     m = rng.standard_normal(nqm.d) * 0.3
     v = rng.uniform(0.0, 0.2, nqm.d)
@@ -84,8 +89,8 @@ def test_greedy_lr_is_argmin_of_one_step_loss() -> None:
 
 
 def test_online_horizon_one_agrees_with_greedy() -> None:
-    nqm = make_nqm(d=100)
-    online = online_lookahead(nqm, horizon=1, total_steps=500, every=50)
+    nqm = make_nqm(d=100, seed=0, **PAPER)
+    online = online_lookahead(nqm, horizon=1, total_steps=500, every=50, momentum=0.0)
     greedy = greedy_schedule(nqm, total_steps=500, every=50)
     # the numerical H = 1 look-ahead search finds the closed-form greedy rates
     assert np.allclose(online["lrs"], greedy["lrs"], rtol=1e-5)
@@ -93,9 +98,9 @@ def test_online_horizon_one_agrees_with_greedy() -> None:
 
 @pytest.fixture(scope="module")
 def default_online_runs() -> dict[int, dict]:
-    nqm = make_nqm()  # the DEFAULT NQM: d = 1000, h = 1/i, σ² = h, θ₀ ~ N(0, I), seed 0
+    nqm = make_nqm(d=1000, seed=0, **PAPER)  # the paper's NQM, as configs/nqm.yaml
     return {
-        h: online_lookahead(nqm, horizon=h, total_steps=10_000, every=100)
+        h: online_lookahead(nqm, horizon=h, total_steps=10_000, every=100, momentum=0.0)
         for h in (1, 10, 10_000)
     }
 
@@ -114,10 +119,10 @@ def test_short_horizon_bias_online_default_nqm(default_online_runs: dict, short:
 
 
 def test_long_horizon_optimal_schedule_beats_greedy() -> None:
-    nqm = make_nqm(d=100)
+    nqm = make_nqm(d=100, seed=0, **PAPER)
     horizon = 300
     greedy = greedy_schedule(nqm, total_steps=horizon)  # horizon-1 rate re-chosen every step
-    opt = optimal_schedule(nqm, horizon=horizon, iters=150, n_pieces=10)
+    opt = optimal_schedule(nqm, horizon=horizon, iters=150, momentum=0.0, n_pieces=10)
     # the reported final loss is the exact recurrence's loss at T for the returned schedule
     assert math.isclose(opt["final_loss"], expected_loss_curve(nqm, opt["lrs"])[-1])
     # the horizon-T optimal schedule ends lower at T than the greedy schedule (short-horizon bias)
@@ -126,7 +131,7 @@ def test_long_horizon_optimal_schedule_beats_greedy() -> None:
     assert greedy["lrs"][-1] < 0.1 * opt["lrs"][0]
 
 
-SMALL = {"d": 50, "total_steps": 300, "every": 30, "meta_horizon": 20, "seed": 4}
+SMALL = {"d": 50, "total_steps": 300, "every": 30}
 KEYS = {"nqm/final_loss", "nqm/initial_loss", "nqm/lr_first", "nqm/lr_mid", "nqm/lr_last",
         "lr_chosen", "nqm/lrs", "nqm/loss_curve", "seconds"}
 
@@ -138,8 +143,8 @@ KEYS = {"nqm/final_loss", "nqm/initial_loss", "nqm/lr_first", "nqm/lr_mid", "nqm
     ids=["online", "greedy", "online-momentum", "optimal"],
 )
 def test_run_nqm_keys_finite_deterministic(extra: dict) -> None:
-    cfg = {**SMALL, **extra}
-    a, b = run_nqm(cfg), run_nqm(cfg)
+    cfg = NQMConfig.model_validate({**SMALL, **extra})
+    a, b = (run_nqm(cfg, seed=4, meta_horizon=20) for _ in range(2))
     # the documented metric keys are all there
     assert set(a) >= KEYS
     # lr_chosen is the mid-run rate
@@ -157,12 +162,56 @@ def test_run_nqm_keys_finite_deterministic(extra: dict) -> None:
         k: v for k, v in b.items() if k != "seconds"}
 
 
-def test_run_nqm_seed_changes_theta0_and_bad_input_raises() -> None:
+def test_run_nqm_seed_changes_theta0() -> None:
+    cfg = NQMConfig.model_validate(SMALL)
+    a = run_nqm(cfg, seed=4, meta_horizon=20)["nqm/initial_loss"]
     # a different seed draws a different θ₀, hence a different initial loss
-    assert run_nqm(SMALL)["nqm/initial_loss"] != run_nqm({**SMALL, "seed": 5})["nqm/initial_loss"]
-    # an unknown method is a user input error naming the key
-    with pytest.raises(InputError, match="method"):
-        run_nqm({**SMALL, "method": "bogus"})
-    # momentum outside [0, 1) is rejected
-    with pytest.raises(InputError, match="momentum"):
-        run_nqm({**SMALL, "momentum": 1.0})
+    assert a != run_nqm(cfg, seed=5, meta_horizon=20)["nqm/initial_loss"]
+
+
+def test_nqm_holds_no_second_copy_of_a_config_default() -> None:
+    params = inspect.signature(make_nqm).parameters
+    # the NQM's shape comes from the caller (a validated NQMConfig), never from a default here
+    for name in ("d", "spectrum_power", "noise_scale", "theta0_std", "seed"):
+        assert params[name].default is inspect.Parameter.empty, name
+    # nor do the methods default what the config sets (iterations, momentum, horizon, K)
+    for fn, names in ((optimal_schedule, ("horizon", "iters", "momentum")),
+                      (online_lookahead, ("horizon", "total_steps", "every", "momentum"))):
+        params = inspect.signature(fn).parameters
+        assert all(params[n].default is inspect.Parameter.empty for n in names), fn.__name__
+    # and run_nqm takes the config's fields as they are: no defaults table of its own
+    assert not hasattr(nqm_module, "_DEFAULTS")
+    assert set(inspect.signature(run_nqm).parameters) == {"nqm", "seed", "meta_horizon"}
+
+
+def test_the_default_config_reaches_run_nqm_unchanged(monkeypatch) -> None:
+    seen = {}
+
+    def fake_make_nqm(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(nqm_module, "make_nqm", fake_make_nqm)
+    with pytest.raises(RuntimeError, match="stop"):
+        run_nqm(NQMConfig(), seed=0, meta_horizon=1)
+    default = ExperimentConfig(kind="nqm", meta_horizon=1).nqm
+    # the NQM built is the schema's default one, key for key
+    assert seen == {"d": default.d, "spectrum_power": default.spectrum_power,
+                    "noise_scale": default.noise_scale, "theta0_std": default.theta0_std,
+                    "seed": 0}
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [(lambda: make_nqm(d=0, seed=0, **PAPER), "d"),
+     (lambda: make_nqm(d=3, seed=0, **{**PAPER, "noise_scale": -1.0}), "noise_scale"),
+     (lambda: optimal_schedule(make_nqm(d=3, seed=0, **PAPER), horizon=5, iters=1,
+                               momentum=0.0, lr_init=10.0), "lr_init"),
+     (lambda: online_lookahead(make_nqm(d=3, seed=0, **PAPER), horizon=0, total_steps=5,
+                               every=1, momentum=0.0), "horizon")],
+    ids=["d", "noise_scale", "lr_init", "horizon"],
+)
+def test_library_misuse_is_a_value_error_naming_the_argument(call, name) -> None:
+    # a wrong argument from a library caller is a programming error (ValueError), not user input
+    with pytest.raises(ValueError, match=f"^{name}: expected"):
+        call()

@@ -289,8 +289,8 @@ def run_trial(
     metrics is the stage it continued after (0: it started from scratch).
     """
     if cfg.kind == "nqm":
-        return {**run_nqm({**cfg.nqm.model_dump(), "seed": cfg.seed,
-                           "meta_horizon": cfg.meta_horizon}), "resumed_stage": 0}
+        return {**run_nqm(cfg.nqm, seed=cfg.seed, meta_horizon=cfg.meta_horizon),
+                "resumed_stage": 0}
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     trial = Trial(cfg, load_experiment_data(cfg, device), device)

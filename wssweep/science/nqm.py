@@ -20,8 +20,8 @@ State conventions:
   entry t being E[L] **after** step t + 1 (the initial loss is reported separately).
 
 Example:
-    >>> nqm = make_nqm(d=100)
-    >>> out = online_lookahead(nqm, horizon=1, total_steps=200, every=50)
+    >>> nqm = make_nqm(d=100, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
+    >>> out = online_lookahead(nqm, horizon=1, total_steps=200, every=50, momentum=0.0)
     >>> len(out["lrs"]), out["final_loss"] < out["initial_loss"]
     (4, True)
 """
@@ -32,14 +32,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wssweep.errors import InputError
+if TYPE_CHECKING:
+    from wssweep.config import NQMConfig
 
 __all__ = [
-    "METHODS",
     "NQM",
     "expected_loss",
     "expected_loss_curve",
@@ -59,9 +59,6 @@ __all__ = [
     "simulate_monte_carlo",
 ]
 
-#: Meta-optimization methods ``run_nqm`` knows.
-METHODS: tuple[str, ...] = ("online", "greedy", "optimal_schedule")
-
 #: Points of the log-spaced rate grid the look-ahead search scans before refining.
 LOOKAHEAD_GRID_POINTS = 121
 #: The grid spans [stable limit · LOOKAHEAD_GRID_DECADES⁻¹⁰, stable limit) (decades of rate).
@@ -74,6 +71,11 @@ LOOKAHEAD_XATOL = 1e-7
 LOSS_CURVE_POINTS = 50
 
 State = tuple[np.ndarray, np.ndarray]
+
+
+def _bad(name: str, expected: str, given: object) -> ValueError:
+    # A library caller's mistake: a validated config (wssweep.config.NQMConfig) never gets here.
+    return ValueError(f"{name}: expected {expected}, got {given!r}")
 
 
 @dataclass
@@ -97,16 +99,16 @@ class NQM:
         self.sigma2 = np.asarray(self.sigma2, dtype=np.float64)
         self.theta0 = np.asarray(self.theta0, dtype=np.float64)
         if self.h.ndim != 1 or self.h.size == 0:
-            raise InputError("h", "a non-empty 1-D array of curvatures", self.h.shape)
+            raise _bad("h", "a non-empty 1-D array of curvatures", self.h.shape)
         for name, arr in (("sigma2", self.sigma2), ("theta0", self.theta0)):
             if arr.shape != self.h.shape:
-                raise InputError(name, f"an array of shape {self.h.shape} like h", arr.shape)
+                raise _bad(name, f"an array of shape {self.h.shape} like h", arr.shape)
         if not (np.all(np.isfinite(self.h)) and np.all(self.h > 0)):
-            raise InputError("h", "finite curvatures > 0", self.h)
+            raise _bad("h", "finite curvatures > 0", self.h)
         if not (np.all(np.isfinite(self.sigma2)) and np.all(self.sigma2 >= 0)):
-            raise InputError("sigma2", "finite noise variances >= 0", self.sigma2)
+            raise _bad("sigma2", "finite noise variances >= 0", self.sigma2)
         if not np.all(np.isfinite(self.theta0)):
-            raise InputError("theta0", "a finite start", self.theta0)
+            raise _bad("theta0", "a finite start", self.theta0)
 
     @property
     def d(self) -> int:
@@ -119,29 +121,25 @@ class NQM:
 
 
 def make_nqm(
-    d: int = 1000,
-    spectrum_power: float = 1.0,
-    noise_scale: float = 1.0,
-    theta0_std: float = 1.0,
-    seed: int = 0,
+    *, d: int, spectrum_power: float, noise_scale: float, theta0_std: float, seed: int
 ) -> NQM:
     """The standard NQM: h_i = i^−power, σ_i² = noise_scale · h_i, θ_0 ~ N(0, theta0_std² I).
 
     ``d`` is the dimension, ``seed`` draws θ_0 (NumPy ``default_rng``).
 
     Example:
-        >>> nqm = make_nqm(d=3, seed=1)
+        >>> nqm = make_nqm(d=3, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=1)
         >>> nqm.h.tolist(), nqm.sigma2.tolist()
         ([1.0, 0.5, 0.3333333333333333], [1.0, 0.5, 0.3333333333333333])
     """
     if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-        raise InputError("d", "an integer >= 1", d)
+        raise _bad("d", "an integer >= 1", d)
     if not math.isfinite(spectrum_power):
-        raise InputError("spectrum_power", "a finite number", spectrum_power)
+        raise _bad("spectrum_power", "a finite number", spectrum_power)
     if not (math.isfinite(noise_scale) and noise_scale >= 0):
-        raise InputError("noise_scale", "a finite number >= 0", noise_scale)
+        raise _bad("noise_scale", "a finite number >= 0", noise_scale)
     if not (math.isfinite(theta0_std) and theta0_std >= 0):
-        raise InputError("theta0_std", "a finite number >= 0", theta0_std)
+        raise _bad("theta0_std", "a finite number >= 0", theta0_std)
     i = np.arange(1, d + 1, dtype=np.float64)
     h = i ** (-float(spectrum_power))
     theta0 = float(theta0_std) * np.random.default_rng(seed).standard_normal(d)
@@ -157,7 +155,7 @@ def expected_loss(nqm: NQM, m: np.ndarray, v: np.ndarray) -> float:
     """E[L] = ½ Σ h (m² + v + σ²) for mean ``m`` and variance ``v`` of θ.
 
     Example:
-        >>> nqm = make_nqm(d=2, theta0_std=0.0)
+        >>> nqm = make_nqm(d=2, spectrum_power=1.0, noise_scale=1.0, theta0_std=0.0, seed=0)
         >>> expected_loss(nqm, np.zeros(2), np.zeros(2))  # only the target noise: ½(1 + ¼)
         0.625
     """
@@ -168,7 +166,7 @@ def sgd_moments(nqm: NQM, m: np.ndarray, v: np.ndarray, lr: float) -> State:
     """One SGD step with rate ``lr``: m ← (1 − α h) m, v ← (1 − α h)² v + α² h² σ².
 
     Example:
-        >>> nqm = make_nqm(d=2, theta0_std=0.0)
+        >>> nqm = make_nqm(d=2, spectrum_power=1.0, noise_scale=1.0, theta0_std=0.0, seed=0)
         >>> m, v = sgd_moments(nqm, np.ones(2), np.zeros(2), 1.0)
         >>> m.tolist(), v.tolist()
         ([0.0, 0.5], [1.0, 0.125])
@@ -197,7 +195,7 @@ def sgd_moments_n(nqm: NQM, m: np.ndarray, v: np.ndarray, lr: float, steps: int)
     """``steps`` SGD steps with a constant rate, in closed form (geometric sums; O(d) for any n).
 
     Example:
-        >>> nqm = make_nqm(d=5)
+        >>> nqm = make_nqm(d=5, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> m, v = nqm.theta0, np.zeros(5)
         >>> a = sgd_moments_n(nqm, m, v, 0.3, 3)
         >>> b = sgd_moments(nqm, *sgd_moments(nqm, *sgd_moments(nqm, m, v, 0.3), 0.3), 0.3)
@@ -205,7 +203,7 @@ def sgd_moments_n(nqm: NQM, m: np.ndarray, v: np.ndarray, lr: float, steps: int)
         True
     """
     if steps < 0:
-        raise InputError("steps", "an integer >= 0", steps)
+        raise _bad("steps", "an integer >= 0", steps)
     if steps == 0:
         return m.copy(), v.copy()
     r2n, added = _sgd_factors(nqm.h, nqm.sigma2, np.float64(lr), steps)
@@ -219,7 +217,7 @@ def initial_state(nqm: NQM, momentum: float = 0.0) -> State:
     ``momentum == 0`` gives the SGD state, otherwise the heavy-ball state (module docstring).
 
     Example:
-        >>> nqm = make_nqm(d=2)
+        >>> nqm = make_nqm(d=2, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> mean, second = initial_state(nqm, momentum=0.9)
         >>> mean.shape, second.shape
         ((2, 2), (2, 2, 2))
@@ -234,7 +232,7 @@ def momentum_loss(nqm: NQM, second: np.ndarray) -> float:
     """E[L] = ½ Σ h (S₁₁ + σ²) from the heavy-ball second moment ``second`` (shape (d, 2, 2)).
 
     Example:
-        >>> nqm = make_nqm(d=3)
+        >>> nqm = make_nqm(d=3, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> mean, second = initial_state(nqm, momentum=0.5)
         >>> bool(np.isclose(momentum_loss(nqm, second), expected_loss(nqm, nqm.theta0, 0.0)))
         True
@@ -251,7 +249,7 @@ def momentum_moments(
     (``second`` is E[x xᵀ], not the covariance).
 
     Example:
-        >>> nqm = make_nqm(d=4)
+        >>> nqm = make_nqm(d=4, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> m, v = initial_state(nqm)
         >>> mean, second = momentum_moments(nqm, *initial_state(nqm, 0.5), 0.1, 0.0)
         >>> m1, v1 = sgd_moments(nqm, m, v, 0.1)  # μ = 0 is plain SGD
@@ -300,7 +298,7 @@ def expected_loss_curve(nqm: NQM, lrs: np.ndarray, momentum: float = 0.0) -> np.
     ``momentum`` is the heavy-ball coefficient μ (0 = plain SGD).
 
     Example:
-        >>> nqm = make_nqm(d=50)
+        >>> nqm = make_nqm(d=50, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> curve = expected_loss_curve(nqm, np.full(100, 0.5))
         >>> curve.shape, bool(curve[-1] < curve[0])
         ((100,), True)
@@ -331,7 +329,7 @@ def simulate_monte_carlo(
     error (std / √n_runs), one entry per step (after step t + 1).
 
     Example:
-        >>> nqm = make_nqm(d=10)
+        >>> nqm = make_nqm(d=10, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> mean, se = simulate_monte_carlo(nqm, np.full(20, 0.5), n_runs=200)
         >>> mean.shape, bool(np.all(se > 0))
         ((20,), True)
@@ -364,7 +362,7 @@ def greedy_lr(nqm: NQM, m: np.ndarray, v: np.ndarray) -> float:
     It minimises the expected loss after one SGD step (it is not restricted to the stable range).
 
     Example:
-        >>> nqm = make_nqm(d=1, theta0_std=0.0)
+        >>> nqm = make_nqm(d=1, spectrum_power=1.0, noise_scale=1.0, theta0_std=0.0, seed=0)
         >>> greedy_lr(nqm, np.array([1.0]), np.array([0.0]))  # 1 / (1 + σ²) with h = σ² = 1
         0.5
     """
@@ -436,14 +434,14 @@ def lookahead_loss(
     O(d · log horizon) at most, so horizon 10,000 is cheap.
 
     Example:
-        >>> nqm = make_nqm(d=20)
+        >>> nqm = make_nqm(d=20, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> state = initial_state(nqm)
         >>> exact = expected_loss_curve(nqm, np.full(30, 0.4))[-1]
         >>> bool(np.isclose(lookahead_loss(nqm, state, np.array([0.4]), 30)[0], exact))
         True
     """
     if horizon < 1:
-        raise InputError("horizon", "an integer >= 1", horizon)
+        raise _bad("horizon", "an integer >= 1", horizon)
     if momentum == 0.0:
         m, v = state
         return _sgd_lookahead(nqm, m * m + v, lrs, horizon)
@@ -489,7 +487,7 @@ def lookahead_lr(
     the best point's neighbours. Returns (rate, look-ahead loss).
 
     Example:
-        >>> nqm = make_nqm(d=50)
+        >>> nqm = make_nqm(d=50, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> m, v = initial_state(nqm)
         >>> lr, _ = lookahead_lr(nqm, (m, v), horizon=1)
         >>> bool(np.isclose(lr, greedy_lr(nqm, m, v), rtol=1e-5))
@@ -511,9 +509,9 @@ def _schedule_loop(
 ) -> dict[str, Any]:
     """Every ``every`` steps pick a rate with ``choose(state)``, then train that many steps."""
     if total_steps < 1:
-        raise InputError("total_steps", "an integer >= 1", total_steps)
+        raise _bad("total_steps", "an integer >= 1", total_steps)
     if every < 1:
-        raise InputError("every", "an integer >= 1", every)
+        raise _bad("every", "an integer >= 1", every)
     state = initial_state(nqm, momentum)
     initial = _state_loss(nqm, state, momentum)
     lrs: list[float] = []
@@ -537,7 +535,7 @@ def _schedule_loop(
 
 
 def online_lookahead(
-    nqm: NQM, horizon: int, total_steps: int, every: int, momentum: float = 0.0
+    nqm: NQM, *, horizon: int, total_steps: int, every: int, momentum: float
 ) -> dict[str, Any]:
     """Online short-horizon meta-optimization of the rate on the NQM.
 
@@ -550,27 +548,27 @@ def online_lookahead(
     ``initial_loss`` and ``final_loss`` (E[L] after ``total_steps`` steps).
 
     Example:
-        >>> nqm = make_nqm(d=100)
-        >>> short = online_lookahead(nqm, horizon=1, total_steps=1000, every=100)
-        >>> long = online_lookahead(nqm, horizon=1000, total_steps=1000, every=100)
+        >>> nqm = make_nqm(d=100, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
+        >>> short = online_lookahead(nqm, horizon=1, total_steps=1000, every=100, momentum=0.0)
+        >>> long = online_lookahead(nqm, horizon=1000, total_steps=1000, every=100, momentum=0.0)
         >>> bool(long["lrs"][5] > short["lrs"][5])
         True
     """
     if horizon < 1:
-        raise InputError("meta_horizon", "an integer >= 1", horizon)
+        raise _bad("horizon", "an integer >= 1", horizon)
     return _schedule_loop(
         nqm, total_steps, every, momentum,
         lambda state: lookahead_lr(nqm, state, horizon, momentum)[0],
     )
 
 
-def greedy_schedule(nqm: NQM, total_steps: int, every: int = 1) -> dict[str, Any]:
+def greedy_schedule(nqm: NQM, *, total_steps: int, every: int = 1) -> dict[str, Any]:
     """SGD with the closed-form greedy rate (:func:`greedy_lr`) re-chosen every ``every`` steps.
 
     Returns the same dict as :func:`online_lookahead`.
 
     Example:
-        >>> nqm = make_nqm(d=50)
+        >>> nqm = make_nqm(d=50, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
         >>> out = greedy_schedule(nqm, total_steps=100)
         >>> len(out["lrs"]), bool(out["lrs"][-1] < out["lrs"][0])
         (100, True)
@@ -596,10 +594,11 @@ def _piece_bounds(horizon: int, n_pieces: int | None) -> np.ndarray:
 
 def optimal_schedule(
     nqm: NQM,
+    *,
     horizon: int,
-    iters: int = 300,
+    iters: int,
+    momentum: float,
     n_pieces: int | None = None,
-    momentum: float = 0.0,
     lr_init: float | None = None,
     meta_lr: float = 0.05,
 ) -> dict[str, Any]:
@@ -618,23 +617,25 @@ def optimal_schedule(
     ``meta_losses`` (E[L(θ_T)] at each iteration).
 
     Example:
-        >>> nqm = make_nqm(d=20)
-        >>> out = optimal_schedule(nqm, horizon=50, iters=50, n_pieces=5)
+        >>> nqm = make_nqm(d=20, spectrum_power=1.0, noise_scale=1.0, theta0_std=1.0, seed=0)
+        >>> out = optimal_schedule(nqm, horizon=50, iters=50, momentum=0.0, n_pieces=5)
         >>> len(out["lrs"]), bool(out["final_loss"] <= out["meta_losses"][0])
         (50, True)
     """
     import torch
 
     if horizon < 1:
-        raise InputError("horizon", "an integer >= 1", horizon)
+        raise _bad("horizon", "an integer >= 1", horizon)
     if iters < 0:
-        raise InputError("iters", "an integer >= 0", iters)
+        raise _bad("iters", "an integer >= 0", iters)
+    if n_pieces is not None and n_pieces < 1:
+        raise _bad("n_pieces", "an integer >= 1 or None", n_pieces)
     bounds = _piece_bounds(horizon, n_pieces)
     lengths = np.diff(bounds)
     limit = nqm.max_lr(momentum)
     init = limit / 4.0 if lr_init is None else float(lr_init)
     if not 0.0 < init < limit:
-        raise InputError("lr_init", f"a rate in (0, {limit:g}) (the stable range)", lr_init)
+        raise _bad("lr_init", f"a rate in (0, {limit:g}) (the stable range)", lr_init)
     f64 = torch.float64
     h = torch.tensor(nqm.h, dtype=f64)
     sigma2 = torch.tensor(nqm.sigma2, dtype=f64)
@@ -697,35 +698,6 @@ def optimal_schedule(
 # Experiment-kind entry point
 # ----------------------------------------------------------------------------------------------
 
-_DEFAULTS: dict[str, Any] = {
-    "d": 1000,  # dimension of the quadratic
-    "spectrum_power": 1.0,  # h_i = i^-power
-    "noise_scale": 1.0,  # σ_i² = noise_scale · h_i (variance of the moving target)
-    "theta0_std": 1.0,  # θ_0 ~ N(0, theta0_std² I)
-    "seed": 0,  # draws θ_0; everything else is exact
-    "meta_horizon": 10,  # H: look-ahead steps of the meta-objective (optimal_schedule: its T)
-    "total_steps": 10000,  # training steps; the final loss is E[L] after them
-    "every": 100,  # K: re-choose the rate every K steps (online, greedy)
-    "momentum": 0.0,  # heavy-ball μ in [0, 1)
-    "method": "online",  # online | greedy | optimal_schedule
-    "iters": 300,  # optimal_schedule: Adam iterations
-    "n_pieces": 30,  # optimal_schedule: piecewise-constant pieces (geometric spacing)
-}
-
-
-def _check_int(cfg: dict[str, Any], key: str, minimum: int) -> int:
-    value = cfg[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InputError(key, f"an integer >= {minimum}", value)
-    return value
-
-
-def _check_real(cfg: dict[str, Any], key: str) -> float:
-    value = cfg[key]
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise InputError(key, "a finite number", value)
-    return float(value)
-
 
 def _log_curve(losses: np.ndarray, initial: float) -> list[list[float]]:
     """At most LOSS_CURVE_POINTS [step, loss] pairs: step 0, then log-spaced steps up to the end."""
@@ -734,16 +706,16 @@ def _log_curve(losses: np.ndarray, initial: float) -> list[list[float]]:
     return [[0, float(initial)]] + [[int(s), float(losses[s - 1])] for s in steps]
 
 
-def run_nqm(cfg: dict[str, Any]) -> dict[str, Any]:
+def run_nqm(nqm: NQMConfig, *, seed: int, meta_horizon: int) -> dict[str, Any]:
     """Run one NQM meta-optimization experiment (``kind: nqm``) and return flat JSON-able metrics.
 
-    ``cfg`` keys (all optional; unknown keys are ignored): ``d``, ``spectrum_power``,
-    ``noise_scale``, ``theta0_std``, ``seed`` (see :func:`make_nqm`); ``meta_horizon`` (H, 10),
-    ``total_steps`` (10000), ``every`` (K, 100), ``momentum`` (0.0), ``method`` (``online``: the
-    rate minimising E[L] H steps ahead, re-chosen every K steps; ``greedy``: the closed-form
-    horizon-1 SGD rate, re-chosen every K steps, H unused; ``optimal_schedule``: the schedule
-    minimising E[L] at step H, ``iters`` Adam iterations on ``n_pieces`` pieces, its last rate held
-    after step H and the run cut at ``total_steps``).
+    ``nqm`` is the validated ``nqm:`` section of the experiment (``wssweep.config.NQMConfig``, which
+    documents every key and holds the defaults), ``seed`` draws θ₀ and ``meta_horizon`` is H; the
+    schema guarantees H >= 1 where the method reads it. ``nqm.method``: ``online`` (the rate
+    minimising E[L] H steps ahead, re-chosen every ``every`` steps), ``greedy`` (the closed-form
+    horizon-1 SGD rate, re-chosen every ``every`` steps; H unused) or ``optimal_schedule`` (the
+    schedule minimising E[L] at step H, ``iters`` Adam iterations on ``n_pieces`` pieces, its last
+    rate held after step H and the run cut at ``total_steps``).
 
     Metrics: ``nqm/final_loss`` (exact E[L] after ``total_steps``), ``nqm/initial_loss``,
     ``nqm/lr_first``, ``nqm/lr_mid`` (rate in force at step total_steps // 2), ``nqm/lr_last``,
@@ -751,47 +723,32 @@ def run_nqm(cfg: dict[str, Any]) -> dict[str, Any]:
     ``nqm/loss_curve`` (≤ 50 log-spaced [step, E[L]] pairs from step 0) and ``seconds`` (wall time).
 
     Example:
-        >>> out = run_nqm({"d": 50, "total_steps": 200, "every": 20, "meta_horizon": 5})
+        >>> from wssweep.config import NQMConfig
+        >>> cfg = NQMConfig.model_validate({"d": 50, "total_steps": 200, "every": 20})
+        >>> out = run_nqm(cfg, seed=0, meta_horizon=5)
         >>> len(out["nqm/lrs"]), out["lr_chosen"] == out["nqm/lr_mid"]
         (10, True)
     """
     start = time.perf_counter()
-    cfg = {**_DEFAULTS, **(cfg or {})}
-    method = cfg["method"]
-    if method not in METHODS:
-        raise InputError("method", f"one of {', '.join(METHODS)}", method)
-    d = _check_int(cfg, "d", 1)
-    seed = _check_int(cfg, "seed", 0)
-    horizon = _check_int(cfg, "meta_horizon", 1)
-    total = _check_int(cfg, "total_steps", 1)
-    every = _check_int(cfg, "every", 1)
-    iters = _check_int(cfg, "iters", 0)
-    n_pieces = _check_int(cfg, "n_pieces", 1)
-    momentum = _check_real(cfg, "momentum")
-    if not 0.0 <= momentum < 1.0:
-        raise InputError("momentum", "a number in [0, 1)", momentum)
-    if method == "greedy" and momentum != 0.0:
-        raise InputError("momentum", "0 with method 'greedy' (closed form for SGD)", momentum)
-    nqm = make_nqm(
-        d=d,
-        spectrum_power=_check_real(cfg, "spectrum_power"),
-        noise_scale=_check_real(cfg, "noise_scale"),
-        theta0_std=_check_real(cfg, "theta0_std"),
-        seed=seed,
-    )
-    if method == "online":
-        out = online_lookahead(nqm, horizon, total, every, momentum)
+    model = make_nqm(d=nqm.d, spectrum_power=nqm.spectrum_power, noise_scale=nqm.noise_scale,
+                     theta0_std=nqm.theta0_std, seed=seed)
+    total, momentum = nqm.total_steps, nqm.momentum
+    if nqm.method == "online":
+        out = online_lookahead(model, horizon=meta_horizon, total_steps=total, every=nqm.every,
+                               momentum=momentum)
         lrs, lr_per_step, losses = out["lrs"], out["lr_per_step"], out["losses"]
-    elif method == "greedy":
-        out = greedy_schedule(nqm, total, every)
+    elif nqm.method == "greedy":
+        out = greedy_schedule(model, total_steps=total, every=nqm.every)
         lrs, lr_per_step, losses = out["lrs"], out["lr_per_step"], out["losses"]
     else:
-        out = optimal_schedule(nqm, horizon, iters=iters, n_pieces=n_pieces, momentum=momentum)
+        out = optimal_schedule(model, horizon=meta_horizon, iters=nqm.iters, momentum=momentum,
+                               n_pieces=nqm.n_pieces)
         lrs = out["piece_lrs"]
         lr_per_step = out["lrs"][:total]
-        if total > horizon:
-            lr_per_step = np.concatenate([lr_per_step, np.full(total - horizon, lr_per_step[-1])])
-        losses = expected_loss_curve(nqm, lr_per_step, momentum)
+        if total > meta_horizon:
+            lr_per_step = np.concatenate(
+                [lr_per_step, np.full(total - meta_horizon, lr_per_step[-1])])
+        losses = expected_loss_curve(model, lr_per_step, momentum)
     lr_mid = float(lr_per_step[total // 2])
     return {
         "nqm/final_loss": float(losses[-1]),
