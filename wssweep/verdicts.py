@@ -1,0 +1,159 @@
+"""The map's verdicts as hypothesis tests with stated error rates, corrected across a sweep.
+
+For one setting, ``diffs`` are the per-seed paired differences *reference cold − warm* final test
+accuracy, in points (the reference cold start of the sweep, paired on the seed). With μ their
+mean and δ the spec's ``gap_tolerance`` (points), each setting gets three one-sided one-sample
+t-tests (``scipy.stats.ttest_1samp``):
+
+- *closed*: H0 μ ≥ δ against μ < δ — warm starting is non-inferior within the tolerance;
+- *better*: H0 μ ≥ 0 against μ < 0 — warm starting beats the reference;
+- *open*: H0 μ ≤ δ against μ > δ — warm starting is worse than the tolerance allows.
+
+Each family's p-values (one per judged setting) are corrected across the settings of the sweep
+with ``statsmodels.stats.multitest.multipletests``: Holm (``holm``, the default) bounds the
+family-wise error rate — the chance that *any* setting of the sweep is called ``closed`` while
+its true gap is at least δ is at most ``alpha``; Benjamini–Hochberg (``bh``) bounds the expected
+share of false discoveries among the settings called ``closed`` instead; ``none`` tests each
+setting at ``alpha`` alone. ``tests/test_verdicts.py`` checks these rates by simulation.
+
+The verdicts, in this order: ``failed`` (most seeds did not train), ``unconverged`` (the compared
+arms did not stop on the same criterion for most seeds: an under-trained arm makes any gap
+meaningless), ``better`` (closed and better rejected), ``closed``, ``open``, ``inconclusive``.
+
+Example:
+    >>> close = Evidence(diffs=(0.1, -0.2, 0.0, 0.1, -0.1, 0.05))
+    >>> far = Evidence(diffs=(3.1, 2.8, 3.3, 2.9, 3.0, 3.2))
+    >>> [j.verdict for j in judge([close, far], tolerance=0.5)]
+    ['closed', 'open']
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+#: The verdicts a setting can get, best first.
+VERDICTS = ("better", "closed", "open", "inconclusive", "unconverged", "failed")
+#: Corrections across the settings of a sweep: the spec's ``verdict.correction``.
+CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}
+Correction = Literal["holm", "bh", "none"]
+#: Their names as the map and validate state them.
+CORRECTION_NAMES = {"holm": "Holm (family-wise error rate)",
+                    "bh": "Benjamini–Hochberg (false discovery rate)",
+                    "none": "none (each setting at alpha alone)"}
+DEFAULT_ALPHA = 0.05  # each family's error rate
+DEFAULT_CORRECTION: Correction = "holm"
+TEST_NAME = "one-sided paired t-test"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One setting's input to the verdict."""
+
+    diffs: tuple[float, ...]  # per seed: reference cold − warm test accuracy, points
+    n_failed: int = 0  # seeds whose compared arms did not train
+    n_unconverged: int = 0  # valid seeds whose compared arms stopped on different criteria
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A setting's verdict and the corrected p-values it rests on (NaN where not tested)."""
+
+    verdict: str
+    p_closed: float
+    p_better: float
+    p_open: float
+
+
+def one_sided_p(diffs: Sequence[float], null: float,
+                alternative: Literal["less", "greater"]) -> float:
+    """The one-sided t-test's p-value of H0 (μ on the far side of ``null``); NaN below 2 seeds.
+
+    Identical values have no spread: the p-value is then 0 when they lie strictly on the
+    alternative's side of ``null`` and 1 otherwise (the limit of the t statistic).
+
+    Example:
+        >>> round(one_sided_p([0.1, 0.3, 0.2, 0.0], 0.5, "less"), 4)
+        0.0062
+    """
+    arr = np.asarray(diffs, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    if arr.size < 2:
+        return math.nan
+    if np.all(arr == arr[0]):
+        beyond = arr[0] < null if alternative == "less" else arr[0] > null
+        return 0.0 if beyond else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # near-identical values: precision loss
+        return float(stats.ttest_1samp(arr, null, alternative=alternative).pvalue)
+
+
+def _adjusted(pvalues: list[float], alpha: float, correction: Correction) -> list[bool]:
+    """Which hypotheses are rejected after the correction (NaN p-values are never rejected)."""
+    tested = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
+    rejected = [False] * len(pvalues)
+    if not tested:
+        return rejected
+    ps = [pvalues[i] for i in tested]
+    method = CORRECTIONS[correction]
+    if method is None:
+        keep = [p <= alpha for p in ps]
+    else:
+        keep = list(multipletests(ps, alpha=alpha, method=method)[0])
+    for i, r in zip(tested, keep, strict=True):
+        rejected[i] = bool(r)
+    return rejected
+
+
+def _corrected_p(pvalues: list[float], correction: Correction) -> list[float]:
+    tested = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
+    out = [math.nan] * len(pvalues)
+    method = CORRECTIONS[correction]
+    if not tested:
+        return out
+    ps = [pvalues[i] for i in tested]
+    adjusted = ps if method is None else list(multipletests(ps, method=method)[1])
+    for i, p in zip(tested, adjusted, strict=True):
+        out[i] = float(p)
+    return out
+
+
+def judge(settings: Sequence[Evidence], tolerance: float, alpha: float = DEFAULT_ALPHA,
+          correction: Correction = DEFAULT_CORRECTION) -> list[Judgement]:
+    """The verdict of every setting of a sweep, its tests corrected across them (see module)."""
+    status: list[str | None] = []
+    for ev in settings:
+        valid = sum(math.isfinite(d) for d in ev.diffs)
+        if (valid == 0 and ev.n_failed > 0) or ev.n_failed > valid:
+            status.append("failed")
+        elif valid > 0 and 2 * ev.n_unconverged > valid:
+            status.append("unconverged")
+        else:
+            status.append(None)
+    judged = [i for i, s in enumerate(status) if s is None]
+
+    def family(null: float, alternative: Literal["less", "greater"]):
+        ps = [one_sided_p(settings[i].diffs, null, alternative) for i in judged]
+        return _adjusted(ps, alpha, correction), _corrected_p(ps, correction)
+
+    closed, p_closed = family(tolerance, "less")
+    better, p_better = family(0.0, "less")
+    worse, p_open = family(tolerance, "greater")
+    at = {i: k for k, i in enumerate(judged)}
+    result = []
+    for i, fixed in enumerate(status):
+        if fixed is not None:
+            result.append(Judgement(fixed, math.nan, math.nan, math.nan))
+            continue
+        k = at[i]
+        verdict = ("better" if closed[k] and better[k] else "closed" if closed[k]
+                   else "open" if worse[k] else "inconclusive")
+        result.append(Judgement(verdict, p_closed[k], p_better[k], p_open[k]))
+    return result
