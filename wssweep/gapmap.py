@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from wssweep.cells import EMPTY, finite, missing
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
 from wssweep.record import DEFAULT_TOLERANCE, MAP_DIR, RESULTS_FILE, RunDir, SweepRecord
@@ -158,8 +159,8 @@ def to_float(cell: Any) -> float:
 
 
 def cell_text(cell: Any) -> str:
-    """A cell as stripped text; ``None`` is empty (``0`` is ``"0"``)."""
-    return "" if cell is None else str(cell).strip()
+    """A cell as stripped text; a missing one is empty (``0`` is ``"0"``), as results.csv has it."""
+    return EMPTY if missing(cell) else str(cell).strip()
 
 
 def _truthy(cell: Any) -> bool:
@@ -483,12 +484,6 @@ def summarize_run(data: RunData, ci: str = "t") -> list[dict[str, Any]]:
     return summarize(data.rows, data.swept, metric=data.metric, tolerance=data.tolerance, ci=ci)
 
 
-def _csv_cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return value
-
-
 def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
                   ci: str = "t") -> Path:
     """Write ``RUN_DIR/map/summary.csv`` atomically (temp file, then rename).
@@ -509,7 +504,7 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+            writer.writerow({k: EMPTY if missing(v, infinite=True) else v for k, v in row.items()})
     return path
 
 
@@ -520,14 +515,11 @@ def recommend(rows: Sequence[dict[str, Any]], mapped: Mapped) -> dict[str, Any] 
         closed = [r for r in rows if r["verdict"] == "closed"]
         if not closed:
             return None
-        return max(closed, key=lambda r: (r["saving_mean"] if _finite_number(r["saving_mean"])
+        return max(closed, key=lambda r: (r["saving_mean"] if finite(r["saving_mean"])
                                           else -math.inf, -r["gap_hi"]))
-    scored = [r for r in rows if r["verdict"] != "failed" and _finite_number(r["metric_mean"])]
+    scored = [r for r in rows if r["verdict"] != "failed" and finite(r["metric_mean"])]
     if not scored:
         return None
     sign = 1 if mapped.lower_is_better else -1
     return min(scored, key=lambda r: sign * r["metric_mean"])
 
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
