@@ -59,6 +59,18 @@ def setting_key(config: ExperimentConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def error_line(text: str) -> str:
+    r"""A trial's error as the ``error`` column keeps it: the last non-empty line of its message or
+    traceback (where the exception is named), at most 500 characters.
+
+    Example:
+        >>> error_line("Traceback (most recent call last):\n  ...\nValueError: bad lr\n\n")
+        'ValueError: bad lr'
+    """
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
 def _cell(value: Any) -> Any:
     # An infinite value stays: results.csv keeps what the trial reported.
     if missing(value):

@@ -425,6 +425,12 @@ def run_trial(
             "resumed_stage": resumed_stage}
 
 
+#: The keys of a progress record that label it rather than measure anything: which event, the
+#: epoch counter over both arms, the stage, the epoch within it and the arm. The rest of a record
+#: is declared metrics (``wssweep.metrics``) and ``stages_done``, the count ASHA schedules on.
+PROGRESS_LABELS = frozenset({"event", "step", "stage", "epoch", "arm"})
+
+
 def stage_record(warm: Arm, cold: Arm, stage: int) -> dict[str, Any]:
     """The progress record at the end of ``stage``: each arm's test accuracy and the gap."""
     record: dict[str, Any] = {"event": "stage", "stage": stage + 1}
