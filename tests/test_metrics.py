@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from wssweep import gapmap, results, spec, tracking
-from wssweep.metrics import METRICS, metric_table
+from wssweep.metrics import METRIC, METRICS, metric_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -38,3 +38,40 @@ def test_each_metric_says_what_it_is():
         # a unit and a description for every metric, and one name each
         assert m.unit and m.description, m.name
     assert len({m.name for m in METRICS}) == len(METRICS)
+
+
+def test_the_science_reports_what_the_declaration_declares():
+    from wssweep.config import ExperimentConfig
+    from wssweep.science.experiment import ARMS, COLD_CHOSEN, PROGRESS_LABELS, run_trial
+    from wssweep.space import TIME_ATTR
+
+    # A small real trial with every arm and the meta-horizon on, so every network metric exists.
+    cfg = ExperimentConfig.model_validate({
+        "data": {"name": "digits", "train_size": 200}, "model": {"name": "logreg"},
+        "protocol": {"kind": "batch", "stop": {"max_epochs": 2}}, "lr": 0.1,
+        "meta_horizon": 2, "cold_at_chosen_lr": True})
+    records: list[dict] = []
+    metrics = run_trial(cfg, progress=records.append)
+    network = {m.name for m in METRICS if m.kind == "network"}
+    # every declared network metric is reported, with a value
+    assert {k for k in network if metrics.get(k) is not None} == network
+    # every scalar it reports is declared, but for an arm's own flags and the third arm's
+    # bookkeeping (results.csv keeps them after the metrics) and where the trial resumed
+    bookkeeping = ({f"{arm}/diverged" for arm in (*ARMS, COLD_CHOSEN)}
+                   | {f"{COLD_CHOSEN}/{k}" for k in ("train_acc", "test_acc_mean", "steps",
+                                                      "seconds")})
+    undeclared = {k for k, v in metrics.items() if not isinstance(v, list)} - set(METRIC)
+    assert undeclared == bookkeeping | {"resumed_stage"}
+    assert "resumed_stage" in results.TAIL_COLUMNS
+    # a progress record is its labels, the stage count ASHA schedules on, and the same metrics
+    keys = {k for r in records for k in r}
+    assert records and keys - PROGRESS_LABELS - {TIME_ATTR} <= set(METRIC) | bookkeeping
+
+
+def test_the_nqm_reports_every_declared_nqm_metric():
+    from wssweep.config import ExperimentConfig
+    from wssweep.science.experiment import run_trial
+
+    metrics = run_trial(ExperimentConfig.model_validate({"kind": "nqm", "meta_horizon": 1}))
+    nqm = {m.name for m in METRICS if m.kind == "nqm"}
+    assert {k for k in nqm if metrics.get(k) is not None} == nqm

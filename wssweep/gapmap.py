@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from wssweep.cells import EMPTY, finite, missing
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
+from wssweep.metrics import METRICS, Metric
 from wssweep.record import DEFAULT_TOLERANCE, MAP_DIR, RESULTS_FILE, RunDir, SweepRecord
 from wssweep.results import read_results
 
@@ -158,8 +160,8 @@ def to_float(cell: Any) -> float:
 
 
 def cell_text(cell: Any) -> str:
-    """A cell as stripped text; ``None`` is empty (``0`` is ``"0"``)."""
-    return "" if cell is None else str(cell).strip()
+    """A cell as stripped text; a missing one is empty (``0`` is ``"0"``), as results.csv has it."""
+    return EMPTY if missing(cell) else str(cell).strip()
 
 
 def _truthy(cell: Any) -> bool:
@@ -242,11 +244,16 @@ class Mapped:
 
     @property
     def mean_col(self) -> str:
-        return "gap_mean" if self.is_gap else "metric_mean"
+        return self._columns[0]
 
     @property
     def ci_cols(self) -> tuple[str, str]:
-        return ("gap_lo", "gap_hi") if self.is_gap else ("metric_lo", "metric_hi")
+        return self._columns[1], self._columns[2]
+
+    @property
+    def _columns(self) -> list[str]:
+        # summary.csv names the run's own metric "metric", whatever it is.
+        return ci_columns("gap" if self.is_gap else "metric")
 
     @property
     def axis_label(self) -> str:
@@ -295,15 +302,45 @@ def _sort_key(value: Any) -> tuple:
     return (1, 0.0, str(value))
 
 
+#: The declared metrics the map pools over a setting's seeds, in their declared order.
+POOLED: tuple[Metric, ...] = tuple(m for m in METRICS if m.pooled)
+#: How the map pools a metric that is not pooled by an interval (``Metric.pooled``).
+POOLS: dict[str, Callable[[Iterable[float]], float]] = {"mean": mean_of, "geomean": geomean}
+#: The columns that count a setting's trials.
+COUNT_COLUMNS = ("n_seeds", "n_trials", "n_failed", "n_diverged", "n_stopped", "diverged_share")
+
+
+def ci_columns(name: str) -> list[str]:
+    """The three columns of ``name``'s interval over seeds: ``name_mean``, ``name_lo``,
+    ``name_hi`` (``name`` is a metric pooled by ``ci``, or ``metric``: the run's own metric)."""
+    return [f"{name}_{part}" for part in ("mean", "lo", "hi")]
+
+
+def pooled_columns(metric: Metric) -> list[str]:
+    """A pooled metric's columns in summary.csv: its interval's three, or one of its own name."""
+    return ci_columns(metric.name) if metric.pooled == "ci" else [metric.name]
+
+
 def summary_columns(swept: Sequence[str], metric: str = "gap") -> list[str]:
     """The columns of ``summary.csv``, in order."""
-    metric_cols = [] if metric == "gap" else ["metric_mean", "metric_lo", "metric_hi"]
-    # The answer first (verdict, gap, saving), the bookkeeping after: a reader of a wide table
-    # sees what matters without scrolling.
-    return (["setting_key", *swept, "verdict", "gap_mean", "gap_lo", "gap_hi", *metric_cols,
-             "saving_mean", "saving_lo", "saving_hi", "warm/test_acc", "cold/test_acc",
-             "n_seeds", "n_trials", "n_failed", "n_diverged", "n_stopped", "diverged_share",
-             "lr_chosen"])
+    def pooled(how: str) -> list[str]:
+        return [c for m in POOLED if m.pooled == how and m.name != "gap" for c in pooled_columns(m)]
+
+    # The answer first (verdict, the gap, the run's metric, the other intervals and means), the
+    # bookkeeping after, the geometric means (the chosen rate) last: a reader of a wide table sees
+    # what matters without scrolling.
+    return ["setting_key", *swept, "verdict", *ci_columns("gap"),
+            *([] if metric == "gap" else ci_columns("metric")), *pooled("ci"), *pooled("mean"),
+            *COUNT_COLUMNS, *pooled("geomean")]
+
+
+def _pool(metric: Metric, valid: Sequence[dict[str, Any]], ci: str,
+          confidence: float) -> dict[str, float]:
+    """``metric`` pooled over the valid seeds, by its declared rule, as its summary columns."""
+    values = [to_float(r.get(metric.name)) for r in valid]
+    if metric.pooled == "ci":
+        return dict(zip(ci_columns(metric.name), interval(values, ci, confidence), strict=True))
+    return {metric.name: POOLS[metric.pooled](values)}
 
 
 def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str = "gap",
@@ -337,8 +374,8 @@ def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str 
         n_diverged = outcomes.count("diverged")
         n_failed = n_diverged + outcomes.count("failed")
         finished = n_valid + n_failed
-        gap = interval([to_float(r.get("gap")) for r in valid], ci, confidence)
-        saving = interval([to_float(r.get("saving")) for r in valid], ci, confidence)
+        pooled = {k: v for m in POOLED for k, v in _pool(m, valid, ci, confidence).items()}
+        gap = tuple(pooled.pop(c) for c in ci_columns("gap"))
         summary: dict[str, Any] = {
             "setting_key": next((str(r["setting_key"]) for r in trials
                                  if cell_text(r.get("setting_key"))), ""),
@@ -346,23 +383,18 @@ def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str 
             "n_seeds": n_valid, "n_trials": len(trials), "n_failed": n_failed,
             "n_diverged": n_diverged, "n_stopped": len(trials) - finished,
             "diverged_share": n_diverged / finished if finished else _NAN,
-            "gap_mean": gap[0], "gap_lo": gap[1], "gap_hi": gap[2],
+            **dict(zip(ci_columns("gap"), gap, strict=True)),
         }
         if metric != "gap":
-            m = interval([to_float(r.get(metric)) for r in valid], ci, confidence)
-            summary.update(metric_mean=m[0], metric_lo=m[1], metric_hi=m[2])
+            values = [to_float(r.get(metric)) for r in valid]
+            summary.update(zip(ci_columns("metric"), interval(values, ci, confidence), strict=True))
         if quantity == "gap":
             judged = verdict(*gap, n_valid, n_failed, tolerance)
         else:
             failed = verdict(_NAN, _NAN, _NAN, n_valid, n_failed, tolerance) == "failed"
             judged = "failed" if failed else NOT_APPLICABLE
-        summary.update({
-            "warm/test_acc": mean_of(to_float(r.get("warm/test_acc")) for r in valid),
-            "cold/test_acc": mean_of(to_float(r.get("cold/test_acc")) for r in valid),
-            "saving_mean": saving[0], "saving_lo": saving[1], "saving_hi": saving[2],
-            "lr_chosen": geomean(to_float(r.get("lr_chosen")) for r in valid),
-            "verdict": judged,
-        })
+        summary.update(pooled)  # the other pooled metrics, in their declared order
+        summary["verdict"] = judged
         out.append(summary)
     out.sort(key=lambda s: tuple(_sort_key(s[k]) for k in swept))
     return out
@@ -483,12 +515,6 @@ def summarize_run(data: RunData, ci: str = "t") -> list[dict[str, Any]]:
     return summarize(data.rows, data.swept, metric=data.metric, tolerance=data.tolerance, ci=ci)
 
 
-def _csv_cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return value
-
-
 def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
                   ci: str = "t") -> Path:
     """Write ``RUN_DIR/map/summary.csv`` atomically (temp file, then rename).
@@ -509,7 +535,7 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+            writer.writerow({k: EMPTY if missing(v, infinite=True) else v for k, v in row.items()})
     return path
 
 
@@ -520,14 +546,11 @@ def recommend(rows: Sequence[dict[str, Any]], mapped: Mapped) -> dict[str, Any] 
         closed = [r for r in rows if r["verdict"] == "closed"]
         if not closed:
             return None
-        return max(closed, key=lambda r: (r["saving_mean"] if _finite_number(r["saving_mean"])
+        return max(closed, key=lambda r: (r["saving_mean"] if finite(r["saving_mean"])
                                           else -math.inf, -r["gap_hi"]))
-    scored = [r for r in rows if r["verdict"] != "failed" and _finite_number(r["metric_mean"])]
+    scored = [r for r in rows if r["verdict"] != "failed" and finite(r["metric_mean"])]
     if not scored:
         return None
     sign = 1 if mapped.lower_is_better else -1
     return min(scored, key=lambda r: sign * r["metric_mean"])
 
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

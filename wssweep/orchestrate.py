@@ -25,7 +25,7 @@ from wssweep.checkpoint import clear_stage_checkpoints, final_records, store_of
 from wssweep.errors import InputError
 from wssweep.files import atomic_write, path_kind
 from wssweep.record import GridTrial, RunDir, SweepRecord, WandbRecord
-from wssweep.results import write_results
+from wssweep.results import error_line, write_results
 from wssweep.spec import NAME_PATTERN
 
 PROGRESS_EVERY_S = 30.0  # seconds between progress lines when nothing changed
@@ -85,11 +85,6 @@ def trial_resources(sweep: SweepRecord) -> dict[str, float]:
     return resources
 
 
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:500] if lines else ""
-
-
 def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | None,
              error: str | None, sweep: SweepRecord, done: bool) -> dict[str, Any]:
     """One results.csv row from a trial's Tune config and its last reported result.
@@ -121,16 +116,17 @@ def row_from(trial_id: str, config: dict[str, Any], result: dict[str, Any] | Non
 @functools.cache
 def _not_results() -> frozenset[str]:
     """Keys of a Tune result that are not the trial's results: Tune's own bookkeeping (as
-    ``ray.tune.result`` lists it) and the step counters of our progress records."""
+    ``ray.tune.result`` lists it), the labels of the progress records trial.py reports, and the
+    marker of its final report."""
     from ray.tune import result as tune_result
+
+    # Imported here: the science brings torch, which the driver has by now (it imports the
+    # trainable) but validate and map do not need.
+    from wssweep.science.experiment import PROGRESS_LABELS
 
     tune_keys = {*tune_result.AUTO_RESULT_KEYS, *tune_result.DEBUG_METRICS, tune_result.DONE,
                  tune_result.SHOULD_CHECKPOINT, tune_result.EXPERIMENT_TAG}
-    return frozenset(tune_keys - {tune_result.TRIAL_ID}) | PROGRESS_KEYS
-
-
-# The counters of the progress records trial.py reports, and the marker of its final report.
-PROGRESS_KEYS = frozenset({"event", "step", "stage", "epoch", "arm", "final"})
+    return frozenset(tune_keys - {tune_result.TRIAL_ID}) | PROGRESS_LABELS | {"final"}
 
 
 @dataclass
@@ -163,7 +159,7 @@ class ResultsWriter:
 def _trial_error(trial) -> str:
     path = getattr(trial, "error_file", None)
     if path and Path(path).is_file():
-        return _last_line(Path(path).read_text())
+        return error_line(Path(path).read_text())
     return str(getattr(trial, "error_msg", "") or "error")
 
 
@@ -275,7 +271,7 @@ def finish(grid, sweep: SweepRecord, *, interrupted: bool = False) -> Path:
     for result in grid:
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name
-        error = _last_line(str(result.error)) if result.error else None
+        error = error_line(str(result.error)) if result.error else None
         recorded = None if metrics.get("final") else store_of(result.config or {}, sweep).final()
         if recorded is not None:
             # Finished but stopped before its report reached Tune: its own record says so.

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from wssweep.cells import EMPTY, finite, missing
 from wssweep.gapmap import (
     MAP_DIR,
     NOT_APPLICABLE,
@@ -24,7 +24,7 @@ from wssweep.gapmap import (
     parse_value,
     trial_outcome,
 )
-from wssweep.plots import finite, setting_label
+from wssweep.plots import setting_label
 
 if TYPE_CHECKING:
     from wssweep.report import MapFiles
@@ -35,11 +35,9 @@ def _esc(value: Any) -> str:
 
 
 def _fmt_cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    if missing(value, infinite=True):
+        return EMPTY
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 CSS = """

@@ -21,6 +21,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from wssweep.cells import DASH, finite, missing
 from wssweep.files import atomic_write
 from wssweep.gapmap import (
     NOT_APPLICABLE,
@@ -59,8 +60,8 @@ FAILED_FACE, EMPTY_FACE = "#c8c8c8", "#f3f3f3"
 
 def fmt_value(value: Any, digits: int = 3) -> str:
     """A parameter value as a readable tick: ``0.001``, ``1e-5``, ``400``, ``shrink_perturb``."""
-    if value is None:
-        return "—"
+    if missing(value):
+        return DASH
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e6):
@@ -134,10 +135,6 @@ def setting_label(row: dict[str, Any], keys: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def slug(key: str) -> str:

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wssweep.cells import EMPTY, missing
 from wssweep.files import atomic_write
 from wssweep.metrics import METRICS
 from wssweep.record import RESULTS_FILE
@@ -58,10 +59,22 @@ def setting_key(config: ExperimentConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def error_line(text: str) -> str:
+    r"""A trial's error as the ``error`` column keeps it: the last non-empty line of its message or
+    traceback (where the exception is named), at most 500 characters.
+
+    Example:
+        >>> error_line("Traceback (most recent call last):\n  ...\nValueError: bad lr\n\n")
+        'ValueError: bad lr'
+    """
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
 def _cell(value: Any) -> Any:
-    # Missing and not-a-number (a diverged trial's gap) are both empty cells.
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
+    # An infinite value stays: results.csv keeps what the trial reported.
+    if missing(value):
+        return EMPTY
     if isinstance(value, list | dict):
         return json.dumps(value)
     return value
@@ -73,7 +86,7 @@ def columns_for(rows: list[dict[str, Any]], swept: list[str]) -> list[str]:
     A metric or bookkeeping column that no row fills (an NQM metric in a network sweep, ``error``
     when nothing failed) is left out.
     """
-    filled = {k for row in rows for k, v in row.items() if _cell(v) != ""}
+    filled = {k for row in rows for k, v in row.items() if _cell(v) != EMPTY}
     fixed = ID_COLUMNS + swept
     extra = sorted(filled - set(fixed) - set(METRIC_COLUMNS) - set(TAIL_COLUMNS))
     rest = [c for c in METRIC_COLUMNS + extra + TAIL_COLUMNS if c in filled]

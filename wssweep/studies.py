@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from wssweep.cells import DASH, missing
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
 from wssweep.gapmap import (
@@ -120,9 +121,9 @@ class Study:
 
 
 def fmt(x: float, digits: int = 1, signed: bool = False) -> str:
-    """A number for the page; NaN as an em dash."""
-    if x is None or not math.isfinite(float(x)):
-        return "—"
+    """A number for the page; a missing or infinite one as an em dash."""
+    if missing(x, infinite=True):
+        return DASH
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
@@ -134,7 +135,7 @@ def fmt_ci(mean: float, lo: float, hi: float, digits: int = 1, signed: bool = Tr
 
 
 def fmt_lr(x: float) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.2g}"
+    return DASH if missing(x, infinite=True) else f"{x:.2g}"
 
 
 def _label(run: StudyRun, row: dict[str, Any], keys: Sequence[str] | None = None) -> str:
@@ -550,7 +551,7 @@ def table_warmup(run: StudyRun) -> str:
     for (scale, recipe), e in sorted(_boundaries(run).items()):
         accs = ", ".join(f"{lr:g}: {acc:.1f}" for lr, acc in sorted(e["ok"].items()))
         body.append([f"{scale:g}", recipe, fmt_lr(e["largest"]) if e["largest"] else "none",
-                     fmt_lr(e["first_fail"]) if e["first_fail"] else "none", accs or "—"])
+                     fmt_lr(e["first_fail"]) if e["first_fail"] else "none", accs or DASH])
     return markdown_table(["init scale", "recipe", "largest lr that trains",
                            "smallest lr above it that fails", "cold test acc by lr (all seeds "
                            "trained)"], body)

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wssweep.cells import missing
 from wssweep.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -390,16 +391,11 @@ def log_map_run(run_dir: Path, sweep: SweepRecord, files: Any) -> Path | None:
         config={"metric": sweep.metric, "swept": list(sweep.swept),
                 "seeds": list(sweep.seeds), "gap_tolerance": files.tolerance},
         mode=settings.mode, tags=settings.tags, job_type="map")
-    run.log_table("summary", columns, [[_table_cell(row.get(c)) for c in columns] for row in rows])
+    # W&B tables want one type per column: a missing value is None, W&B's own empty cell.
+    table = [[None if missing(row.get(c)) else row.get(c) for c in columns] for row in rows]
+    run.log_table("summary", columns, table)
     run.log_images({path.stem: path for path in files.images})
     summary = {f"verdict/{name}": count for name, count in files.verdicts.items()}
     summary.update({f"trials/{name}": count for name, count in files.counts.as_dict().items()})
     run.finish(summary)
     return getattr(run, "dir", None)
-
-
-def _table_cell(value: Any) -> Any:
-    # W&B tables want one type per column; NaN and None both become an empty cell.
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return value

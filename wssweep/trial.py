@@ -23,6 +23,7 @@ from wssweep import tracking
 from wssweep.cache import ArtifactCache
 from wssweep.checkpoint import TrialStore, trial_setting, unit_name
 from wssweep.record import RunDir, SweepRecord
+from wssweep.results import error_line
 from wssweep.science.experiment import run_trial
 from wssweep.spec import experiment_from_mapping
 
@@ -70,10 +71,6 @@ def _hold(env: str) -> None:
     hold = os.environ.get(env)
     while hold and Path(hold).exists():
         time.sleep(0.05)
-
-
-def _last_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip().splitlines()[-1][:500]
 
 
 def placed_config(sweep: SweepRecord, setting: dict[str, Any], seed: int,
@@ -156,7 +153,7 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
         if reporting[0]:
             raise  # Tune stopping the trial, or W&B failing: for Tune to handle (and retry)
         # The science raised: that is this trial's result, recorded and not retried.
-        metrics, status, error = {}, "error", _last_line(exc)
+        metrics, status, error = {}, "error", error_line(f"{type(exc).__name__}: {exc}")
     except BaseException:
         run.finish({}, exit_code=1)
         raise

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wssweep.cells import finite_or_none
 from wssweep.science.data import Dataset, load_dataset, subset
 from wssweep.science.interventions import (
     dash,
@@ -420,20 +421,22 @@ def run_trial(
             "resumed_stage": resumed_stage}
 
 
+#: The keys of a progress record that label it rather than measure anything: which event, the
+#: epoch counter over both arms, the stage, the epoch within it and the arm. The rest of a record
+#: is declared metrics (``wssweep.metrics``) and ``stages_done``, the count ASHA schedules on.
+PROGRESS_LABELS = frozenset({"event", "step", "stage", "epoch", "arm"})
+
+
 def stage_record(warm: Arm, cold: Arm, stage: int) -> dict[str, Any]:
     """The progress record at the end of ``stage``: each arm's test accuracy and the gap."""
     record: dict[str, Any] = {"event": "stage", "stage": stage + 1}
     for name, arm in (("warm", warm), ("cold", cold)):
         done = len(arm.stages) > stage and not arm.stages[stage].diverged
-        record[f"{name}/test_acc"] = _clean(arm.stages[stage].test_acc) if done else None
+        record[f"{name}/test_acc"] = finite_or_none(arm.stages[stage].test_acc) if done else None
         record[f"{name}/steps"] = sum(s.steps + s.extra_steps for s in arm.stages[1:])
     both = record["warm/test_acc"] is not None and record["cold/test_acc"] is not None
     record["gap"] = record["cold/test_acc"] - record["warm/test_acc"] if both else None
     return record
-
-
-def _clean(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else value
 
 
 def summarize(stages: dict[str, list[StageResult]], n_stages: int, num_classes: int) -> dict:
@@ -446,14 +449,14 @@ def summarize(stages: dict[str, list[StageResult]], n_stages: int, num_classes: 
         diverged = (len(done) < n_stages or done[-1].diverged
                     or not done[-1].train_acc >= CHANCE_FACTOR * chance)
         out[f"{arm}/diverged"] = bool(diverged)
-        out[f"{arm}/test_acc"] = None if diverged else _clean(done[-1].test_acc)
-        out[f"{arm}/train_acc"] = None if diverged else _clean(done[-1].train_acc)
+        out[f"{arm}/test_acc"] = None if diverged else finite_or_none(done[-1].test_acc)
+        out[f"{arm}/train_acc"] = None if diverged else finite_or_none(done[-1].train_acc)
         out[f"{arm}/test_acc_mean"] = (
             None if diverged else sum(s.test_acc for s in done) / len(done))
         out[f"{arm}/steps"] = sum(s.steps + s.extra_steps for s in later)
         out[f"{arm}/seconds"] = sum(s.seconds for s in later)
-        out[f"{arm}/stage_test_acc"] = [_clean(s.test_acc) for s in done]
-        out[f"{arm}/stage_train_acc"] = [_clean(s.train_acc) for s in done]
+        out[f"{arm}/stage_test_acc"] = [finite_or_none(s.test_acc) for s in done]
+        out[f"{arm}/stage_train_acc"] = [finite_or_none(s.train_acc) for s in done]
         out[f"{arm}/stage_steps"] = [s.steps + s.extra_steps for s in done]
         out[f"{arm}/stage_epochs"] = [s.epochs for s in done]
         out[f"{arm}/stage_seconds"] = [s.seconds for s in done]

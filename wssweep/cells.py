@@ -1,0 +1,54 @@
+"""What a missing value is, and how a table shows one: one rule for every table wssweep writes.
+
+A value is *missing* when it is ``None`` or NaN (a diverged trial's gap, a setting without a
+result, a metric no trial reported), whatever float type carries it. Infinity is a value where
+raw results are kept (results.csv, W&B: an NQM loss that blew up is a result) and missing where
+only finite numbers mean anything (the map's statistics, the science's accuracies); callers say
+which with ``infinite``. A missing value is an empty cell (``EMPTY``) in a data table (results.csv,
+map/summary.csv, report.html) and an em dash (``DASH``) in text a person reads (a tick label,
+docs/results.md). Pure Python, so the science may import it.
+
+Example:
+    >>> missing(None), missing(float("nan")), missing(float("inf")), missing(0), missing("")
+    (True, True, False, False, False)
+    >>> missing(float("inf"), infinite=True), finite(2), finite(float("inf")), finite("2")
+    (True, True, False, False)
+    >>> finite_or_none(float("nan")), finite_or_none(1.5)
+    (None, 1.5)
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any
+
+#: A missing value in a data table: an empty cell.
+EMPTY = ""
+#: A missing value in text a person reads, where an empty string would read as a gap in the text.
+DASH = "—"
+
+
+def _inexact(value: Any) -> bool:
+    # Only non-integral reals can be NaN or inf; an int is never missing, and a huge int must not
+    # reach math.isnan (it cannot be converted to a float).
+    return isinstance(value, Real) and not isinstance(value, Integral)
+
+
+def missing(value: Any, *, infinite: bool = False) -> bool:
+    """``None`` or NaN (a Python or NumPy float); with ``infinite``, ±inf too."""
+    if value is None:
+        return True
+    if not _inexact(value):
+        return False
+    return math.isnan(value) or (infinite and math.isinf(value))
+
+
+def finite(value: Any) -> bool:
+    """A number that is neither NaN nor infinite: an int (a bool counts) or a float of any type."""
+    return isinstance(value, Real) and not missing(value, infinite=True)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` if it is a finite number, else ``None``: how a result without a number is kept."""
+    return value if finite(value) else None
