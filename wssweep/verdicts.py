@@ -95,31 +95,44 @@ def one_sided_p(diffs: Sequence[float], null: float,
         return float(stats.ttest_1samp(arr, null, alternative=alternative).pvalue)
 
 
-def _adjusted(pvalues: list[float], alpha: float, correction: Correction) -> list[bool]:
-    """Which hypotheses are rejected after the correction (NaN p-values are never rejected)."""
-    tested = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
-    rejected = [False] * len(pvalues)
-    if not tested:
-        return rejected
-    ps = [pvalues[i] for i in tested]
-    method = CORRECTIONS[correction]
-    if method is None:
-        keep = [p <= alpha for p in ps]
-    else:
-        keep = list(multipletests(ps, alpha=alpha, method=method)[0])
-    for i, r in zip(tested, keep, strict=True):
-        rejected[i] = bool(r)
-    return rejected
+def pvalues(samples: Sequence[Sequence[float]], null: float,
+            alternative: Literal["less", "greater"]) -> list[float]:
+    """``one_sided_p`` of each sample; samples of one size are tested in one vectorized call."""
+    clean = [np.asarray(x, dtype=float) for x in samples]
+    clean = [x[np.isfinite(x)] for x in clean]
+    out = [math.nan] * len(clean)
+    by_size: dict[int, list[int]] = {}
+    for i, x in enumerate(clean):
+        if x.size >= 2 and not np.all(x == x[0]):
+            by_size.setdefault(x.size, []).append(i)
+        else:
+            out[i] = one_sided_p(x, null, alternative)
+    for rows in by_size.values():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ps = stats.ttest_1samp(np.stack([clean[i] for i in rows]), null, axis=1,
+                                   alternative=alternative).pvalue
+        for i, p in zip(rows, ps, strict=True):
+            out[i] = float(p)
+    return out
 
 
-def _corrected_p(pvalues: list[float], correction: Correction) -> list[float]:
-    tested = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
-    out = [math.nan] * len(pvalues)
+def corrected(ps: Sequence[float], correction: Correction) -> list[float]:
+    """The p-values adjusted across a family (Holm or Benjamini–Hochberg); NaN stays NaN.
+
+    A hypothesis is rejected at level ``alpha`` exactly when its adjusted p-value is ≤ ``alpha``.
+
+    Example:
+        >>> [round(p, 3) for p in corrected([0.01, 0.04, 0.03], "holm")]
+        [0.03, 0.06, 0.06]
+    """
+    tested = [i for i, p in enumerate(ps) if math.isfinite(p)]
+    out = [math.nan] * len(ps)
     method = CORRECTIONS[correction]
     if not tested:
         return out
-    ps = [pvalues[i] for i in tested]
-    adjusted = ps if method is None else list(multipletests(ps, method=method)[1])
+    values = [ps[i] for i in tested]
+    adjusted = values if method is None else list(multipletests(values, method=method)[1])
     for i, p in zip(tested, adjusted, strict=True):
         out[i] = float(p)
     return out
@@ -139,13 +152,12 @@ def judge(settings: Sequence[Evidence], tolerance: float, alpha: float = DEFAULT
             status.append(None)
     judged = [i for i, s in enumerate(status) if s is None]
 
-    def family(null: float, alternative: Literal["less", "greater"]):
-        ps = [one_sided_p(settings[i].diffs, null, alternative) for i in judged]
-        return _adjusted(ps, alpha, correction), _corrected_p(ps, correction)
+    def family(null: float, alternative: Literal["less", "greater"]) -> list[float]:
+        return corrected(pvalues([settings[i].diffs for i in judged], null, alternative),
+                         correction)
 
-    closed, p_closed = family(tolerance, "less")
-    better, p_better = family(0.0, "less")
-    worse, p_open = family(tolerance, "greater")
+    p_closed, p_better, p_open = (family(tolerance, "less"), family(0.0, "less"),
+                                  family(tolerance, "greater"))
     at = {i: k for k, i in enumerate(judged)}
     result = []
     for i, fixed in enumerate(status):
@@ -153,7 +165,9 @@ def judge(settings: Sequence[Evidence], tolerance: float, alpha: float = DEFAULT
             result.append(Judgement(fixed, math.nan, math.nan, math.nan))
             continue
         k = at[i]
-        verdict = ("better" if closed[k] and better[k] else "closed" if closed[k]
-                   else "open" if worse[k] else "inconclusive")
+        closed, better, worse = (p_closed[k] <= alpha, p_better[k] <= alpha,
+                                 p_open[k] <= alpha)
+        verdict = ("better" if closed and better else "closed" if closed
+                   else "open" if worse else "inconclusive")
         result.append(Judgement(verdict, p_closed[k], p_better[k], p_open[k]))
     return result
