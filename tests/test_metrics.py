@@ -42,7 +42,7 @@ def test_each_metric_says_what_it_is():
 
 def test_the_science_reports_what_the_declaration_declares():
     from wssweep.config import ExperimentConfig
-    from wssweep.science.experiment import ARMS, COLD_CHOSEN, PROGRESS_LABELS, run_trial
+    from wssweep.science.experiment import COLD_CHOSEN, PROGRESS_LABELS, run_trial
     from wssweep.space import TIME_ATTR
 
     # A small real trial with every arm and the meta-horizon on, so every network metric exists.
@@ -57,9 +57,9 @@ def test_the_science_reports_what_the_declaration_declares():
     assert {k for k in network if metrics.get(k) is not None} == network
     # every scalar it reports is declared, but for an arm's own flags and the third arm's
     # bookkeeping (results.csv keeps them after the metrics) and where the trial resumed
-    bookkeeping = ({f"{arm}/diverged" for arm in (*ARMS, COLD_CHOSEN)}
-                   | {f"{COLD_CHOSEN}/{k}" for k in ("train_acc", "test_acc_mean", "steps",
-                                                      "seconds")})
+    bookkeeping = {f"{COLD_CHOSEN}/{k}" for k in ("diverged", "stop", "train_acc",
+                                                  "test_acc_mean", "val_acc_mean", "steps",
+                                                  "seconds")}
     undeclared = {k for k, v in metrics.items() if not isinstance(v, list)} - set(METRIC)
     assert undeclared == bookkeeping | {"resumed_stage"}
     assert "resumed_stage" in results.TAIL_COLUMNS

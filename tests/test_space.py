@@ -171,8 +171,9 @@ def test_bayes_repeats_each_suggestion_on_every_seed_with_study_in_run_dir(tmp_p
     db = run_dir.resolve() / space.OPTUNA_DB
     # the Optuna study lives in an sqlite file inside the run directory
     assert db.is_file() and searcher._storage.url == f"sqlite:///{db}"
-    # the study is named after the sweep, and optimizes the spec's metric
-    assert searcher._study_name == "study-one" and (plan.metric, plan.mode) == ("gap", "min")
+    # the study is named after the sweep, and optimizes the spec's metric (the gap) on its
+    # validation twin: test accuracy is only reported
+    assert searcher._study_name == "study-one" and (plan.metric, plan.mode) == ("val_gap", "min")
     # param_space keeps only constants: the searcher carries the search space
     assert plan.param_space == {"setting": {"warm.perturb": 0.01}}
     configs = [plan.search_alg.suggest(f"t{i}") for i in range(3)]
@@ -203,14 +204,14 @@ def test_bayes_survives_diverged_trials(tmp_path):
     for i in range(4):
         alg.suggest(f"t{i}")
     # a running gap of None (a diverged arm) does not reach Optuna as a value
-    alg.on_trial_result("t0", {"gap": None, "training_iteration": 1})
-    alg.searcher.on_trial_result("t0", {"gap": None, "training_iteration": 1})
+    alg.on_trial_result("t0", {"val_gap": None, "training_iteration": 1})
+    alg.searcher.on_trial_result("t0", {"val_gap": None, "training_iteration": 1})
     # first setting: one seed diverged, the other gave 2.0 -> Optuna gets the mean of the finite
-    alg.on_trial_complete("t0", {"gap": None})
-    alg.on_trial_complete("t1", {"gap": 2.0})
+    alg.on_trial_complete("t0", {"val_gap": None})
+    alg.on_trial_complete("t1", {"val_gap": 2.0})
     # second setting: both seeds diverged (None and NaN) -> the study records a failed trial
-    alg.on_trial_complete("t2", {"gap": float("nan")})
-    alg.on_trial_complete("t3", {"gap": None})
+    alg.on_trial_complete("t2", {"val_gap": float("nan")})
+    alg.on_trial_complete("t3", {"val_gap": None})
     # the study holds one complete trial with the finite seed's value, and one failed trial
     assert study_states(plan) == [("COMPLETE", 2.0), ("FAIL", None)]
     # and the searcher keeps suggesting afterwards
@@ -223,7 +224,8 @@ def test_asha_from_min_iter(tmp_path):
     # ASHA over finished stages, reduction factor = eta
     assert (sched._time_attr, sched._reduction_factor) == ("stages_done", 3)
     # the spec's metric and goal, and no end to the bands (W&B's min_iter form)
-    assert (sched._metric, sched._mode, sched._max_t) == ("gap", "min", space.ASHA_MAX_T)
+    # (the gap is compared on the validation split: val_gap)
+    assert (sched._metric, sched._mode, sched._max_t) == ("val_gap", "min", space.ASHA_MAX_T)
     rungs = sorted(m for m, _ in sched._brackets[0]._rungs)
     # rungs at W&B's bands: min_iter * eta**k
     assert rungs[:4] == [2, 6, 18, 54]
@@ -238,7 +240,7 @@ def test_asha_from_max_iter_and_s_follows_wandb_bands(tmp_path):
     # ASHA's rungs are exactly those bands
     assert sorted(m for m, _ in sched._brackets[0]._rungs) == [3, 9]
     # maximize becomes mode max
-    assert (sched._mode, sched._metric) == ("max", "warm/test_acc")
+    assert (sched._mode, sched._metric) == ("max", "warm/val_acc")
 
 
 def test_asha_ignores_unusable_metrics_and_accepts_matching_tune_config(tmp_path):
@@ -247,11 +249,11 @@ def test_asha_ignores_unusable_metrics_and_accepts_matching_tune_config(tmp_path
     trial = SimpleNamespace(trial_id="a")
     sched.on_trial_add(None, trial)
     # a None gap (diverged) neither crashes ASHA nor counts as a result
-    assert sched.on_trial_result(None, trial, {"stages_done": 1, "gap": None}) == \
+    assert sched.on_trial_result(None, trial, {"stages_done": 1, "val_gap": None}) == \
         TrialScheduler.CONTINUE
-    sched.on_trial_complete(None, trial, {"stages_done": 1, "gap": None})
+    sched.on_trial_complete(None, trial, {"stages_done": 1, "val_gap": None})
     # TuneConfig(metric=, mode=) with the same values is accepted
-    assert sched.set_search_properties("gap", "min") is True
+    assert sched.set_search_properties("val_gap", "min") is True
     # a different metric is refused (Tune then reports the clash)
     assert sched.set_search_properties("saving", "max") is False
 

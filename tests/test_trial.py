@@ -70,7 +70,7 @@ def stubbed(monkeypatch, tmp_path):
         trained.append(cfg.lr)
         if cfg.lr > 1:
             raise ValueError("the science refuses this rate")
-        return {"gap": 1.5, "diverged": False, "resumed_stage": 0}
+        return {"gap": 1.5, "val_gap": 1.2, "diverged": False, "resumed_stage": 0}
 
     monkeypatch.setattr(trial, "run_trial", fake_run_trial)
     return record, reports, trained

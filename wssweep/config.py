@@ -264,6 +264,15 @@ class DataConfig(_Strict):
         return self
 
 
+#: Top-level config keys that change only the warm arm: stage 1 and the cold arm do not depend on
+#: them, so settings that differ only in these share their cold arm (and its baseline cache).
+WARM_ONLY_KEYS = frozenset({"warm", "shrink", "meta_horizon", "cold_at_chosen_lr", "threads"})
+#: Swept keys that choose or tune the warm start's intervention; the rest of a setting is the
+#: recipe the intervention is compared within (against the plain warm start of that recipe).
+INTERVENTION_KEYS = frozenset({"warm.intervention", "shrink", "warm.perturb", "warm.noise",
+                               "warm.dash_alpha", "warm.granularity", "warm.l2_coef"})
+
+
 #: What a custom model factory is given from the data, never from ``model.kwargs``.
 FROM_THE_DATA = ("input_shape", "num_classes")
 #: Models that need inputs of one shape: conv1d 1-D signals, resnet18 images (C, H, W).
@@ -310,6 +319,10 @@ class ProtocolConfig(_Strict):
     kind: Literal["batch", "online", "active"] = "online"
     fraction: float = Field(default=0.5, gt=0, lt=1)  # batch: share of the data in stage 1
     chunks: int = Field(default=10, ge=2)  # online/active: equal chunks, stage j trains on 1..j
+    # Share of the training data held out before the stages begin, the same for both arms and
+    # every stage: every selection (the search, ASHA, the reference cold start, the
+    # recommendation) reads it; test accuracy is only reported.
+    val_fraction: float = Field(default=0.1, gt=0, le=0.5)
     stop: StopConfig = Field(default_factory=StopConfig)
 
 

@@ -39,15 +39,28 @@ import numpy as np
 from scipy import stats
 
 from wssweep.cells import EMPTY, finite, missing
+from wssweep.comparisons import (
+    Reference,
+    against_reference,
+    choose_reference,
+    plain_partner,
+    plain_warm_gain,
+)
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
-from wssweep.metrics import METRICS, Metric
+from wssweep.metrics import METRIC, METRICS, Metric
 from wssweep.record import DEFAULT_TOLERANCE, MAP_DIR, RESULTS_FILE, RunDir, SweepRecord
 from wssweep.results import read_results
+from wssweep.verdicts import (
+    DEFAULT_ALPHA,
+    DEFAULT_CORRECTION,
+    Correction,
+    Evidence,
+    judge,
+)
 
 SUMMARY_FILE = "summary.csv"
 CI_METHODS = ("t", "bootstrap")
-VERDICTS = ("closed", "open", "inconclusive", "failed")
 #: The verdict of a setting when the run maps a metric other than the gap (and it did not fail).
 NOT_APPLICABLE = "n/a"
 
@@ -113,36 +126,6 @@ def interval(values: Sequence[float], ci: str = "t",
     raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
 
 
-def verdict(mean: float, lo: float, hi: float, n_valid: int, n_failed: int,
-            tolerance: float) -> str:
-    """The verdict on one setting's gap, from its interval ``[lo, hi]`` over ``n_valid`` seeds.
-
-    Checked in this order:
-
-    1. ``failed`` when no seed trained (``n_valid == 0`` and ``n_failed > 0``) or more than half
-       of the finished seeds failed (``n_failed > n_valid``; exactly half is not failed);
-    2. ``inconclusive`` when fewer than 2 valid seeds (no interval), or ``lo``/``hi`` not finite;
-    3. ``closed`` when ``hi <= tolerance``: the interval's upper end is within the tolerance
-       (``hi == tolerance`` is closed);
-    4. ``open`` when ``lo > tolerance``: its lower end is above the tolerance
-       (``lo == tolerance`` is not open);
-    5. ``inconclusive`` otherwise (the interval straddles the tolerance).
-
-    A setting with neither valid nor failed seeds (only stopped, running or pending trials) is
-    ``inconclusive``. ``mean`` does not enter the rule; it is accepted so callers can pass a
-    ``paired_ci`` result as is.
-    """
-    if (n_valid == 0 and n_failed > 0) or n_failed > n_valid:
-        return "failed"
-    if n_valid < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return "inconclusive"
-    if hi <= tolerance:
-        return "closed"
-    if lo > tolerance:
-        return "open"
-    return "inconclusive"
-
-
 # --------------------------------------------------------------------------------------------
 # Cells and trials
 
@@ -191,7 +174,12 @@ def parse_value(cell: Any) -> Any:
 def trial_outcome(row: dict[str, Any], quantity: str = "gap") -> str:
     """One trial's outcome for the map: ``succeeded``, ``diverged``, ``failed`` (an error, or a
     completed trial without a finite ``quantity``), ``stopped`` (ASHA) or ``unfinished``
-    (running or pending)."""
+    (running or pending).
+
+    A quantity of one arm (``cold/test_acc``) is judged by that arm alone: a trial whose warm arm
+    diverged still has a cold arm (``warm/diverged``, ``cold/diverged``; a run written before
+    those columns existed has only ``diverged``, for either arm).
+    """
     status = str(row.get("status") or "").strip()
     if status in ("running", "pending"):
         return "unfinished"
@@ -199,9 +187,20 @@ def trial_outcome(row: dict[str, Any], quantity: str = "gap") -> str:
         return "stopped"
     if status == "error":
         return "failed"
-    if status == "diverged" or _truthy(row.get("diverged")):
+    arm = METRIC[quantity].arm if quantity in METRIC else "both"
+    flags = [row.get(f"{a}/diverged") for a in ARMS_OF.get(arm or "both", ())]
+    if any(cell_text(f) for f in flags):
+        diverged = any(_truthy(f) for f in flags)
+    else:
+        diverged = status == "diverged" or _truthy(row.get("diverged"))
+    if diverged:
         return "diverged"
     return "succeeded" if math.isfinite(to_float(row.get(quantity))) else "failed"
+
+
+#: The arms a metric of each ``Metric.arm`` uses.
+ARMS_OF = {"warm": ("warm",), "cold": ("cold",), "cold_chosen": ("warm", "cold_chosen"),
+           "both": ("warm", "cold")}
 
 
 def mapped_quantity(rows: Sequence[dict[str, Any]], metric: str = "gap") -> str:
@@ -213,7 +212,7 @@ def mapped_quantity(rows: Sequence[dict[str, Any]], metric: str = "gap") -> str:
 
 
 #: The gap's axis label, wherever the map plots it.
-GAP_LABEL = "gap = cold − warm test acc (points)"
+GAP_LABEL = "gap = reference cold − warm test acc (points)"
 
 
 def signed(value: float) -> str:
@@ -232,7 +231,7 @@ class Mapped:
     Example:
         >>> gap, loss = Mapped("gap", True), Mapped("nqm/final_loss", True)
         >>> gap.mean_col, loss.mean_col, gap.fmt(-0.5), loss.fmt(0.123456)
-        ('gap_mean', 'metric_mean', '−0.50', '0.123')
+        ('ref_gap_mean', 'metric_mean', '−0.50', '0.123')
     """
 
     name: str
@@ -252,8 +251,9 @@ class Mapped:
 
     @property
     def _columns(self) -> list[str]:
-        # summary.csv names the run's own metric "metric", whatever it is.
-        return ci_columns("gap" if self.is_gap else "metric")
+        # summary.csv names the run's own metric "metric", whatever it is; the gap shown is the
+        # one the verdict judges, against the reference cold start (wssweep.comparisons).
+        return ci_columns("ref_gap" if self.is_gap else "metric")
 
     @property
     def axis_label(self) -> str:
@@ -271,7 +271,8 @@ class Mapped:
     @property
     def described(self) -> str:
         """The quantity in a sentence, e.g. a figure caption."""
-        return "the gap (cold − warm test accuracy, points)" if self.is_gap else self.name
+        return ("the gap (reference cold − warm test accuracy, points)" if self.is_gap
+                else self.name)
 
     def fmt(self, value: float) -> str:
         """One value as a cell shows it: the gap signed to 0.01 points, others to 3 digits."""
@@ -308,6 +309,10 @@ POOLED: tuple[Metric, ...] = tuple(m for m in METRICS if m.pooled)
 POOLS: dict[str, Callable[[Iterable[float]], float]] = {"mean": mean_of, "geomean": geomean}
 #: The columns that count a setting's trials.
 COUNT_COLUMNS = ("n_seeds", "n_trials", "n_failed", "n_diverged", "n_stopped", "diverged_share")
+#: What each verdict rests on: its paired seeds, the unconverged ones among them, the corrected
+#: p-values of its tests (``wssweep.verdicts``) and the verdict the same rule gives on the
+#: validation split (what the recommendation selects on).
+JUDGED_COLUMNS = ("n_paired", "n_unconverged", "p_closed", "p_better", "p_open", "val_verdict")
 
 
 def ci_columns(name: str) -> list[str]:
@@ -329,9 +334,9 @@ def summary_columns(swept: Sequence[str], metric: str = "gap") -> list[str]:
     # The answer first (verdict, the gap, the run's metric, the other intervals and means), the
     # bookkeeping after, the geometric means (the chosen rate) last: a reader of a wide table sees
     # what matters without scrolling.
-    return ["setting_key", *swept, "verdict", *ci_columns("gap"),
-            *([] if metric == "gap" else ci_columns("metric")), *pooled("ci"), *pooled("mean"),
-            *COUNT_COLUMNS, *pooled("geomean")]
+    return ["setting_key", *swept, "verdict", *ci_columns("ref_gap"), *ci_columns("gap"),
+            *([] if metric == "gap" else ci_columns("metric")), *ci_columns("gain_vs_warm"),
+            *pooled("ci"), *pooled("mean"), *COUNT_COLUMNS, *JUDGED_COLUMNS, *pooled("geomean")]
 
 
 def _pool(metric: Metric, valid: Sequence[dict[str, Any]], ci: str,
@@ -344,30 +349,40 @@ def _pool(metric: Metric, valid: Sequence[dict[str, Any]], ci: str,
 
 
 def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str = "gap",
-              tolerance: float = DEFAULT_TOLERANCE, ci: str = "t",
-              confidence: float = 0.95) -> list[dict[str, Any]]:
+              tolerance: float = DEFAULT_TOLERANCE, ci: str = "t", confidence: float = 0.95, *,
+              reference: Reference | None = None, correction: Correction = DEFAULT_CORRECTION,
+              alpha: float = DEFAULT_ALPHA, base_intervention: str = "none",
+              ) -> list[dict[str, Any]]:
     """One row per setting (trials grouped by their swept values; the seed is not swept).
 
-    Columns (``summary_columns``): ``setting_key``, each swept parameter's value, ``n_seeds``
-    (valid seeds), ``n_trials`` (rows of the setting in results.csv, any status), ``n_failed``
-    (diverged, errored or without a result), ``n_diverged``, ``n_stopped`` (stopped, running or
-    pending: not counted), ``diverged_share`` (diverged / finished seeds), ``gap_mean``,
-    ``gap_lo``, ``gap_hi`` (the interval over valid seeds), ``metric_mean/lo/hi`` when ``metric``
-    is not the gap, the mean ``warm/test_acc`` and ``cold/test_acc`` over valid seeds,
-    ``saving_mean/lo/hi``, ``lr_chosen`` (geometric mean where present) and ``verdict``.
+    Columns (``summary_columns``): ``setting_key``, each swept parameter's value, ``verdict``;
+    ``ref_gap_mean/lo/hi`` (reference cold − warm test accuracy, paired per seed: what the
+    verdict judges, ``wssweep.comparisons``); ``gap_mean/lo/hi`` (the same-recipe gap: each
+    setting's own cold arm); ``metric_mean/lo/hi`` when ``metric`` is not the gap;
+    ``gain_vs_warm_mean/lo/hi`` (warm − plain warm of the same recipe, where the sweep holds
+    one); the declared pooled metrics; ``n_seeds`` (valid seeds), ``n_trials``, ``n_failed``,
+    ``n_diverged``, ``n_stopped`` (stopped, running or pending: not counted),
+    ``diverged_share``; and ``JUDGED_COLUMNS``.
 
-    The verdict judges the gap (``verdict``) whenever the run has one; a run without any gap
-    (``metric`` e.g. ``nqm/final_loss``) gets ``failed`` by the same failure rule or ``"n/a"``.
-    Missing numbers are NaN. Settings are sorted by their swept values.
+    ``reference`` defaults to ``choose_reference(rows, swept)``. The verdicts are
+    ``wssweep.verdicts.judge`` over every setting of the sweep, corrected by ``correction`` at
+    ``alpha``; a run without any gap (``metric`` e.g. ``nqm/final_loss``) gets ``failed`` by
+    the same failure rule, or ``"n/a"``. Missing numbers are NaN. Settings are sorted by their
+    swept values.
     """
     if ci not in CI_METHODS:
         raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
     quantity = mapped_quantity(rows, metric)
+    if reference is None:
+        reference = choose_reference(rows, swept)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(cell_text(row.get(k)) for k in swept), []).append(row)
-    out = []
-    for ident, trials in groups.items():
+    idents = sorted(groups, key=lambda ident: tuple(_sort_key(parse_value(v)) for v in ident))
+    settings = [dict(zip(swept, ident, strict=True)) for ident in idents]
+    out, evidence, val_evidence = [], [], []
+    for ident in idents:
+        trials = groups[ident]
         outcomes = [trial_outcome(r, quantity) for r in trials]
         valid = [r for r, o in zip(trials, outcomes, strict=True) if o == "succeeded"]
         n_valid = len(valid)
@@ -376,6 +391,10 @@ def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str 
         finished = n_valid + n_failed
         pooled = {k: v for m in POOLED for k, v in _pool(m, valid, ci, confidence).items()}
         gap = tuple(pooled.pop(c) for c in ci_columns("gap"))
+        paired = against_reference(trials, reference, "test")
+        evidence.append(Evidence(paired.diffs, paired.n_failed, paired.n_unconverged))
+        on_val = against_reference(trials, reference, "val")
+        val_evidence.append(Evidence(on_val.diffs, on_val.n_failed, on_val.n_unconverged))
         summary: dict[str, Any] = {
             "setting_key": next((str(r["setting_key"]) for r in trials
                                  if cell_text(r.get("setting_key"))), ""),
@@ -383,20 +402,34 @@ def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str 
             "n_seeds": n_valid, "n_trials": len(trials), "n_failed": n_failed,
             "n_diverged": n_diverged, "n_stopped": len(trials) - finished,
             "diverged_share": n_diverged / finished if finished else _NAN,
+            **dict(zip(ci_columns("ref_gap"), interval(paired.diffs, ci, confidence),
+                       strict=True)),
             **dict(zip(ci_columns("gap"), gap, strict=True)),
+            "n_paired": len(paired.diffs), "n_unconverged": paired.n_unconverged,
         }
         if metric != "gap":
-            values = [to_float(r.get(metric)) for r in valid]
+            # the metric's own valid seeds: a map of one arm loses none to the other arm
+            values = [to_float(r.get(metric)) for r in trials
+                      if trial_outcome(r, metric) == "succeeded"]
             summary.update(zip(ci_columns("metric"), interval(values, ci, confidence), strict=True))
-        if quantity == "gap":
-            judged = verdict(*gap, n_valid, n_failed, tolerance)
-        else:
-            failed = verdict(_NAN, _NAN, _NAN, n_valid, n_failed, tolerance) == "failed"
-            judged = "failed" if failed else NOT_APPLICABLE
+        if quantity != "gap":
+            failed = n_failed > n_valid or (n_valid == 0 and n_failed > 0)
+            summary["verdict"] = "failed" if failed else NOT_APPLICABLE
         summary.update(pooled)  # the other pooled metrics, in their declared order
-        summary["verdict"] = judged
         out.append(summary)
-    out.sort(key=lambda s: tuple(_sort_key(s[k]) for k in swept))
+    for summary, setting, index in zip(out, settings, range(len(out)), strict=True):
+        partner = plain_partner(setting, settings, base_intervention)
+        gain = ((_NAN,) * 3 if partner is None else
+                interval(plain_warm_gain(groups[idents[index]], groups[idents[partner]]).diffs,
+                         ci, confidence))
+        summary.update(zip(ci_columns("gain_vs_warm"), gain, strict=True))
+    if quantity == "gap":
+        on_test = judge(evidence, tolerance, alpha, correction)
+        on_val = judge(val_evidence, tolerance, alpha, correction)
+        for summary, judged, val_judged in zip(out, on_test, on_val, strict=True):
+            summary.update(verdict=judged.verdict, p_closed=judged.p_closed,
+                           p_better=judged.p_better, p_open=judged.p_open,
+                           val_verdict=val_judged.verdict)
     return out
 
 
@@ -457,6 +490,16 @@ class RunData:
         return mapped_quantity(self.rows, self.metric)
 
     @property
+    def reference(self) -> Reference:
+        """The cold start every warm start of this run is judged against."""
+        return choose_reference(self.rows, self.swept, self.sweep.reference)
+
+    @property
+    def base_intervention(self) -> str:
+        """The experiment's warm-start intervention where the sweep does not set it."""
+        return str((self.sweep.experiment.get("warm") or {}).get("intervention", "none"))
+
+    @property
     def mapped(self) -> Mapped:
         """What this run's map maps; lower is better for the gap and for a minimized metric."""
         quantity = self.quantity
@@ -511,8 +554,11 @@ def count_trials(data: RunData) -> TrialCounts:
 
 
 def summarize_run(data: RunData, ci: str = "t") -> list[dict[str, Any]]:
-    """``summarize`` with the run's swept keys, metric and ``gap_tolerance``."""
-    return summarize(data.rows, data.swept, metric=data.metric, tolerance=data.tolerance, ci=ci)
+    """``summarize`` with the run's swept keys, metric, ``gap_tolerance``, reference cold start
+    and correction."""
+    return summarize(data.rows, data.swept, metric=data.metric, tolerance=data.tolerance, ci=ci,
+                     reference=data.reference, correction=data.sweep.correction,
+                     base_intervention=data.base_intervention)
 
 
 def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
@@ -539,15 +585,20 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
     return path
 
 
-def recommend(rows: Sequence[dict[str, Any]], mapped: Mapped) -> dict[str, Any] | None:
-    """The decision rule: the cheapest closed setting (max ``saving_mean``, ties to the lower
-    ``gap_hi``); for another metric the best ``metric_mean``; ``None`` when none qualifies."""
+def recommend(rows: Sequence[dict[str, Any]], mapped: Mapped,
+              on_validation: bool = True) -> dict[str, Any] | None:
+    """The decision rule: the cheapest setting whose warm start is closed or better on the
+    validation split (``val_verdict``; max ``saving_mean``, ties to ``better``), so the test
+    verdict reported for it was not used to pick it. A run without a validation split
+    (``on_validation`` false) picks on the test verdict. For another metric: the best
+    ``metric_mean``. ``None`` when none qualifies."""
     if mapped.is_gap:
-        closed = [r for r in rows if r["verdict"] == "closed"]
+        column = "val_verdict" if on_validation else "verdict"
+        closed = [r for r in rows if r.get(column) in ("closed", "better")]
         if not closed:
             return None
         return max(closed, key=lambda r: (r["saving_mean"] if finite(r["saving_mean"])
-                                          else -math.inf, -r["gap_hi"]))
+                                          else -math.inf, r[column] == "better"))
     scored = [r for r in rows if r["verdict"] != "failed" and finite(r["metric_mean"])]
     if not scored:
         return None

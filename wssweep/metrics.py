@@ -30,15 +30,35 @@ class Metric:
     optimizable: bool = False  # may be a sweep's metric.name
     in_wandb_summary: bool = False  # the trial's W&B summary keeps its last value
     kind: Literal["network", "nqm"] = "network"  # the experiment kind that reports it
+    # A metric on test data is only reported: a sweep that names it as its metric selects on
+    # this validation twin instead (the search, ASHA), so the number reported was not selected.
+    selected_by: str | None = None
+
+    @property
+    def objective(self) -> str:
+        """What a sweep whose metric this is optimizes: the validation twin, or itself."""
+        return self.selected_by or self.name
 
 
 METRICS: tuple[Metric, ...] = (
     Metric("warm/test_acc", "%", "warm arm's final test accuracy", "max", "warm", "mean",
-           optimizable=True, in_wandb_summary=True),
+           optimizable=True, in_wandb_summary=True, selected_by="warm/val_acc"),
     Metric("cold/test_acc", "%", "cold arm's final test accuracy", "max", "cold", "mean",
-           optimizable=True, in_wandb_summary=True),
+           optimizable=True, in_wandb_summary=True, selected_by="cold/val_acc"),
     Metric("gap", "points", "cold − warm final test accuracy, paired on the seed", "min",
-           "both", "ci", optimizable=True, in_wandb_summary=True),
+           "both", "ci", optimizable=True, in_wandb_summary=True, selected_by="val_gap"),
+    Metric("warm/val_acc", "%", "warm arm's final accuracy on the validation split", "max",
+           "warm", "mean", optimizable=True, in_wandb_summary=True),
+    Metric("cold/val_acc", "%", "cold arm's final accuracy on the validation split", "max",
+           "cold", "mean", optimizable=True, in_wandb_summary=True),
+    Metric("val_gap", "points", "cold − warm final validation accuracy, paired on the seed",
+           "min", "both", "ci", optimizable=True, in_wandb_summary=True),
+    Metric("warm/stop", "text", "why the warm arm's last stage stopped: threshold, plateau, "
+           "max_epochs or diverged", None, "warm"),
+    Metric("cold/stop", "text", "why the cold arm's last stage stopped", None, "cold"),
+    Metric("warm/diverged", "bool", "the warm arm diverged (NaN/inf loss, or final train "
+           "accuracy below 1.5× chance)", "min", "warm"),
+    Metric("cold/diverged", "bool", "the cold arm diverged", "min", "cold"),
     Metric("warm/steps", "steps", "warm arm's optimizer steps after stage 1 (meta steps "
            "included)", "min", "warm", optimizable=True),
     Metric("cold/steps", "steps", "cold arm's optimizer steps after stage 1", "min", "cold",
@@ -54,9 +74,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("diverged", "bool", "either arm diverged (NaN/inf loss, or train accuracy below 1.5× "
            "chance)", "min", "both", in_wandb_summary=True),
     Metric("warm/test_acc_mean", "%", "warm arm's test accuracy averaged over stages", "max",
-           "warm", optimizable=True),
+           "warm", optimizable=True, selected_by="warm/val_acc_mean"),
     Metric("cold/test_acc_mean", "%", "cold arm's test accuracy averaged over stages", "max",
-           "cold", optimizable=True),
+           "cold", optimizable=True, selected_by="cold/val_acc_mean"),
+    Metric("warm/val_acc_mean", "%", "warm arm's validation accuracy averaged over stages",
+           "max", "warm", optimizable=True),
+    Metric("cold/val_acc_mean", "%", "cold arm's validation accuracy averaged over stages",
+           "max", "cold", optimizable=True),
     Metric("warm/train_acc", "%", "warm arm's final train accuracy", "max", "warm"),
     Metric("cold/train_acc", "%", "cold arm's final train accuracy", "max", "cold"),
     Metric("warm/meta_steps", "steps", "steps the meta-horizon's candidate rates took", "min",
@@ -69,8 +93,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("nqm/lr_last", "rate", "NQM: the last chosen rate", kind="nqm"),
     Metric("cold_chosen/test_acc", "%", "a cold start at the warm arm's chosen rate "
            "(cold_at_chosen_lr)", "max", "cold_chosen"),
+    Metric("cold_chosen/val_acc", "%", "its validation accuracy", "max", "cold_chosen"),
     Metric("gap_chosen", "points", "cold_chosen − warm final test accuracy", "min", "both",
-           optimizable=True),
+           optimizable=True, selected_by="val_gap_chosen"),
+    Metric("val_gap_chosen", "points", "cold_chosen − warm final validation accuracy", "min",
+           "both", optimizable=True),
 )
 METRIC: dict[str, Metric] = {m.name: m for m in METRICS}
 

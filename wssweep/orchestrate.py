@@ -225,6 +225,7 @@ def sweep_record(resolved, run_dir: Path, name: str) -> SweepRecord:
         spec=spec.model_dump(mode="json", exclude_unset=True), experiment=resolved.experiment,
         seeds=list(spec.seeds), swept=list(spec.parameters), metric=spec.metric.name,
         mode=spec.metric.mode, method=spec.method, gap_tolerance=spec.gap_tolerance,
+        reference=spec.reference, correction=spec.correction,
         cpus_per_trial=res.cpus_per_trial, threads=max(1, int(res.cpus_per_trial)),
         trials_per_gpu=res.trials_per_gpu, max_failures=res.max_failures,
         wandb=WandbRecord(project=spec.wandb.project, entity=spec.wandb.entity,
@@ -253,7 +254,7 @@ def _tuner_parts(sweep: SweepRecord, total: int):
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[JsonLoggerCallback(), writer.callback(),
-                   Progress(total, sweep.metric, sweep.mode).callback()])
+                   Progress(total, sweep.objective, sweep.mode).callback()])
     wrapped = tune.with_resources(tune.with_parameters(trainable, sweep=sweep),
                                   trial_resources(sweep))
     return wrapped, run_config, writer

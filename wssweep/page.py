@@ -25,6 +25,7 @@ from wssweep.gapmap import (
     trial_outcome,
 )
 from wssweep.plots import setting_label
+from wssweep.verdicts import CORRECTION_NAMES, DEFAULT_ALPHA, TEST_NAME
 
 if TYPE_CHECKING:
     from wssweep.report import MapFiles
@@ -56,7 +57,8 @@ td.text { text-align: left; }
 td.verdict { font-weight: bold; text-align: center; color: white; }
 td.v-closed { background: #1a9641; } td.v-open { background: #d7191c; }
 td.v-inconclusive { background: #e08a00; } td.v-failed { background: #7f7f7f; }
-td.v-na { background: #3b6fb6; }
+td.v-na { background: #3b6fb6; } td.v-better { background: #0b6e2f; }
+td.v-unconverged { background: #8e44ad; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
@@ -142,6 +144,19 @@ def _caption(path: Path, mapped: Mapped) -> str:
     return path.name
 
 
+def _reference_html(result: MapFiles, data: RunData) -> str:
+    """What every warm start is judged against, and how it was chosen."""
+    ref = result.reference
+    if ref is None or not result.mapped.is_gap:
+        return ""
+    recipe = setting_label(ref.settings, list(ref.settings)) if ref.settings else "the experiment"
+    seeds = f"{len(ref.seeds)} seeds" if ref.seeds else "no seeds"
+    val = f", mean validation accuracy {ref.mean_val_acc:.2f} %" if finite(ref.mean_val_acc) else ""
+    return (f"<h2>Reference cold start</h2><p>{_esc(recipe)}: {_esc(ref.described)} "
+            f"({_esc(seeds)}{_esc(val)}). Paired per seed; in "
+            f"<code>{_esc(MAP_DIR)}/reference.json</code>.</p>")
+
+
 def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     """The report page as one self-contained HTML string."""
     mapped, rows, counts = result.mapped, result.rows, result.counts
@@ -164,27 +179,32 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     out.append(_missing_html(counts, result.missing_list, data.swept))
     out.append(_failed_html(data, mapped))
 
+    out.append(_reference_html(result, data))
     out.append("<h2>Recommended setting</h2>")
     rec = result.recommended
+    lo_col, hi_col = mapped.ci_cols
     if mapped.is_gap:
+        on_val = result.reference is None or result.reference.how != "same_recipe"
         if rec is not None:
             saving = (f"saves ×{rec['saving_mean']:.3g} optimizer steps"
                       + (f" (95 % CI {rec['saving_lo']:.3g} – {rec['saving_hi']:.3g})"
                          if finite(rec["saving_lo"]) else "")
                       if finite(rec["saving_mean"]) else "saving unknown")
+            chosen = ("chosen on the validation split; on test" if on_val
+                      else "chosen on test (this run has no validation split)")
             out.append(
                 f"<p class='ok'>The cheapest warm start that closes the gap: "
-                f"<b>{_esc(setting_label(rec, data.swept))}</b> — {_esc(saving)}, gap "
-                f"{rec['gap_mean']:+.2f} points (95 % CI {rec['gap_lo']:+.2f} to "
-                f"{rec['gap_hi']:+.2f}, {rec['n_seeds']} seeds).</p>")
+                f"<b>{_esc(setting_label(rec, data.swept))}</b> — {_esc(saving)}; {chosen} its "
+                f"verdict is <b>{_esc(rec['verdict'])}</b>, gap {rec[mapped.mean_col]:+.2f} "
+                f"points (95 % CI {rec[lo_col]:+.2f} to {rec[hi_col]:+.2f}, "
+                f"{rec.get('n_paired', rec['n_seeds'])} seeds).</p>")
         else:
-            closest = [r for r in rows if finite(r["gap_hi"]) and r["verdict"] != "failed"]
-            text = (f"No setting closed the gap within {data.tolerance:g} points "
-                    "(no 95 % interval lies below the tolerance).")
+            closest = [r for r in rows if finite(r[hi_col]) and r["verdict"] != "failed"]
+            text = f"No setting closed the gap within {data.tolerance:g} points."
             if closest:
-                best = min(closest, key=lambda r: r["gap_hi"])
+                best = min(closest, key=lambda r: r[hi_col])
                 text += (f" Closest: {setting_label(best, data.swept)} (gap "
-                         f"{best['gap_mean']:+.2f}, CI upper end {best['gap_hi']:+.2f}, "
+                         f"{best[mapped.mean_col]:+.2f}, CI upper end {best[hi_col]:+.2f}, "
                          f"verdict {best['verdict']}).")
             out.append(f"<p class='warn'>{_esc(text)}</p>")
     elif rec is not None:
@@ -198,12 +218,17 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     out.append("<h2>Verdicts</h2>")
     tally = {v: n for v, n in result.verdicts.items() if n}
     if mapped.is_gap:
-        out.append(f"<p>Verdict per setting (gap tolerance {data.tolerance:g} points): "
-                   "<b>closed</b> when the gap's 95 % interval ends at or below the tolerance, "
-                   "<b>open</b> when it starts above it, <b>inconclusive</b> otherwise (also for a "
-                   "single seed), <b>failed</b> when no seed trained or more than half diverged "
-                   "or failed. " + _esc(", ".join(f"{v}: {n}" for v, n in tally.items()))
-                   + f" (of {len(rows)} settings).</p>")
+        correction = CORRECTION_NAMES[result.correction]
+        out.append(f"<p>Verdict per setting, against the reference cold start (gap tolerance "
+                   f"{data.tolerance:g} points), each a {TEST_NAME} at {DEFAULT_ALPHA:g} "
+                   f"corrected across the {len(rows)} settings by {_esc(correction)}: "
+                   "<b>closed</b> when the gap is significantly below the tolerance, "
+                   "<b>better</b> when the warm start is also significantly better than the "
+                   "reference, <b>open</b> when the gap is significantly above the tolerance, "
+                   "<b>inconclusive</b> otherwise (also below two seeds), <b>unconverged</b> "
+                   "when the compared arms stopped on different criteria for most seeds, "
+                   "<b>failed</b> when more than half the seeds did not train. "
+                   + _esc(", ".join(f"{v}: {n}" for v, n in tally.items())) + ".</p>")
     else:
         out.append(f"<p>The run maps {_esc(mapped.name)}; verdicts on the gap do not apply "
                    "(<b>n/a</b>) except <b>failed</b>.</p>")

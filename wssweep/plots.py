@@ -28,6 +28,7 @@ from wssweep.gapmap import (
     Mapped,
     to_float,
 )
+from wssweep.verdicts import VERDICTS
 
 PARETO_FILE = "pareto.png"
 STAGES_FILE = "stages.png"
@@ -47,10 +48,11 @@ AXIS_LABELS = {
     "perturb": "perturb σ (fraction of a fresh init)",
     "intervention": "warm-start intervention",
 }
-VERDICT_MARKS = {"closed": "✓", "open": "✗", "inconclusive": "?", "failed": "failed",
-                 NOT_APPLICABLE: ""}
-VERDICT_COLOURS = {"closed": "#1a9641", "open": "#d7191c", "inconclusive": "#e08a00",
-                   "failed": "#7f7f7f", NOT_APPLICABLE: "#3b6fb6"}
+VERDICT_MARKS = {"better": "✓✓", "closed": "✓", "open": "✗", "inconclusive": "?",
+                 "unconverged": "≁", "failed": "failed", NOT_APPLICABLE: ""}
+VERDICT_COLOURS = {"better": "#0b6e2f", "closed": "#1a9641", "open": "#d7191c",
+                   "inconclusive": "#e08a00", "unconverged": "#8e44ad", "failed": "#7f7f7f",
+                   NOT_APPLICABLE: "#3b6fb6"}
 FAILED_FACE, EMPTY_FACE = "#c8c8c8", "#f3f3f3"
 
 
@@ -170,9 +172,10 @@ def _verdict_legend(mapped: Mapped, tolerance: float, averaged: bool = False) ->
             "left out of the average" if averaged else "")
     if not mapped.is_gap:
         return "grey hatched: failed (diverged or no result) · light grey: no data" + note
-    return (f"✓ closed: the 95 % CI's upper end ≤ {tolerance:g} points · ✗ open: its lower end "
-            f"> {tolerance:g} · ? inconclusive: neither (or one seed)\n"
-            "grey hatched: failed (diverged or did not train) · "
+    return (f"vs the reference cold start, one-sided t-tests corrected across settings: "
+            f"✓✓ better · ✓ closed (within {tolerance:g} points) · ✗ open (worse by more) · "
+            "? inconclusive\n≁ unconverged: the arms stopped on different criteria for most "
+            "seeds · grey hatched: failed (did not train) · "
             "red: warm start generalizes worse than cold · blue: better" + note)
 
 
@@ -243,10 +246,11 @@ def plot_heatmap(path: Path, ya: Axis, xa: Axis, rows: Sequence[dict[str, Any]],
                 lines.append(mapped.fmt_ci(row[lo_col], row[hi_col]))
             mark = (f"{VERDICT_MARKS[row['verdict']]} {row['verdict']}  "
                     if row["verdict"] != NOT_APPLICABLE else "")
-            lines.append(f"{mark}n={row['n_seeds']}")
+            # the seeds a verdict rests on: those paired with the reference cold start
+            lines.append(f"{mark}n={row.get('n_paired', row['n_seeds'])}")
         else:
             tally = [f"{VERDICT_MARKS[v] if v != 'failed' else 'F'}{n}"
-                     for v in ("closed", "open", "inconclusive", "failed")
+                     for v in VERDICTS
                      if (n := sum(r["verdict"] == v for r in members))]
             if tally:
                 lines.append(" ".join(tally))
@@ -393,7 +397,7 @@ def plot_line(path: Path, axis: Axis, rows: Sequence[dict[str, Any]], varying: S
         groups.setdefault(setting_label(row, [a.key for a in others]), []).append(row)
     how = ""
     if axis.binned:  # a continuous axis: each setting at its own value
-        for name in ("closed", "inconclusive", "open", NOT_APPLICABLE):
+        for name in VERDICT_MARKS:
             members = [r for r in usable if r["verdict"] == name]
             if members:
                 ax.errorbar([float(r[axis.key]) for r in members], [r[col] for r in members],

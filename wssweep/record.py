@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wssweep.errors import InputError
 from wssweep.files import atomic_write, path_kind
+from wssweep.metrics import METRIC
 
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.csv"
@@ -78,6 +79,8 @@ class SweepRecord(_Record):
     mode: Literal["min", "max"]
     method: Literal["grid", "random", "bayes"] = "grid"
     gap_tolerance: float = DEFAULT_TOLERANCE
+    reference: dict[str, Any] | None = None  # the spec's named reference cold start, if any
+    correction: Literal["holm", "bh", "none"] = "holm"  # of the verdicts, across settings
     cpus_per_trial: float = 1.0
     threads: int = 1  # torch CPU threads per trial
     trials_per_gpu: int | None = None
@@ -85,6 +88,11 @@ class SweepRecord(_Record):
     wandb: WandbRecord = Field(default_factory=WandbRecord)
     expected_trials: int | None = None  # None: unknown (a record from before it was kept)
     grid: list[GridTrial] | None = None  # a grid sweep's trials, in order; None otherwise
+
+    @property
+    def objective(self) -> str:
+        """What Tune's search and scheduler compare (``gap`` is selected on ``val_gap``)."""
+        return METRIC[self.metric].objective if self.metric in METRIC else self.metric
 
 
 @dataclass(frozen=True)

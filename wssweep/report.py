@@ -22,10 +22,13 @@ show are skipped. The statistics and the decision rule are in ``wssweep.gapmap``
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wssweep.comparisons import Reference
+from wssweep.files import atomic_write
 from wssweep.gapmap import (
     MAP_DIR,
     NOT_APPLICABLE,
@@ -53,8 +56,11 @@ from wssweep.plots import (
     slug,
     write_text,
 )
+from wssweep.verdicts import DEFAULT_CORRECTION, VERDICTS
 
 REPORT_FILE = "report.html"
+#: The reference cold start the verdicts judge against: its recipe and how it was chosen.
+REFERENCE_FILE = "reference.json"
 
 
 @dataclass
@@ -63,8 +69,8 @@ class MapFiles:
 
     ``rows`` are the ``summary.csv`` rows (``wssweep.gapmap.summarize``); ``counts`` the trials by
     outcome and how many are missing; ``verdicts`` the number of settings per verdict;
-    ``recommended`` the cheapest closed setting (best by the metric when the run maps another
-    metric), or ``None``.
+    ``recommended`` the cheapest setting closed on the validation split (best by the metric when
+    the run maps another metric), or ``None``.
     """
 
     run_dir: Path
@@ -82,6 +88,8 @@ class MapFiles:
     metric: str
     mapped: Mapped
     tolerance: float
+    reference: Reference | None = None  # what the verdicts judge against (map/reference.json)
+    correction: str = DEFAULT_CORRECTION  # how their error rate is controlled across settings
     missing_list: list[tuple[dict[str, Any], int]] | None = field(default=None, repr=False)
 
     @property
@@ -125,7 +133,10 @@ def build_map(run_dir: Path, ci: str = "t") -> MapFiles:
     axes = [make_axis(k, rows) for k in data.swept]
     varying = [a for a in axes if len(a.labels) >= 2]
     varying_keys = [a.key for a in varying]
-    recommended = recommend(rows, mapped)
+    reference = data.reference
+    recommended = recommend(rows, mapped, on_validation=reference.how != "same_recipe")
+    with atomic_write(map_dir / REFERENCE_FILE) as handle:
+        handle.write(json.dumps(reference.as_json(), indent=1, default=str))
 
     heatmaps = []
     for first, second in itertools.combinations(varying, 2):
@@ -151,13 +162,13 @@ def build_map(run_dir: Path, ci: str = "t") -> MapFiles:
             trials.setdefault(i, []).append(trial)
     stages = plot_stages(map_dir / STAGES_FILE, rows, trials, varying_keys, mapped)
 
-    verdicts = {v: sum(r["verdict"] == v for r in rows)
-                for v in ("closed", "open", "inconclusive", "failed", NOT_APPLICABLE)}
+    verdicts = {v: sum(r["verdict"] == v for r in rows) for v in (*VERDICTS, NOT_APPLICABLE)}
     result = MapFiles(
         run_dir=run_dir, map_dir=map_dir, summary_csv=summary_csv,
         report_html=map_dir / REPORT_FILE, heatmaps=heatmaps, pareto=pareto, lines=lines,
         stages=stages, rows=rows, counts=count_trials(data), verdicts=verdicts,
-        recommended=recommended, metric=data.metric, mapped=mapped,
+        recommended=recommended, metric=data.metric, mapped=mapped, reference=reference,
+        correction=data.sweep.correction,
         tolerance=data.tolerance, missing_list=missing_trials(data))
     written = set(result.images)
     for pattern in _OUR_PNGS:

@@ -267,7 +267,7 @@ def build_scheduler(spec: SweepSpec) -> TrialScheduler | None:
     # max_iter / eta**k for k = 1..s. Either way no trial is stopped for reaching max_t.
     max_t = ASHA_MAX_T if et.min_iter is not None else et.max_iter - 1
     return _ray_class("GapASHAScheduler")(
-        time_attr=TIME_ATTR, metric=spec.metric.name, mode=spec.metric.mode, max_t=max_t,
+        time_attr=TIME_ATTR, metric=spec.metric.objective, mode=spec.metric.mode, max_t=max_t,
         grace_period=et.grace_period, reduction_factor=et.eta, brackets=1,
         stop_last_trials=False)
 
@@ -279,7 +279,7 @@ def build_search(resolved: ResolvedSweep, run_dir: Path) -> SearchPlan:
 
     spec = resolved.spec
     seeds = list(spec.seeds)
-    metric, mode = spec.metric.name, spec.metric.mode
+    metric, mode = spec.metric.objective, spec.metric.mode
     scheduler = build_scheduler(spec)
     if spec.method == "grid":
         trials = grid_trials(spec, resolved.experiment)
@@ -309,7 +309,7 @@ def _bayes_plan(spec: SweepSpec, space: dict[str, Any], run_dir: Path,
     storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / OPTUNA_DB}")
     searcher = _ray_class("SafeOptunaSearch")(
         space=OptunaSearch.convert_search_space({"setting": domains}),
-        metric=spec.metric.name, mode=spec.metric.mode, seed=OPTUNA_SEED, storage=storage,
+        metric=spec.metric.objective, mode=spec.metric.mode, seed=OPTUNA_SEED, storage=storage,
         study_name=spec.name or "wssweep")
     # Constants stay in param_space; Tune merges each suggestion into it.
     param_space: dict[str, Any] = {"setting": constants}
@@ -319,7 +319,7 @@ def _bayes_plan(spec: SweepSpec, space: dict[str, Any], run_dir: Path,
     else:
         param_space["seed"] = seeds[0]
     num_samples = (spec.run_cap // len(seeds)) * len(seeds)
-    return SearchPlan(param_space, num_samples, search_alg, scheduler, spec.metric.name,
+    return SearchPlan(param_space, num_samples, search_alg, scheduler, spec.metric.objective,
                       spec.metric.mode, num_samples)
 
 
@@ -418,7 +418,10 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
     for text in resolved.overrides:
         lines.append(f"  --set {text}")
     lines.append(f"Method: {spec.method}")
-    lines.append(f"Metric: {spec.metric.name} ({spec.metric.goal})")
+    objective = spec.metric.objective
+    selected = (f", selected on {objective} (the validation split; test accuracy is only "
+                "reported)" if objective != spec.metric.name else "")
+    lines.append(f"Metric: {spec.metric.name} ({spec.metric.goal}){selected}")
     if spec.parameters:
         lines.append("Parameters:")
         width = max(len(k) for k in spec.parameters)
@@ -441,4 +444,23 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
     lines.append(f"W&B: project {wb.project}{entity}, mode {wb.mode}"
                  + (f", tags {_fmt(wb.tags)}" if wb.tags else ""))
     lines.append(f"Gap tolerance: {spec.gap_tolerance:g} points")
+    lines.append(f"Verdicts: {_verdict_text(spec)}")
     return "\n".join(lines)
+
+
+def _verdict_text(spec: SweepSpec) -> str:
+    """How the map will judge: against which cold start, by which test and correction."""
+    from wssweep.comparisons import cold_keys
+    from wssweep.verdicts import CORRECTION_NAMES, DEFAULT_ALPHA, TEST_NAME
+
+    keys = cold_keys(list(spec.parameters))
+    if spec.reference:
+        ref = "the cold start the spec names, " + ", ".join(
+            f"{k}={v}" for k, v in spec.reference.items())
+    elif keys:
+        ref = (f"the best cold recipe by mean validation accuracy over seeds (among the values "
+               f"of {', '.join(keys)})")
+    else:
+        ref = "the sweep's one cold recipe (it varies nothing the cold arm depends on)"
+    return (f"each warm start against {ref}, paired per seed; {TEST_NAME}s at "
+            f"{DEFAULT_ALPHA:g}, corrected across settings by {CORRECTION_NAMES[spec.correction]}")

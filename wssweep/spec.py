@@ -57,6 +57,7 @@ from pydantic import (
     model_validator,
 )
 
+from wssweep.comparisons import cold_keys
 from wssweep.config import (
     NAME_MAX,
     ExperimentConfig,
@@ -68,7 +69,8 @@ from wssweep.config import (
 )
 from wssweep.errors import InputError
 from wssweep.files import path_kind, shown
-from wssweep.metrics import METRICS
+from wssweep.metrics import METRIC, METRICS
+from wssweep.verdicts import DEFAULT_CORRECTION
 
 # Where `experiment: configs/x.yaml` is looked up after the spec's own folder and the cwd.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -252,6 +254,12 @@ class MetricSpec(_Strict):
         """Ray Tune's spelling of the goal."""
         return "min" if self.goal == "minimize" else "max"
 
+    @property
+    def objective(self) -> str:
+        """What the search and ASHA compare: the metric's validation twin for a metric on test
+        data (``gap`` → ``val_gap``), else the metric itself."""
+        return METRIC[self.name].objective
+
 
 class ResourcesSpec(_Strict):
     cpus_per_trial: float = Field(default=1.0, gt=0, allow_inf_nan=False)
@@ -337,6 +345,25 @@ class SweepSpec(_Strict):
     wandb: WandbSpec = Field(default_factory=WandbSpec)
     # Points of test accuracy that count as closed.
     gap_tolerance: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    # The cold start every warm start is judged against: swept keys the cold arm depends on and
+    # their values (e.g. {lr: 0.003}); unset, the best cold recipe by validation accuracy.
+    reference: dict[str, str | int | float | bool] | None = None
+    # How the verdicts' error rate is controlled across the settings: holm (family-wise), bh
+    # (false discovery rate) or none (each setting alone).
+    correction: Literal["holm", "bh", "none"] = DEFAULT_CORRECTION
+
+    @model_validator(mode="after")
+    def _reference_keys(self) -> SweepSpec:
+        cold = cold_keys(list(self.parameters))
+        for key, value in (self.reference or {}).items():
+            if key not in cold:
+                raise SpecRule(f"reference.{key}", "a swept key the cold arm depends on (one "
+                               f"of: {', '.join(cold) or 'none in this sweep'})", key)
+            param = self.parameters[key]
+            if param.values is not None and not any(_same(value, v) for v in param.values):
+                raise SpecRule(f"reference.{key}", f"one of the swept values {param.values}",
+                               value)
+        return self
 
     @field_validator("seeds")
     @classmethod

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from wssweep.cells import missing
 from wssweep.metrics import METRICS
+from wssweep.verdicts import TEST_NAME
 
 if TYPE_CHECKING:
     from wssweep.record import SweepRecord
@@ -388,8 +389,11 @@ def log_map_run(run_dir: Path, sweep: SweepRecord, files: Any) -> Path | None:
     run = start(
         Path(run_dir), project=settings.project, entity=settings.entity,
         group=sweep.name, name=f"{sweep.name}-map", run_id=f"map-{sweep.name}"[:64],
-        config={"metric": sweep.metric, "swept": list(sweep.swept),
-                "seeds": list(sweep.seeds), "gap_tolerance": files.tolerance},
+        config={"metric": sweep.metric, "objective": sweep.objective,
+                "swept": list(sweep.swept), "seeds": list(sweep.seeds),
+                "gap_tolerance": files.tolerance, "correction": sweep.correction,
+                "test": TEST_NAME,
+                "reference": files.reference.as_json() if files.reference else None},
         mode=settings.mode, tags=settings.tags, job_type="map")
     # W&B tables want one type per column: a missing value is None, W&B's own empty cell.
     table = [[None if missing(row.get(c)) else row.get(c) for c in columns] for row in rows]

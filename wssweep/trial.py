@@ -44,6 +44,12 @@ def _scalars(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if isinstance(v, int | float | bool | str)}
 
 
+# What every Tune report carries from the last finished stage: ASHA compares the objective
+# (the validation gap, say) at each rung, and the progress line shows it.
+STAGE_METRICS = ("gap", "val_gap", "warm/test_acc", "cold/test_acc", "warm/val_acc",
+                 "cold/val_acc")
+
+
 def _number(value: Any) -> float:
     """Tune needs the search metric in every report; unknown or diverged is NaN, not missing."""
     return float("nan") if value is None else float(value)
@@ -124,8 +130,8 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
         group=sweep.name, name=f"{key}-seed{seed}", run_id=trial_id,
         config={**tracking.flatten(cfg.model_dump()), **identity},
         mode=sweep.wandb.mode, tags=sweep.wandb.tags)
-    metric = sweep.metric
-    latest: dict[str, Any] = {metric: float("nan"), "stages_done": 0}
+    objective = sweep.objective
+    latest: dict[str, Any] = {objective: float("nan"), "stages_done": 0}
     last_report = [0.0]
     reporting = [False]  # set while Tune or W&B has control: their exceptions are not results
 
@@ -136,7 +142,7 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
         if record["event"] == "stage":
             _hold(HOLD_AFTER_STAGE_ENV)
             latest.update({k: _number(v) for k, v in record.items()
-                           if k in ("gap", "warm/test_acc", "cold/test_acc")})
+                           if k in STAGE_METRICS})
         elif time.time() - last_report[0] < REPORT_EVERY_S:
             reporting[0] = False
             return
@@ -159,7 +165,7 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
         raise
     final = {**metrics, **identity, "status": status, "error": error, "final": True,
              "finished_at": time.time(), "stages_done": latest["stages_done"]}
-    final[metric] = _number(metrics.get(metric))
+    final[objective] = _number(metrics.get(objective))
     store.write_final({**final, "trial_id": trial_id})
     _hold(HOLD_AFTER_FINAL_ENV)
     tune.report(final)

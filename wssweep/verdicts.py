@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
+
+# scipy.stats and statsmodels are imported where they are used: the spec reads this module's
+# names, and validating a spec should not wait for them.
 
 #: The verdicts a setting can get, best first.
 VERDICTS = ("better", "closed", "open", "inconclusive", "unconverged", "failed")
@@ -90,6 +91,8 @@ def one_sided_p(diffs: Sequence[float], null: float,
     if np.all(arr == arr[0]):
         beyond = arr[0] < null if alternative == "less" else arr[0] > null
         return 0.0 if beyond else 1.0
+    from scipy import stats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # near-identical values: precision loss
         return float(stats.ttest_1samp(arr, null, alternative=alternative).pvalue)
@@ -98,6 +101,8 @@ def one_sided_p(diffs: Sequence[float], null: float,
 def pvalues(samples: Sequence[Sequence[float]], null: float,
             alternative: Literal["less", "greater"]) -> list[float]:
     """``one_sided_p`` of each sample; samples of one size are tested in one vectorized call."""
+    from scipy import stats
+
     clean = [np.asarray(x, dtype=float) for x in samples]
     clean = [x[np.isfinite(x)] for x in clean]
     out = [math.nan] * len(clean)
@@ -126,6 +131,8 @@ def corrected(ps: Sequence[float], correction: Correction) -> list[float]:
         >>> [round(p, 3) for p in corrected([0.01, 0.04, 0.03], "holm")]
         [0.03, 0.06, 0.06]
     """
+    from statsmodels.stats.multitest import multipletests
+
     tested = [i for i, p in enumerate(ps) if math.isfinite(p)]
     out = [math.nan] * len(ps)
     method = CORRECTIONS[correction]

@@ -40,7 +40,7 @@ from wssweep.errors import InputError
 from wssweep.files import atomic_write
 from wssweep.science.imports import import_object
 
-__all__ = ["DATASET_NAMES", "Dataset", "default_cache_dir", "load_dataset", "subset"]
+__all__ = ["DATASET_NAMES", "Dataset", "default_cache_dir", "holdout", "load_dataset", "subset"]
 
 DATASET_NAMES: tuple[str, ...] = typing.get_args(DataConfig.model_fields["name"].annotation)
 
@@ -191,6 +191,29 @@ def subset(ds: Dataset, n_train: int | None, n_test: int | None) -> Dataset:
         x_test=ds.x_test if n_test is None else ds.x_test[:n_test],
         y_test=ds.y_test if n_test is None else ds.y_test[:n_test],
     )
+
+
+def holdout(ds: Dataset, fraction: float,
+            generator: torch.Generator) -> tuple[Dataset, torch.Tensor, torch.Tensor]:
+    """Hold out a random ``fraction`` of the training examples as a validation split.
+
+    Returns the dataset without them (the rest keep their order) and the held-out ``(x, y)``;
+    at least one example is held out and at least one kept. The test set is untouched.
+
+    Example:
+        >>> split = torch.Generator().manual_seed(0)
+        >>> ds, x_val, y_val = holdout(load_dataset("digits"), 0.1, split)
+        >>> len(ds.y_train), len(y_val), len(ds.y_test)
+        (1293, 144, 360)
+    """
+    n = len(ds.y_train)
+    if n < 2 or not 0 < fraction < 1:
+        raise ValueError(f"need 2+ training examples and a fraction in (0, 1), got {n}, {fraction}")
+    n_val = min(max(1, round(fraction * n)), n - 1)
+    order = torch.randperm(n, generator=generator).to(ds.y_train.device)
+    val, keep = order[:n_val], order[n_val:].sort().values
+    return (replace(ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep]),
+            ds.x_train[val], ds.y_train[val])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from wssweep.cells import finite_or_none
-from wssweep.science.data import Dataset, load_dataset, subset
+from wssweep.config import WARM_ONLY_KEYS
+from wssweep.science.data import Dataset, holdout, load_dataset, subset
 from wssweep.science.interventions import (
     dash,
     l2_init_penalty,
@@ -56,8 +57,6 @@ if TYPE_CHECKING:
 ARMS = ("warm", "cold")
 #: The optional third arm: a cold start trained at the rate the warm arm's meta-optimization chose.
 COLD_CHOSEN = "cold_chosen"
-# Config keys that change only the warm arm: stage 1 and the cold arm do not depend on them.
-WARM_ONLY_KEYS = {"warm", "shrink", "meta_horizon", "cold_at_chosen_lr", "threads"}
 CHANCE_FACTOR = 1.5  # a final train accuracy below 1.5x chance counts as diverged (Kalra & B.)
 
 
@@ -78,7 +77,7 @@ def baseline_key(cfg: ExperimentConfig) -> str:
         ...     update={"seed": 1}))
         (True, False)
     """
-    text = json.dumps(cfg.model_dump(exclude=WARM_ONLY_KEYS), sort_keys=True, default=str)
+    text = json.dumps(cfg.model_dump(exclude=set(WARM_ONLY_KEYS)), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -105,8 +104,10 @@ class Trial:
     """Everything one trial needs, with the helpers both arms share."""
 
     cfg: ExperimentConfig
-    data: Dataset
+    data: Dataset  # its training examples are those left after the validation split
     device: torch.device
+    x_val: torch.Tensor  # the validation split: selection reads it, both arms and every stage
+    y_val: torch.Tensor
     pools: list[torch.Tensor] = field(default_factory=list)
 
     @property
@@ -182,7 +183,7 @@ class Trial:
         result = train_stage(model, optimizer, schedule, x, y, self.data.x_test, self.data.y_test,
                              batch_size=o.batch_size, stop=stop,
                              generator=torch.Generator().manual_seed(batch_seed), penalty=penalty,
-                             on_epoch=on_epoch)
+                             on_epoch=on_epoch, x_val=self.x_val, y_val=self.y_val)
         result.lr, result.extra_steps, result.extra = lr, extra_steps, extra
         return result, optimizer
 
@@ -233,7 +234,7 @@ class StageCheckpoint(Protocol):
     def save(self, state: dict[str, Any]) -> None: ...
 
 
-CHECKPOINT_VERSION = 1  # bump when the state layout changes: older checkpoints are ignored
+CHECKPOINT_VERSION = 2  # bump when the state layout changes: older checkpoints are ignored
 
 
 def _arm_state(arm: Arm | None) -> dict[str, Any] | None:
@@ -294,8 +295,11 @@ def run_trial(
                 "resumed_stage": 0}
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    trial = Trial(cfg, load_experiment_data(cfg, device), device)
     p, w = cfg.protocol, cfg.warm
+    # Carved before the stages are: every stage of both arms sees the same validation split.
+    data, x_val, y_val = holdout(load_experiment_data(cfg, device), p.val_fraction,
+                                 torch.Generator().manual_seed(derive_seed(cfg.seed, "validation")))
+    trial = Trial(cfg, data, device, x_val, y_val)
     split = torch.Generator().manual_seed(derive_seed(cfg.seed, "split"))
     trial.pools = stage_pools(p.kind, len(trial.data.x_train), fraction=p.fraction,
                               chunks=p.chunks, generator=split)
@@ -428,14 +432,18 @@ PROGRESS_LABELS = frozenset({"event", "step", "stage", "epoch", "arm"})
 
 
 def stage_record(warm: Arm, cold: Arm, stage: int) -> dict[str, Any]:
-    """The progress record at the end of ``stage``: each arm's test accuracy and the gap."""
+    """The progress record at the end of ``stage``: each arm's test and validation accuracy, and
+    the gap on each (ASHA compares the validation gap)."""
     record: dict[str, Any] = {"event": "stage", "stage": stage + 1}
     for name, arm in (("warm", warm), ("cold", cold)):
         done = len(arm.stages) > stage and not arm.stages[stage].diverged
-        record[f"{name}/test_acc"] = finite_or_none(arm.stages[stage].test_acc) if done else None
+        for split in ("test", "val"):
+            acc = getattr(arm.stages[stage], f"{split}_acc") if done else None
+            record[f"{name}/{split}_acc"] = finite_or_none(acc)
         record[f"{name}/steps"] = sum(s.steps + s.extra_steps for s in arm.stages[1:])
-    both = record["warm/test_acc"] is not None and record["cold/test_acc"] is not None
-    record["gap"] = record["cold/test_acc"] - record["warm/test_acc"] if both else None
+    for gap, split in (("gap", "test"), ("val_gap", "val")):
+        warm_acc, cold_acc = record[f"warm/{split}_acc"], record[f"cold/{split}_acc"]
+        record[gap] = None if warm_acc is None or cold_acc is None else cold_acc - warm_acc
     return record
 
 
@@ -449,25 +457,32 @@ def summarize(stages: dict[str, list[StageResult]], n_stages: int, num_classes: 
         diverged = (len(done) < n_stages or done[-1].diverged
                     or not done[-1].train_acc >= CHANCE_FACTOR * chance)
         out[f"{arm}/diverged"] = bool(diverged)
+        # Why the final stage stopped: arms are compared as equals only when both converged.
+        out[f"{arm}/stop"] = "diverged" if diverged else done[-1].stop_reason
         out[f"{arm}/test_acc"] = None if diverged else finite_or_none(done[-1].test_acc)
+        out[f"{arm}/val_acc"] = None if diverged else finite_or_none(done[-1].val_acc)
         out[f"{arm}/train_acc"] = None if diverged else finite_or_none(done[-1].train_acc)
         out[f"{arm}/test_acc_mean"] = (
             None if diverged else sum(s.test_acc for s in done) / len(done))
+        out[f"{arm}/val_acc_mean"] = (
+            None if diverged else finite_or_none(sum(s.val_acc for s in done) / len(done)))
         out[f"{arm}/steps"] = sum(s.steps + s.extra_steps for s in later)
         out[f"{arm}/seconds"] = sum(s.seconds for s in later)
         out[f"{arm}/stage_test_acc"] = [finite_or_none(s.test_acc) for s in done]
+        out[f"{arm}/stage_val_acc"] = [finite_or_none(s.val_acc) for s in done]
         out[f"{arm}/stage_train_acc"] = [finite_or_none(s.train_acc) for s in done]
         out[f"{arm}/stage_steps"] = [s.steps + s.extra_steps for s in done]
         out[f"{arm}/stage_epochs"] = [s.epochs for s in done]
         out[f"{arm}/stage_seconds"] = [s.seconds for s in done]
         out[f"{arm}/stage_n_train"] = [s.n_train for s in done]
         out[f"{arm}/stage_stop"] = [s.stop_reason for s in done]
-    warm_acc, cold_acc = out["warm/test_acc"], out["cold/test_acc"]
-    out["gap"] = None if warm_acc is None or cold_acc is None else cold_acc - warm_acc
-    if COLD_CHOSEN in stages:
-        chosen_acc = out[f"{COLD_CHOSEN}/test_acc"]
-        out["gap_chosen"] = (None if warm_acc is None or chosen_acc is None
-                             else chosen_acc - warm_acc)
+    for gap, split in (("gap", "test"), ("val_gap", "val")):
+        warm_acc, cold_acc = out[f"warm/{split}_acc"], out[f"cold/{split}_acc"]
+        out[gap] = None if warm_acc is None or cold_acc is None else cold_acc - warm_acc
+        if COLD_CHOSEN in stages:
+            chosen_acc = out[f"{COLD_CHOSEN}/{split}_acc"]
+            out[f"{gap}_chosen"] = (None if warm_acc is None or chosen_acc is None
+                                    else chosen_acc - warm_acc)
     out["saving"] = out["cold/steps"] / out["warm/steps"] if out["warm/steps"] else None
     chosen = [s.lr for s in stages["warm"][1:] if s.extra_steps]
     # The geometric mean summarises the per-stage choices on the scale rates live on.

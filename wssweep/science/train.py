@@ -75,6 +75,7 @@ class StageResult:
     lr: float | None = None  # target rate used (the meta-horizon's choice when it picked one)
     extra_steps: int = 0  # steps spent before training (meta-optimization candidates)
     extra: dict = field(default_factory=dict)
+    val_acc: float = math.nan  # on the held-out validation split, when there is one
 
 
 @torch.no_grad()
@@ -115,11 +116,14 @@ def train_stage(
     generator: torch.Generator,
     penalty: Callable[[], torch.Tensor] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    x_val: torch.Tensor | None = None,
+    y_val: torch.Tensor | None = None,
 ) -> StageResult:
     """Train ``model`` on (x, y) until ``stop`` says so; the rate at step t is ``schedule(t)``.
 
     ``penalty`` (for example an L2-init term) is added to every mini-batch loss; ``on_epoch``
     is called after every epoch with the epoch number (from 1) and the train accuracy (fraction).
+    ``x_val``/``y_val``, if given, are evaluated at the end like the test set (``val_acc``).
     """
     start = time.perf_counter()
     model.train()
@@ -150,6 +154,8 @@ def train_stage(
                 on_epoch(len(history), history[-1])
     train_acc = history[-1] if history else float("nan")
     test_acc = float("nan") if diverged else evaluate(model, x_test, y_test)[0]
+    val_acc = (float("nan") if diverged or x_val is None or y_val is None
+               else evaluate(model, x_val, y_val)[0])
     return StageResult(
         test_acc=100 * test_acc,
         train_acc=100 * train_acc,
@@ -159,4 +165,5 @@ def train_stage(
         n_train=len(x),
         stop_reason=reason,
         diverged=diverged,
+        val_acc=100 * val_acc,
     )

@@ -1,0 +1,256 @@
+"""What each warm start is compared with: the sweep's reference cold start, and its plain warm
+start. Pure functions over results.csv rows (text cells), for the map (``wssweep.gapmap``).
+
+A sweep that varies a setting the cold arm depends on (its rate, warmup, optimizer, ...) also
+varies the cold arm, and a weak cold arm makes any warm start look good. So the verdict compares
+every warm arm with one *reference* cold start: the cold recipe (the swept values of the keys the
+cold arm depends on, ``cold_keys``) with the best mean validation accuracy over seeds, or the one
+the spec names (``reference:``). It is paired per seed: the reference cold arm on seed s against
+the warm arm on seed s. Selection reads validation accuracy only; the gap it yields is on test.
+
+Example:
+    >>> rows = [{"lr": lr, "seed": s, "status": "completed", "cold/val_acc": v,
+    ...          "cold/test_acc": v - 1, "warm/test_acc": 80, "cold/stop": "threshold"}
+    ...         for lr, v in (("0.1", 90), ("0.01", 70)) for s in ("0", "1")]
+    >>> ref = choose_reference(rows, ["lr"])
+    >>> ref.settings, ref.how, ref.seeds["0"].test_acc
+    ({'lr': 0.1}, 'best', 89.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from wssweep.config import INTERVENTION_KEYS, WARM_ONLY_KEYS
+
+Row = dict[str, Any]
+#: Statuses of trials that did not finish: neither a seed nor a failure.
+UNFINISHED = ("stopped", "running", "pending")
+#: How a reference was chosen.
+HOW = {"best": "the cold recipe with the best mean validation accuracy over seeds",
+       "named": "the cold recipe the spec names (reference:)",
+       "only": "the sweep's only cold recipe (it varies nothing the cold arm depends on)",
+       "same_recipe": "each setting's own cold arm (this run has no validation split to choose "
+                      "a reference with)"}
+
+
+def number(cell: Any) -> float:
+    """A results.csv cell as a float; empty or unparsable text is NaN."""
+    if cell is None or isinstance(cell, bool):
+        return math.nan
+    try:
+        return float(str(cell).strip())
+    except ValueError:
+        return math.nan
+
+
+def _text(cell: Any) -> str:
+    return "" if cell is None else str(cell).strip()
+
+
+def _value(cell: Any) -> Any:
+    x = number(cell)
+    return x if math.isfinite(x) else _text(cell)
+
+
+def _truthy(cell: Any) -> bool:
+    return _text(cell).lower() in ("true", "1", "1.0", "yes")
+
+
+def cold_keys(swept: Sequence[str]) -> list[str]:
+    """The swept keys the cold arm depends on (every key not only the warm arm reads)."""
+    return [k for k in swept if k.split(".")[0] not in WARM_ONLY_KEYS]
+
+
+def finished(row: Row) -> bool:
+    return _text(row.get("status")) not in UNFINISHED
+
+
+def arm_ok(row: Row, arm: str, split: str = "test") -> bool:
+    """Whether ``arm`` of a finished trial trained: no error, not diverged, a finite accuracy.
+
+    Each arm is judged on its own (``warm/diverged``, ``cold/diverged``); a run written before
+    those columns existed has only ``diverged``, for either arm.
+    """
+    if not finished(row) or _text(row.get("status")) == "error":
+        return False
+    flag = row.get(f"{arm}/diverged")
+    diverged = _truthy(flag) if _text(flag) else _truthy(row.get("diverged"))
+    return not diverged and math.isfinite(number(row.get(f"{arm}/{split}_acc")))
+
+
+@dataclass(frozen=True)
+class ColdSeed:
+    """The reference cold arm on one seed."""
+
+    test_acc: float
+    val_acc: float
+    stop: str  # why its last stage stopped; "" when the run did not record it
+
+
+@dataclass
+class Reference:
+    """The reference cold start of a sweep: its recipe, how it was chosen, and its seeds."""
+
+    settings: dict[str, Any]  # cold key → value; empty when the sweep varies no cold key
+    how: Literal["best", "named", "only", "same_recipe"]
+    mean_val_acc: float = math.nan
+    seeds: dict[str, ColdSeed] = field(default_factory=dict)  # seed (text) → its cold arm
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # every recipe, for people
+
+    @property
+    def described(self) -> str:
+        return HOW[self.how]
+
+    def as_json(self) -> dict[str, Any]:
+        """``map/reference.json``: the recipe, how it was chosen, and the recipes it beat."""
+        return {"settings": self.settings, "how": self.how, "described": self.described,
+                "mean_val_acc": self.mean_val_acc if math.isfinite(self.mean_val_acc) else None,
+                "n_seeds": len(self.seeds), "candidates": self.candidates}
+
+
+def _recipe(row: Row, keys: Sequence[str]) -> tuple:
+    return tuple(_value(row.get(k)) for k in keys)
+
+
+def _cold_seeds(rows: Sequence[Row]) -> dict[str, ColdSeed]:
+    """The cold arm of each seed (the first trial whose cold arm trained; its settings differ
+    only in warm-only keys, so they share the cold arm)."""
+    out: dict[str, ColdSeed] = {}
+    for row in rows:
+        seed = _text(row.get("seed"))
+        if seed not in out and arm_ok(row, "cold"):
+            out[seed] = ColdSeed(number(row.get("cold/test_acc")),
+                                 number(row.get("cold/val_acc")), _text(row.get("cold/stop")))
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    kept = [v for v in values if math.isfinite(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def _matches(recipe: dict[str, Any], named: dict[str, Any]) -> bool:
+    for key, want in named.items():
+        have = recipe.get(key)
+        if isinstance(want, int | float) and not isinstance(want, bool):
+            if not (isinstance(have, float) and math.isclose(have, float(want), rel_tol=1e-9)):
+                return False
+        elif _text(have) != _text(want):
+            return False
+    return True
+
+
+def choose_reference(rows: Sequence[Row], swept: Sequence[str],
+                     named: dict[str, Any] | None = None) -> Reference:
+    """The sweep's reference cold start (see the module docstring).
+
+    With no cold key swept the only cold recipe is the reference. A run without validation
+    accuracies (written before the split existed) cannot choose one: its reference is each
+    setting's own cold arm (``same_recipe``). ``named`` picks among the recipes that match it
+    (the best by validation accuracy if several do); a name no recipe matches leaves the
+    reference without seeds, so no setting can be judged against it.
+    """
+    keys = cold_keys(swept)
+    groups: dict[tuple, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(_recipe(row, keys), []).append(row)
+    recipes = []
+    for values, members in groups.items():
+        seeds = _cold_seeds(members)
+        recipes.append((dict(zip(keys, values, strict=True)), seeds,
+                        _mean([c.val_acc for c in seeds.values()])))
+    candidates = [{"settings": r, "mean_val_acc": v if math.isfinite(v) else None,
+                   "n_seeds": len(s)} for r, s, v in recipes]
+    if not keys:
+        settings, seeds, val = recipes[0] if recipes else ({}, {}, math.nan)
+        return Reference(settings, "only", val, seeds, candidates)
+    if not any(math.isfinite(v) for _, _, v in recipes):
+        return Reference({}, "same_recipe", math.nan, {}, candidates)
+    pool = recipes
+    how: Literal["best", "named"] = "best"
+    if named:
+        pool, how = [r for r in recipes if _matches(r[0], named)], "named"
+        if not pool:
+            return Reference(dict(named), how, math.nan, {}, candidates)
+    scored = [r for r in pool if math.isfinite(r[2])]
+    settings, seeds, val = max(scored, key=lambda r: r[2]) if scored else pool[0]
+    return Reference(settings, how, val, seeds, candidates)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One setting's warm arms paired with their comparison, per seed."""
+
+    diffs: tuple[float, ...]  # comparison − warm (or warm − plain warm, for the gain), points
+    n_failed: int  # finished seeds where an arm the comparison uses did not train
+    n_unconverged: int  # paired seeds whose arms stopped on different criteria
+
+
+def against_reference(trials: Sequence[Row], reference: Reference,
+                      split: Literal["test", "val"] = "test") -> Paired:
+    """Reference cold − warm on each seed of one setting (its own cold arm for ``same_recipe``).
+
+    A pair is *converged* when both arms' last stages stopped on the same criterion (both at the
+    threshold, both on the plateau, or both at ``max_epochs``: equally budgeted); a run that did
+    not record stop reasons counts every pair as converged.
+    """
+    diffs, failed, unconverged = [], 0, 0
+    for row in trials:
+        if not finished(row):
+            continue
+        seed = _text(row.get("seed"))
+        if reference.how == "same_recipe":
+            cold = (ColdSeed(number(row.get("cold/test_acc")), number(row.get("cold/val_acc")),
+                             _text(row.get("cold/stop"))) if arm_ok(row, "cold", split) else None)
+        else:
+            cold = reference.seeds.get(seed)
+        if cold is None or not arm_ok(row, "warm", split):
+            failed += 1
+            continue
+        diffs.append(getattr(cold, f"{split}_acc") - number(row.get(f"warm/{split}_acc")))
+        warm_stop = _text(row.get("warm/stop"))
+        if warm_stop and cold.stop and warm_stop != cold.stop:
+            unconverged += 1
+    return Paired(tuple(diffs), failed, unconverged)
+
+
+def intervention_of(row: Row, base: str) -> str:
+    """The warm start's intervention of a trial: its swept value, else the experiment's."""
+    return _text(row.get("warm.intervention")) or base
+
+
+def plain_warm_gain(trials: Sequence[Row], plain: Sequence[Row]) -> Paired:
+    """Intervention warm − plain warm test accuracy on each seed (positive: the intervention
+    helps). The cold arm is shared, so this is the sharp, paired comparison."""
+    base = {_text(r.get("seed")): number(r.get("warm/test_acc"))
+            for r in plain if arm_ok(r, "warm")}
+    diffs, failed = [], 0
+    for row in trials:
+        if not finished(row):
+            continue
+        seed = _text(row.get("seed"))
+        if seed not in base or not arm_ok(row, "warm"):
+            failed += 1
+            continue
+        diffs.append(number(row.get("warm/test_acc")) - base[seed])
+    return Paired(tuple(diffs), failed, 0)
+
+
+def plain_partner(setting: dict[str, Any], settings: Sequence[dict[str, Any]],
+                  base_intervention: str) -> int | None:
+    """Index in ``settings`` of the plain warm start (intervention ``none``) with the same
+    recipe as ``setting`` (equal on every swept key but the intervention's own), if the sweep
+    holds one; ``None`` for a plain setting itself."""
+    if intervention_of(setting, base_intervention) == "none":
+        return None
+    recipe = {k: v for k, v in setting.items() if k not in INTERVENTION_KEYS}
+    for i, other in enumerate(settings):
+        if intervention_of(other, base_intervention) == "none" and all(
+                _text(other.get(k)) == _text(v) for k, v in recipe.items()):
+            return i
+    return None
+
