@@ -1,0 +1,109 @@
+"""Seeds until decided: the group-sequential verdict's error rate under optional stopping, and
+the seeds it needs against a fixed-N design with the same error rate, by simulation.
+
+Per-seed paired gaps are normal with the spread measured on the shipped runs (sd 2 points);
+the checks use a fixed RNG (deterministic), and each rate check is a binomial test whose own
+false-alarm rate is ``CHECK_ALPHA``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from wssweep.sequential import Plan, decide, decide_many, look_levels, spent
+from wssweep.verdicts import pvalues
+
+SD, TOLERANCE, SETTINGS, ALPHA = 2.0, 1.0, 10, 0.05
+PLAN = Plan(min_seeds=3, max_seeds=40)
+CHECK_ALPHA = 1e-3
+DECIDED = ("closed", "better", "open")
+
+
+def run_sequential(true_gaps: np.ndarray, seed: int) -> tuple[list, list, np.ndarray]:
+    """Every cell's verdict and the seeds it used, adding seeds look by look while undecided."""
+    rng = np.random.default_rng(seed)
+    data = rng.normal(true_gaps[:, None], SD, size=(len(true_gaps), PLAN.max_seeds))
+    verdicts: list[str | None] = [None] * len(true_gaps)
+    used = [0] * len(true_gaps)
+    for n in PLAN.looks:
+        undecided = [i for i, v in enumerate(verdicts) if v is None]
+        for i, v in zip(undecided, decide_many([data[i, :n] for i in undecided], PLAN, TOLERANCE,
+                                               ALPHA / SETTINGS), strict=True):
+            used[i], verdicts[i] = n, v
+    return verdicts, used, data
+
+
+def fixed_n_decided(data: np.ndarray, n: int) -> int:
+    """Cells a fixed-N design decides with the same error rate (one test per cell at α / m)."""
+    x = list(data[:, :n])
+    level = ALPHA / SETTINGS
+    return sum(a <= level or b <= level for a, b in zip(
+        pvalues(x, TOLERANCE, "less"), pvalues(x, TOLERANCE, "greater"), strict=True))
+
+
+def test_the_looks_double_up_to_the_maximum():
+    assert PLAN.looks == (3, 6, 12, 24, 40)
+    assert (PLAN.next_look(3), PLAN.next_look(24), PLAN.next_look(40)) == (6, 40, None)
+    levels = look_levels(PLAN, ALPHA)
+    # the looks spend the whole error rate between them, each a positive share
+    assert sum(levels) == pytest.approx(ALPHA) and min(levels) > 0
+    assert spent(ALPHA, 0.0) == 0 and spent(ALPHA, 1.0) == pytest.approx(ALPHA)
+
+
+def test_optional_stopping_keeps_the_error_rate():
+    sweeps = 2000
+    verdicts, _, _ = run_sequential(np.full(sweeps * SETTINGS, TOLERANCE), seed=0)
+    closed = np.array([v in ("closed", "better") for v in verdicts]).reshape(sweeps, SETTINGS)
+    # true gap exactly the tolerance in every cell: looking 5 times and stopping when it looks
+    # decided still calls a sweep's cell closed in at most 5 % of sweeps ...
+    assert stats.binomtest(int(closed.any(axis=1).sum()), sweeps, ALPHA,
+                           alternative="greater").pvalue > CHECK_ALPHA
+    # ... and each cell at most at its share, α / m
+    assert stats.binomtest(int(closed.sum()), closed.size, ALPHA / SETTINGS,
+                           alternative="greater").pvalue > CHECK_ALPHA
+
+
+def test_looking_without_spending_would_break_it():
+    rng = np.random.default_rng(2)
+    data = rng.normal(TOLERANCE, SD, size=(20000, PLAN.max_seeds))
+    level = ALPHA / SETTINGS
+    # the naive rule (a fixed-N test at every look, stop at the first rejection) errs more often
+    # than its level: the reason the looks must spend
+    ever = np.zeros(len(data), dtype=bool)
+    for n in PLAN.looks:
+        ever |= np.asarray(pvalues(list(data[:, :n]), TOLERANCE, "less")) <= level
+    assert ever.mean() > 1.5 * level
+
+
+def test_seeds_until_decided_needs_at_most_60_percent_of_a_fixed_design(capsys):
+    # cells whose true gaps spread over the tolerance ± 2 sd, as a sweep's settings do
+    gaps = np.random.default_rng(5).uniform(TOLERANCE - 2 * SD, TOLERANCE + 2 * SD, 10000)
+    verdicts, used, data = run_sequential(gaps, seed=1)
+    decided = [i for i, v in enumerate(verdicts) if v in DECIDED]
+    mean_seeds = float(np.mean([used[i] for i in decided]))
+    # the fixed design with the same error rate that decides as many cells: its smallest N
+    fixed = np.random.default_rng(1).normal(gaps[:, None], SD, size=(len(gaps), 160))
+    lo, hi = PLAN.min_seeds, fixed.shape[1]
+    while lo < hi:  # the cells it decides grow with N
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if fixed_n_decided(fixed, mid) < len(decided) else (lo, mid)
+    with capsys.disabled():
+        print(f"\nseeds until decided: {len(decided)} of {len(gaps)} cells decided with "
+              f"{mean_seeds:.1f} seeds each on average; a fixed design deciding as many needs "
+              f"{lo} seeds per cell (ratio {mean_seeds / lo:.2f})")
+    assert mean_seeds <= 0.6 * lo
+
+
+def test_a_setting_is_decided_only_at_a_look():
+    clear = [0.0, 0.1, -0.1, 0.05, 0.0, -0.05]
+    # six seeds is a look: clearly inside the tolerance is closed
+    assert decide(clear, PLAN, tolerance=2.0, alpha=0.05) == "closed"
+    # five seeds is between looks: wait for the next batch
+    assert decide(clear[:5], PLAN, tolerance=2.0, alpha=0.05) is None
+    # far above the tolerance: open (the comparison can disagree)
+    assert decide([6.0 + x for x in clear], PLAN, tolerance=0.5, alpha=0.05) == "open"
+    # undecided at the last look: inconclusive, not more seeds
+    noisy = list(np.random.default_rng(0).normal(0.5, 4.0, 40))
+    assert decide(noisy, PLAN, tolerance=0.5, alpha=0.05) == "inconclusive"
