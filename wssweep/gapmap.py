@@ -1,6 +1,7 @@
 """The gap map's statistics: one row per setting (the configuration minus the seed), with the
-gap's confidence interval over seeds and a verdict. Pure NumPy/SciPy; reads only the run's
-``results.csv`` and ``sweep.json``, so it works on a finished, half-finished or resumed run.
+gap's confidence interval over seeds and a verdict (``wssweep.verdicts``, against the reference
+cold start of ``wssweep.comparisons``). Pure NumPy/SciPy; reads only the run's ``results.csv``
+and ``sweep.json``, so it works on a finished, half-finished or resumed run.
 
 Which trials count (per setting):
 
@@ -19,10 +20,11 @@ Example:
     >>> mean, lo, hi = paired_ci([1.0, 2.0, 3.0])
     >>> round(mean, 3), round(lo, 3), round(hi, 3)
     (2.0, -0.484, 4.484)
-    >>> verdict(mean, lo, hi, n_valid=3, n_failed=0, tolerance=0.5)
-    'inconclusive'
-    >>> verdict(0.1, -0.4, 0.5, n_valid=3, n_failed=0, tolerance=0.5)
-    'closed'
+    >>> rows = [{"lr": 0.1, "seed": s, "gap": g, "warm/test_acc": 80 - g, "cold/test_acc": 80}
+    ...         for s, g in enumerate([0.1, -0.2, 0.0, 0.1])]
+    >>> row = summarize(rows, ["lr"], tolerance=0.5)[0]
+    >>> row["verdict"], row["n_seeds"], round(row["ref_gap_mean"], 3) + 0.0
+    ('closed', 4, 0.0)
 """
 
 from __future__ import annotations
