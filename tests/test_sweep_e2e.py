@@ -1,6 +1,7 @@
 """End-to-end sweeps on a real local Ray, through the CLI users run, with W&B offline."""
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from tests.cli import wssweep
 from tests.wandb_files import find_runs, read_run
 from wssweep.results import read_results
 from wssweep.trial import read_starts
+from wssweep.verdicts import VERDICTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,5 +165,20 @@ def test_quickstart_sweep_map_smoke(tmp_path, ray_env):
     assert imread(heatmaps[0]).shape[:2] == tuple(reversed(heatmap_size_px(2, 2)))
     html = (map_dir / "report.html").read_text()
     # the report carries the verdict table: one verdict cell per setting
-    verdicts = sum(html.count(f">{v}<") for v in ("closed", "open", "inconclusive", "failed"))
+    verdicts = sum(html.count(f">{v}<") for v in VERDICTS)
     assert verdicts >= 4
+    # ... and says what the verdicts judge against, by which test and correction
+    assert "Reference cold start" in html and "Holm" in html and "one-sided" in html
+    table = read_results(tmp_path / "qs" / "results.csv")
+    # each trial carries its validation accuracies and each arm's stop reason and failure
+    for column in ("warm/val_acc", "cold/val_acc", "val_gap", "warm/stop", "cold/stop",
+                   "warm/diverged", "cold/diverged"):
+        assert all(r[column] != "" for r in table), column
+    assert {r["cold/stop"] for r in table} <= {"threshold", "plateau", "max_epochs", "diverged"}
+    # the quickstart varies only warm-only keys: its one cold recipe is the reference, and the
+    # reference gap is the same-recipe gap
+    reference = json.loads((map_dir / "reference.json").read_text())
+    assert reference["how"] == "only" and reference["n_seeds"] == 3
+    for r in summary:
+        assert float(r["ref_gap_mean"]) == pytest.approx(float(r["gap_mean"]))
+        assert r["val_verdict"] in VERDICTS

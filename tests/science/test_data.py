@@ -395,3 +395,21 @@ def test_subset_takes_first_examples() -> None:
     with pytest.raises(ValueError):
         # a negative size is a programmer's error (the schema refuses it first)
         subset(ds, -1, None)
+
+
+def test_holdout_carves_a_disjoint_validation_split() -> None:
+    from wssweep.science.data import Dataset, holdout
+
+    n = 50
+    x = torch.arange(n, dtype=torch.float32)[:, None]  # each example's index, to tell them apart
+    ds = Dataset("ids", x, torch.arange(n) % 2, x[:5], torch.zeros(5, dtype=torch.long), 2)
+    kept, x_val, y_val = holdout(ds, 0.2, torch.Generator().manual_seed(3))
+    train_ids, val_ids = set(kept.x_train[:, 0].tolist()), set(x_val[:, 0].tolist())
+    # a fifth is held out, disjoint from the rest, and together they are the training set
+    assert len(val_ids) == 10 and not train_ids & val_ids and train_ids | val_ids == set(range(n))
+    # the kept examples keep their order; labels travel with their examples; test untouched
+    assert kept.x_train[:, 0].tolist() == sorted(train_ids)
+    assert torch.equal(y_val, x_val[:, 0].long() % 2) and torch.equal(kept.x_test, ds.x_test)
+    # the same generator seed gives the same split
+    again = holdout(ds, 0.2, torch.Generator().manual_seed(3))[1]
+    assert torch.equal(again, x_val)

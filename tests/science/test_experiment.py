@@ -271,3 +271,17 @@ def test_baseline_key_ignores_warm_settings_only():
                                                      warm={"intervention": "dash"}))
     assert baseline_key(base) != baseline_key(config(seed=1))
     assert baseline_key(base) != baseline_key(config(lr=0.02))
+
+
+def test_both_arms_are_scored_on_one_validation_split():
+    m = run_trial(config())
+    # stage 1 is shared, so its validation accuracy is the same in both arms
+    assert m["warm/stage_val_acc"][0] == m["cold/stage_val_acc"][0]
+    # every stage of both arms has a validation accuracy, and the final one is reported
+    assert all(0 <= a <= 100 for arm in ("warm", "cold") for a in m[f"{arm}/stage_val_acc"])
+    assert m["warm/val_acc"] == m["warm/stage_val_acc"][-1]
+    assert math.isclose(m["val_gap"], m["cold/val_acc"] - m["warm/val_acc"])
+    # 10 % of the 240 training examples are held out before the stages: the last stage has 216
+    assert m["warm/stage_n_train"][-1] == 216
+    # a larger share holds out more
+    assert run_trial(config(protocol__val_fraction=0.25))["warm/stage_n_train"][-1] == 180
