@@ -142,3 +142,17 @@ def test_the_recommendation_selects_on_validation(tmp_path):
     picked = recommend(summary, Mapped("gap", True))
     # the test verdict that is reported was not the one the choice was made on
     assert picked["lr"] == 0.2
+
+
+def test_shrink_and_perturb_that_does_neither_is_the_plain_warm_start(tmp_path):
+    # the quickstart's grid: shrink-and-perturb over shrink x perturb; (1, 0) changes nothing
+    swept = ["shrink", "warm.perturb"]
+    rows = [row({"shrink": lam, "warm.perturb": sigma}, s, warm=85 + 3 * (lam < 1), cold=89)
+            for lam in (1.0, 0.5) for sigma in (0.0, 0.1) for s in SEEDS]
+    experiment = {"warm": {"intervention": "shrink_perturb"}}
+    summary = by(summarize(as_csv_rows(tmp_path, rows, swept), swept, experiment=experiment),
+                 *swept)
+    # the plain warm start is (1.0, 0.0); every other setting gets its gain over it
+    assert math.isnan(summary[(1.0, 0.0)]["gain_vs_warm_mean"])
+    assert summary[(0.5, 0.0)]["gain_vs_warm_mean"] == pytest.approx(3.0)
+    assert summary[(1.0, 0.1)]["gain_vs_warm_mean"] == pytest.approx(0.0)

@@ -19,12 +19,15 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from wssweep.config import INTERVENTION_KEYS, WARM_ONLY_KEYS
+from pydantic import ValidationError
+
+from wssweep.config import INTERVENTION_KEYS, WARM_ONLY_KEYS, ExperimentConfig
 
 Row = dict[str, Any]
 #: Statuses of trials that did not finish: neither a seed nor a failure.
@@ -218,9 +221,28 @@ def against_reference(trials: Sequence[Row], reference: Reference,
     return Paired(tuple(diffs), failed, unconverged)
 
 
-def intervention_of(row: Row, base: str) -> str:
-    """The warm start's intervention of a trial: its swept value, else the experiment's."""
-    return _text(row.get("warm.intervention")) or base
+def _with_setting(experiment: dict[str, Any], setting: dict[str, Any]) -> dict[str, Any]:
+    """The experiment mapping with a setting's dotted keys set (cells parsed as numbers)."""
+    out = copy.deepcopy(experiment)
+    for key, cell in setting.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _value(cell)
+    return out
+
+
+def is_plain(setting: dict[str, Any], experiment: dict[str, Any]) -> bool:
+    """Whether a setting is the plain warm start: no intervention, or shrink-and-perturb that
+    neither shrinks nor perturbs (λ = 1, σ = 0)."""
+    try:
+        cfg = ExperimentConfig.model_validate(_with_setting(experiment, setting))
+    except (ValidationError, ValueError):
+        return False
+    w = cfg.warm
+    return w.intervention == "none" or (
+        w.intervention == "shrink_perturb" and cfg.resolved_shrink() == 1 and w.perturb == 0)
 
 
 def plain_warm_gain(trials: Sequence[Row], plain: Sequence[Row]) -> Paired:
@@ -241,16 +263,15 @@ def plain_warm_gain(trials: Sequence[Row], plain: Sequence[Row]) -> Paired:
 
 
 def plain_partner(setting: dict[str, Any], settings: Sequence[dict[str, Any]],
-                  base_intervention: str) -> int | None:
-    """Index in ``settings`` of the plain warm start (intervention ``none``) with the same
-    recipe as ``setting`` (equal on every swept key but the intervention's own), if the sweep
-    holds one; ``None`` for a plain setting itself."""
-    if intervention_of(setting, base_intervention) == "none":
+                  experiment: dict[str, Any]) -> int | None:
+    """Index in ``settings`` of the plain warm start (``is_plain``) with the same recipe as
+    ``setting`` (equal on every swept key but the intervention's own), if the sweep holds one;
+    ``None`` for a plain setting itself."""
+    if is_plain(setting, experiment):
         return None
     recipe = {k: v for k, v in setting.items() if k not in INTERVENTION_KEYS}
     for i, other in enumerate(settings):
-        if intervention_of(other, base_intervention) == "none" and all(
+        if is_plain(other, experiment) and all(
                 _text(other.get(k)) == _text(v) for k, v in recipe.items()):
             return i
     return None
-

@@ -353,7 +353,7 @@ def _pool(metric: Metric, valid: Sequence[dict[str, Any]], ci: str,
 def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str = "gap",
               tolerance: float = DEFAULT_TOLERANCE, ci: str = "t", confidence: float = 0.95, *,
               reference: Reference | None = None, correction: Correction = DEFAULT_CORRECTION,
-              alpha: float = DEFAULT_ALPHA, base_intervention: str = "none",
+              alpha: float = DEFAULT_ALPHA, experiment: dict[str, Any] | None = None,
               ) -> list[dict[str, Any]]:
     """One row per setting (trials grouped by their swept values; the seed is not swept).
 
@@ -366,7 +366,8 @@ def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str 
     ``n_diverged``, ``n_stopped`` (stopped, running or pending: not counted),
     ``diverged_share``; and ``JUDGED_COLUMNS``.
 
-    ``reference`` defaults to ``choose_reference(rows, swept)``. The verdicts are
+    ``reference`` defaults to ``choose_reference(rows, swept)``; ``experiment`` is the run's
+    base experiment, which tells which setting is the plain warm start. The verdicts are
     ``wssweep.verdicts.judge`` over every setting of the sweep, corrected by ``correction`` at
     ``alpha``; a run without any gap (``metric`` e.g. ``nqm/final_loss``) gets ``failed`` by
     the same failure rule, or ``"n/a"``. Missing numbers are NaN. Settings are sorted by their
@@ -420,7 +421,7 @@ def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str 
         summary.update(pooled)  # the other pooled metrics, in their declared order
         out.append(summary)
     for summary, setting, index in zip(out, settings, range(len(out)), strict=True):
-        partner = plain_partner(setting, settings, base_intervention)
+        partner = plain_partner(setting, settings, experiment or {})
         gain = ((_NAN,) * 3 if partner is None else
                 interval(plain_warm_gain(groups[idents[index]], groups[idents[partner]]).diffs,
                          ci, confidence))
@@ -497,11 +498,6 @@ class RunData:
         return choose_reference(self.rows, self.swept, self.sweep.reference)
 
     @property
-    def base_intervention(self) -> str:
-        """The experiment's warm-start intervention where the sweep does not set it."""
-        return str((self.sweep.experiment.get("warm") or {}).get("intervention", "none"))
-
-    @property
     def mapped(self) -> Mapped:
         """What this run's map maps; lower is better for the gap and for a minimized metric."""
         quantity = self.quantity
@@ -560,7 +556,7 @@ def summarize_run(data: RunData, ci: str = "t") -> list[dict[str, Any]]:
     and correction."""
     return summarize(data.rows, data.swept, metric=data.metric, tolerance=data.tolerance, ci=ci,
                      reference=data.reference, correction=data.sweep.correction,
-                     base_intervention=data.base_intervention)
+                     experiment=data.sweep.experiment)
 
 
 def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,
