@@ -107,3 +107,81 @@ def test_a_setting_is_decided_only_at_a_look():
     # undecided at the last look: inconclusive, not more seeds
     noisy = list(np.random.default_rng(0).normal(0.5, 4.0, 40))
     assert decide(noisy, PLAN, tolerance=0.5, alpha=0.05) == "inconclusive"
+
+
+# --------------------------------------------------------------------------------------------
+# The rounds of a seeds-until-decided sweep (wssweep.sequential.plan_round)
+
+GRID = [{"lr": "0.1", "shrink": lam} for lam in ("0.3", "0.6", "1.0")]
+ROUND_PLAN = Plan(min_seeds=3, max_seeds=24)
+TRUE_GAP = {"0.3": 0.0, "0.6": 0.8, "1.0": 6.0}  # closed, undecided for long, open
+
+
+def finished_row(setting: dict, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    gap = TRUE_GAP[setting["shrink"]] + float(rng.normal(0, 0.3 if setting["shrink"] != "0.6"
+                                                         else 2.0))
+    return {**setting, "seed": str(seed), "status": "completed", "cold/test_acc": "80",
+            "cold/val_acc": "80", "warm/test_acc": str(80 - gap), "warm/stop": "threshold",
+            "cold/stop": "threshold"}
+
+
+def run_rounds(plan=ROUND_PLAN):
+    """Drive plan_round as the orchestrator will: run what it asks, until it asks nothing."""
+    from wssweep.sequential import plan_round
+
+    rows, rounds = [], []
+    while True:
+        step = plan_round(rows, GRID, ["lr", "shrink"], plan, tolerance=0.5, alpha=0.05)
+        if not step.trials:
+            return rows, step, rounds
+        rounds.append(step.trials)
+        rows += [finished_row(setting, seed) for setting, seed in step.trials]
+
+
+def test_rounds_add_seeds_only_where_undecided():
+    rows, last, rounds = run_rounds()
+    # the first round runs the minimum seeds everywhere
+    assert sorted((s["shrink"], seed) for s, seed in rounds[0]) == [
+        (lam, seed) for lam in ("0.3", "0.6", "1.0") for seed in range(3)]
+    seeds = {lam: sorted(int(r["seed"]) for r in rows if r["shrink"] == lam)
+             for lam in TRUE_GAP}
+    # the clear settings stop early; the one near the tolerance goes on to the maximum
+    assert len(seeds["0.3"]) < 24 and len(seeds["1.0"]) < 24 and seeds["0.6"] == list(range(24))
+    # each round brings a setting to a planned look, never past it
+    assert all(len(s) in ROUND_PLAN.looks for s in seeds.values())
+    assert last.verdicts[("0.1", "0.3")] in ("closed", "better")
+    assert last.verdicts[("0.1", "1.0")] == "open"
+    assert last.verdicts[("0.1", "0.6")] == "inconclusive"
+
+
+def test_rounds_are_a_function_of_the_finished_trials():
+    from wssweep.sequential import plan_round
+
+    rows, last, _ = run_rounds()
+    # resume recomputes the same plan from the same records, in any order
+    again = plan_round(list(reversed(rows)), GRID, ["lr", "shrink"], ROUND_PLAN, 0.5, 0.05)
+    assert again == last
+    # a running trial is not a result: its seed is asked for again
+    partial = [dict(r, status="running") if r["shrink"] == "0.6" and r["seed"] == "2" else r
+               for r in rows[:9]]
+    step = plan_round(partial, GRID, ["lr", "shrink"], ROUND_PLAN, 0.5, 0.05)
+    assert step.trials == [({"lr": "0.1", "shrink": "0.6"}, 2)]
+
+
+def test_new_seeds_of_a_varied_cold_recipe_bring_their_reference():
+    from wssweep.sequential import plan_round
+
+    grid = [{"lr": lr} for lr in ("0.1", "0.01")]
+    rows = []
+    for seed in range(3):
+        # lr 0.1 is the reference (best cold on validation) and clearly decided; lr 0.01 is not
+        rows.append({"lr": "0.1", "seed": str(seed), "status": "completed", "cold/val_acc": "90",
+                     "cold/test_acc": "90", "warm/test_acc": str(90 - 0.01 * seed)})
+        rows.append({"lr": "0.01", "seed": str(seed), "status": "completed", "cold/val_acc": "70",
+                     "cold/test_acc": "70", "warm/test_acc": str(89 + 2 * seed)})
+    step = plan_round(rows, grid, ["lr"], ROUND_PLAN, 0.5, 0.05)
+    asked = sorted((s["lr"], seed) for s, seed in step.trials)
+    # the undecided setting runs seeds 3-5, and so does the reference recipe, so each new seed
+    # of the one has a reference cold arm to pair with
+    assert asked == [("0.01", 3), ("0.01", 4), ("0.01", 5), ("0.1", 3), ("0.1", 4), ("0.1", 5)]

@@ -86,13 +86,18 @@ def decide(diffs: Sequence[float], plan: Plan, tolerance: float, alpha: float) -
 
 
 def decide_many(samples: Sequence[Sequence[float]], plan: Plan, tolerance: float,
-                alpha: float) -> list[str | None]:
-    """``decide`` for many settings at once (their tests vectorized by sample size)."""
+                alpha: float, seeds_run: Sequence[int] | None = None) -> list[str | None]:
+    """``decide`` for many settings at once (their tests vectorized by sample size).
+
+    ``seeds_run`` (default: each sample's size) is how many seeds each setting has run: the
+    look is set by the seeds run, the test by the seeds that trained (a failed seed is no
+    evidence either way, and does not move the look).
+    """
     clean = [[d for d in x if math.isfinite(d)] for x in samples]
+    ran = [len(x) for x in clean] if seeds_run is None else list(seeds_run)
     levels = look_levels(plan, alpha)
-    at_look = [i for i, x in enumerate(clean) if len(x) in plan.looks]
-    out: list[str | None] = ["inconclusive" if len(x) >= plan.max_seeds else None
-                             for x in clean]
+    at_look = [i for i, n in enumerate(ran) if n in plan.looks]
+    out: list[str | None] = ["inconclusive" if n >= plan.max_seeds else None for n in ran]
     if not at_look:
         return out
     judged = [clean[i] for i in at_look]
@@ -100,9 +105,116 @@ def decide_many(samples: Sequence[Sequence[float]], plan: Plan, tolerance: float
     p_better = pvalues(judged, 0.0, "less")
     p_open = pvalues(judged, tolerance, "greater")
     for k, i in enumerate(at_look):
-        level = levels[plan.looks.index(len(clean[i]))]
+        level = levels[plan.looks.index(ran[i])]
         if p_closed[k] <= level:
             out[i] = "better" if p_better[k] <= level else "closed"
         elif p_open[k] <= level:
             out[i] = "open"
     return out
+
+
+@dataclass(frozen=True)
+class Round:
+    """What a seeds-until-decided sweep does next, from the trials finished so far."""
+
+    verdicts: dict[tuple[str, ...], str]  # decided settings (their swept values) → verdict
+    trials: list[tuple[dict[str, str], int]]  # (setting, seed) pairs to run next; [] when done
+
+
+def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str], plan: Plan,
+               tolerance: float, alpha: float, named: dict | None = None) -> Round:
+    """The next round of a seeds-until-decided sweep over the settings of ``grid`` (swept key →
+    value), from the finished trials in ``rows`` (results.csv rows).
+
+    Every setting first runs ``plan.min_seeds`` seeds (0, 1, ...). The reference cold start is
+    chosen once, on those first seeds (``wssweep.comparisons.choose_reference``), so adding seeds
+    never moves it. Then each setting at a look is decided (``decide_many``, each setting at
+    ``alpha / m`` of the sweep's ``alpha``); an undecided one runs seeds up to its next look, and
+    so does one setting of the reference recipe, so every new seed has a reference cold arm to
+    pair with. Deterministic given the finished trials: ``resume`` recomputes the same rounds.
+
+    Example:
+        >>> plan = Plan(3, 12)
+        >>> rows = [{"lr": "0.1", "seed": str(s), "status": "completed", "warm/test_acc": w,
+        ...          "cold/test_acc": "80", "cold/val_acc": "80"}
+        ...         for s, w in zip(range(3), ("79.9", "80.2", "70"))]
+        >>> [seed for _, seed in plan_round(rows, [{"lr": 0.1}], ["lr"], plan, 0.5, 0.05).trials]
+        [3, 4, 5]
+    """
+    from wssweep.comparisons import against_reference, choose_reference
+
+    def seed_of(row: dict) -> int:
+        return int(float(_text(row.get("seed"))))
+
+    idents = [tuple(_text(setting.get(k)) for k in swept) for setting in grid]
+    groups: dict[tuple[str, ...], list[dict]] = {i: [] for i in idents}
+    for row in rows:
+        ident = tuple(_text(row.get(k)) for k in swept)
+        if ident in groups:
+            groups[ident].append(row)
+    settings = [dict(zip(swept, ident, strict=True)) for ident in idents]
+    done = [{seed_of(r) for r in groups[i] if _finished(r)} for i in idents]
+    first = [(s, seed) for s, have in zip(settings, done, strict=True)
+             for seed in range(plan.min_seeds) if seed not in have]
+    if first:
+        return Round({}, first)
+    chosen = choose_reference([r for r in rows if seed_of(r) < plan.min_seeds], swept, named)
+    # Chosen on the first seeds, then fixed: its cold arms on every seed run since.
+    reference = (choose_reference(rows, swept, chosen.settings) if chosen.how in ("best", "named")
+                 else choose_reference(rows, swept))
+    # A setting's verdict is the one of the first look that decided it, so seeds it runs later
+    # (to give the reference new cold arms) never change it.
+    decided: dict[tuple[str, ...], str] = {}
+    for look in plan.looks:
+        open_ = [k for k, i in enumerate(idents) if i not in decided and len(done[k]) >= look]
+        if not open_:
+            continue
+        pairs = [against_reference([r for r in groups[idents[k]] if seed_of(r) < look],
+                                   reference) for k in open_]
+        for k, verdict in zip(open_, decide_many([p.diffs for p in pairs], plan, tolerance,
+                                                 alpha / len(idents),
+                                                 seeds_run=[look] * len(open_)), strict=True):
+            if verdict is not None:
+                decided[idents[k]] = verdict
+    wanted: dict[int, set[int]] = {}
+    for k, ident in enumerate(idents):
+        target = None if ident in decided else plan.next_look(len(done[k]))
+        if target is not None:
+            wanted.setdefault(k, set()).update(range(target))
+    members = _reference_members(settings, reference)
+    if members:
+        # Seeds that no setting of the reference recipe runs anyway: its first one runs them.
+        covered = set().union(*(done[k] | wanted.get(k, set()) for k in members))
+        needed = set().union(*wanted.values()) - covered if wanted else set()
+        if needed:
+            wanted.setdefault(members[0], set()).update(needed)
+    trials = [(settings[k], seed) for k in sorted(wanted) for seed in sorted(wanted[k])
+              if seed not in done[k]]
+    return Round(decided, trials)
+
+
+def _text(cell: object) -> str:
+    return "" if cell is None else str(cell).strip()
+
+
+def _finished(row: dict) -> bool:
+    return _text(row.get("status")) not in ("stopped", "running", "pending")
+
+
+def _reference_members(settings: Sequence[dict[str, str]], reference) -> list[int]:
+    """The settings of the reference recipe (any of them trains its cold arm on a seed); none
+    when each setting is its own reference (a run without a validation split)."""
+    if reference.how == "same_recipe":
+        return []
+    return [k for k, setting in enumerate(settings)
+            if all(_same_value(setting.get(key), value)
+                   for key, value in reference.settings.items())]
+
+
+def _same_value(cell: object, value: object) -> bool:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return math.isclose(float(_text(cell)), float(value))
+        except ValueError:
+            return False
+    return _text(cell) == _text(value)
