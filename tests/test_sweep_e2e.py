@@ -182,3 +182,51 @@ def test_quickstart_sweep_map_smoke(tmp_path, ray_env):
     for r in summary:
         assert float(r["ref_gap_mean"]) == pytest.approx(float(r["gap_mean"]))
         assert r["val_verdict"] in VERDICTS
+
+
+def test_seeds_until_decided_adds_seeds_only_where_undecided_and_resumes(tmp_path, ray_env):
+    from wssweep.record import SweepRecord
+    from wssweep.sequential import Plan, plan_round
+
+    spec = tmp_path / "until.yaml"
+    spec.write_text("""
+experiment:
+  data: {name: digits, train_size: 200, test_size: 100}
+  model: {name: logreg}
+  protocol: {kind: online, chunks: 2, stop: {max_epochs: 3}}
+  optim: {name: adam, batch_size: 32}
+  lr: 0.01
+method: grid
+metric: {name: gap, goal: minimize}
+parameters:
+  warm.intervention: {values: [none, shrink_perturb]}
+seeds: {min: 2, max: 4, until: decided}
+gap_tolerance: 1.0
+""")
+    out = wssweep(ray_env, "run", str(spec), "--name", "u", "--storage", str(tmp_path))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = tmp_path / "u"
+    sweep = SweepRecord.model_validate_json((run_dir / "sweep.json").read_text())
+    # the run record keeps the plan; how many trials it takes is not known in advance
+    assert sweep.seed_plan is not None and sweep.expected_trials is None
+    table = rows(run_dir)
+    seeds = {s: sorted(int(r["seed"]) for r in table if r["warm.intervention"] == s)
+             for s in ("none", "shrink_perturb")}
+    # every setting ran the minimum, then only to a planned look: 2 or 4 seeds, each once
+    assert all(v in ([0, 1], [0, 1, 2, 3]) for v in seeds.values()), seeds
+    # the settings that got more seeds are exactly those undecided on the first 2
+    first = [r for r in table if int(r["seed"]) < 2]
+    grid = [{"warm.intervention": s} for s in ("none", "shrink_perturb")]
+    step = plan_round(first, grid, ["warm.intervention"], Plan(2, 4), 1.0, 0.05)
+    assert {s["warm.intervention"] for s, _ in step.trials} == {
+        s for s, v in seeds.items() if len(v) == 4}
+    with open(run_dir / "map" / "summary.csv", newline="") as handle:
+        summary = list(csv.DictReader(handle))
+    # the map judges every setting, seeds as run
+    assert {r["verdict"] for r in summary} <= set(VERDICTS)
+    assert sorted(int(r["n_seeds"]) for r in summary) == sorted(len(v) for v in seeds.values())
+    starts = len(read_starts(run_dir))
+    again = wssweep(ray_env, "resume", str(run_dir))
+    # resuming a finished sweep plans the same rounds from the final records: nothing runs
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert len(read_starts(run_dir)) == starts and len(rows(run_dir)) == len(table)

@@ -53,6 +53,7 @@ from wssweep.files import atomic_write
 from wssweep.metrics import METRIC, METRICS, Metric
 from wssweep.record import DEFAULT_TOLERANCE, MAP_DIR, RESULTS_FILE, RunDir, SweepRecord
 from wssweep.results import read_results
+from wssweep.sequential import Plan, plan_round
 from wssweep.verdicts import (
     DEFAULT_ALPHA,
     DEFAULT_CORRECTION,
@@ -554,9 +555,24 @@ def count_trials(data: RunData) -> TrialCounts:
 def summarize_run(data: RunData, ci: str = "t") -> list[dict[str, Any]]:
     """``summarize`` with the run's swept keys, metric, ``gap_tolerance``, reference cold start
     and correction."""
-    return summarize(data.rows, data.swept, metric=data.metric, tolerance=data.tolerance, ci=ci,
+    rows = summarize(data.rows, data.swept, metric=data.metric, tolerance=data.tolerance, ci=ci,
                      reference=data.reference, correction=data.sweep.correction,
                      experiment=data.sweep.experiment)
+    plan = data.sweep.seed_plan
+    if plan is not None and data.quantity == "gap":
+        # Seeds until decided: the verdict is the group-sequential test's, at the look that
+        # decided the setting (a fixed-N test on its seeds would ignore how they were added).
+        settings = [t.setting for t in data.sweep.grid or []]
+        step = plan_round(data.rows, list({json.dumps(s, sort_keys=True): s for s in settings}
+                                          .values()), data.swept,
+                          Plan(plan.min_seeds, plan.max_seeds), data.tolerance, DEFAULT_ALPHA,
+                          data.sweep.reference)
+        for row in rows:
+            if row["verdict"] in ("failed", "unconverged"):
+                continue
+            ident = tuple(cell_text(row[k]) for k in data.swept)
+            row["verdict"] = step.verdicts.get(ident, "inconclusive")
+    return rows
 
 
 def write_summary(run_dir: Path, rows: list[dict[str, Any]] | None = None, *,

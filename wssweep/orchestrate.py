@@ -24,9 +24,10 @@ from typing import Any
 from wssweep.checkpoint import clear_stage_checkpoints, final_records, store_of
 from wssweep.errors import InputError
 from wssweep.files import atomic_write, path_kind
-from wssweep.record import GridTrial, RunDir, SweepRecord, WandbRecord
+from wssweep.record import GridTrial, RunDir, SeedPlanRecord, SweepRecord, WandbRecord
 from wssweep.results import error_line, write_results
 from wssweep.spec import NAME_PATTERN
+from wssweep.verdicts import DEFAULT_ALPHA
 
 PROGRESS_EVERY_S = 30.0  # seconds between progress lines when nothing changed
 
@@ -223,14 +224,18 @@ def sweep_record(resolved, run_dir: Path, name: str) -> SweepRecord:
         name=name, run_dir=str(run_dir), spec_path=str(resolved.path),
         overrides=list(resolved.overrides), smoke=resolved.smoke,
         spec=spec.model_dump(mode="json", exclude_unset=True), experiment=resolved.experiment,
-        seeds=list(spec.seeds), swept=list(spec.parameters), metric=spec.metric.name,
+        seeds=spec.first_seeds, swept=list(spec.parameters), metric=spec.metric.name,
+        seed_plan=None if spec.seed_plan is None else SeedPlanRecord(
+            min_seeds=spec.seed_plan.min, max_seeds=spec.seed_plan.max),
         mode=spec.metric.mode, method=spec.method, gap_tolerance=spec.gap_tolerance,
         reference=spec.reference, correction=spec.correction,
         cpus_per_trial=res.cpus_per_trial, threads=max(1, int(res.cpus_per_trial)),
         trials_per_gpu=res.trials_per_gpu, max_failures=res.max_failures,
         wandb=WandbRecord(project=spec.wandb.project, entity=spec.wandb.entity,
                           mode=tracking.resolve_mode(spec.wandb.mode), tags=spec.wandb.tags),
-        expected_trials=trial_count(spec, resolved.experiment), grid=grid)
+        # Seeds until decided: how many trials it takes is what the sweep finds out.
+        expected_trials=None if spec.seed_plan else trial_count(spec, resolved.experiment),
+        grid=grid)
 
 
 def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
@@ -244,13 +249,20 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
     run_one_trial(config, sweep)
 
 
-def _tuner_parts(sweep: SweepRecord, total: int):
+def _tuner_parts(sweep: SweepRecord, total: int, round_name: str | None = None):
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
+    run = RunDir(sweep.run_dir)
     writer = ResultsWriter(sweep)
+    if round_name is not None:  # a round of seeds until decided: keep the rounds before it
+        writer.rows = {f"{r.get('setting_key')}-{r.get('seed')}": row_from(
+            str(r.get("trial_id", "")), {"setting": {k: r.get(k) for k in sweep.swept},
+                                          "seed": r["seed"]}, r, None, sweep, done=True)
+            for r in final_records(sweep.run_dir)}
     run_config = tune.RunConfig(
-        name=RunDir(sweep.run_dir).tune.name, storage_path=sweep.run_dir, verbose=0,
+        name=run.tune.name if round_name is None else round_name,
+        storage_path=sweep.run_dir if round_name is None else str(run.tune), verbose=0,
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[JsonLoggerCallback(), writer.callback(),
@@ -395,6 +407,8 @@ def load_run(run_dir: Path) -> SweepRecord:
 
     run = RunDir(Path(run_dir).absolute())
     sweep = run.record()
+    if sweep.seed_plan is not None:  # its rounds are planned again from the final records
+        return sweep
     if not tune.Tuner.can_restore(str(run.tune)):
         raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run.path))
     return sweep
@@ -415,6 +429,14 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     sweep = sweep_record(resolved, run_dir, name)
     connect(address, sweep.wandb.mode)
     run_dir.mkdir(parents=True)
+    if sweep.seed_plan is not None:
+        try:
+            RunDir(run_dir).write_record(sweep)
+            shutil.copyfile(resolved.path, RunDir(run_dir).spec_copy)
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return run_rounds(sweep, started, "run")
     try:
         plan = build_search(resolved, run_dir)
         RunDir(run_dir).write_record(sweep)
@@ -431,6 +453,53 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     return _fit(tuner, sweep, started, "run")
 
 
+def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
+    """Seeds until decided: one Tune run per round, each over the (setting, seed) trials that
+    ``wssweep.sequential.plan_round`` asks for, until it asks for none.
+
+    The plan is a function of the finished trials' final records, so ``resume`` re-enters this
+    loop and continues where the sweep was (finished trials are never asked for again).
+    """
+    from ray import tune
+
+    from wssweep.sequential import Plan, plan_round
+
+    plan = Plan(sweep.seed_plan.min_seeds, sweep.seed_plan.max_seeds)
+    settings: list[dict[str, Any]] = []
+    for trial in sweep.grid or []:
+        if trial.setting not in settings:
+            settings.append(trial.setting)
+    tune_dir = RunDir(sweep.run_dir).tune
+    grid: Any = []
+    asked: list = []
+    while True:
+        step = plan_round(final_records(sweep.run_dir), settings, sweep.swept, plan,
+                          sweep.gap_tolerance, DEFAULT_ALPHA, sweep.reference)
+        # A round that finished none of its trials (each failed in Tune, not in the science,
+        # after its retries) would be asked for again forever: the sweep ends there instead.
+        if not step.trials or step.trials == asked:
+            break
+        asked = step.trials
+        number = len(list(tune_dir.glob("round-*"))) + 1 if tune_dir.is_dir() else 1
+        trials = [{"setting": setting, "seed": seed} for setting, seed in step.trials]
+        wrapped, run_config, _ = _tuner_parts(sweep, len(trials), f"round-{number}")
+        print(f"wssweep: round {number}: {len(trials)} trials "
+              f"({len(step.verdicts)} of {len(settings)} settings decided)", flush=True)
+        tuner = tune.Tuner(wrapped, param_space={"trial": tune.grid_search(trials)},
+                           run_config=run_config,
+                           tune_config=tune.TuneConfig(metric=sweep.objective, mode=sweep.mode,
+                                                       reuse_actors=True))
+        with stop_on_signal() as received:
+            grid = tuner.fit()
+        if received:
+            finish(grid, sweep, interrupted=True)
+            record_wall(Path(sweep.run_dir), started, session)
+            raise Interrupted(received[0], Path(sweep.run_dir))
+    path = finish(grid, sweep)
+    record_wall(Path(sweep.run_dir), started, session)
+    return path.parent
+
+
 def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     """Finish an interrupted sweep without re-running its finished trials."""
     from ray import tune
@@ -438,6 +507,9 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     started = time.time()
     run_dir = Path(run_dir).absolute()
     sweep = load_run(run_dir)
+    if sweep.seed_plan is not None:
+        connect(address, sweep.wandb.mode)
+        return run_rounds(sweep, started, "resume")
     tune_dir = RunDir(run_dir).tune
     connect(address, sweep.wandb.mode)
     total = len(list((tune_dir).glob("*/")))

@@ -63,6 +63,13 @@ class GridTrial(_Record):
     seed: int
 
 
+class SeedPlanRecord(_Record):
+    """Seeds until decided: every setting runs ``min_seeds``, then more where undecided."""
+
+    min_seeds: int
+    max_seeds: int
+
+
 class SweepRecord(_Record):
     """``sweep.json``: what a run is, as the driver resolved it."""
 
@@ -88,6 +95,8 @@ class SweepRecord(_Record):
     wandb: WandbRecord = Field(default_factory=WandbRecord)
     expected_trials: int | None = None  # None: unknown (a record from before it was kept)
     grid: list[GridTrial] | None = None  # a grid sweep's trials, in order; None otherwise
+    # Seeds until decided: ``seeds`` and ``grid`` are then its first round.
+    seed_plan: SeedPlanRecord | None = None
 
     @property
     def objective(self) -> str:

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wssweep.config import ExperimentConfig
+from wssweep.sequential import DESIGN_NAME
 from wssweep.spec import ParameterSpec, ResolvedSweep, SweepSpec, experiment_from_mapping
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def grid_trials(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> li
     cut at ``run_cap`` when one is given. ``experiment`` drops duplicate settings
     (``grid_settings``)."""
     trials = [{"setting": copy.deepcopy(setting), "seed": seed}
-              for setting in grid_settings(spec, experiment) for seed in spec.seeds]
+              for setting in grid_settings(spec, experiment) for seed in spec.first_seeds]
     return trials[: spec.run_cap] if spec.run_cap is not None else trials
 
 
@@ -252,7 +253,7 @@ def _plain(value: Any) -> Any:
 
 def trial_count(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> int:
     """How many trials the sweep runs (for random and bayes: the most the cap allows)."""
-    n_seeds = len(spec.seeds)
+    n_seeds = len(spec.first_seeds)
     if spec.method == "grid":
         return len(grid_trials(spec, experiment))
     return (spec.run_cap // n_seeds) * n_seeds
@@ -278,7 +279,7 @@ def build_search(resolved: ResolvedSweep, run_dir: Path) -> SearchPlan:
     from ray.tune.search import BasicVariantGenerator
 
     spec = resolved.spec
-    seeds = list(spec.seeds)
+    seeds = list(spec.first_seeds)
     metric, mode = spec.metric.objective, spec.metric.mode
     scheduler = build_scheduler(spec)
     if spec.method == "grid":
@@ -301,7 +302,7 @@ def _bayes_plan(spec: SweepSpec, space: dict[str, Any], run_dir: Path,
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.search.sample import Domain
 
-    seeds = list(spec.seeds)
+    seeds = list(spec.first_seeds)
     domains = {k: v for k, v in space.items() if isinstance(v, Domain)}
     constants = {k: v for k, v in space.items() if not isinstance(v, Domain)}
     run_dir = run_dir.resolve()
@@ -363,7 +364,7 @@ def domain_text(param: ParameterSpec) -> str:
 
 
 def _count_text(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> str:
-    n_seeds, total = len(spec.seeds), trial_count(spec, experiment)
+    n_seeds, total = len(spec.first_seeds), trial_count(spec, experiment)
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
     if spec.method == "grid":
         n_settings = len(grid_settings(spec, experiment))
@@ -428,16 +429,23 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
         lines += [f"  {key:<{width}}  {domain_text(p)}" for key, p in spec.parameters.items()]
     else:
         lines.append("Parameters: none (the experiment as it is)")
-    lines.append(f"Seeds: {_fmt(list(spec.seeds))}")
+    plan = spec.seed_plan
+    lines.append(f"Seeds: {_fmt(spec.first_seeds)}" if plan is None else
+                 f"Seeds: until decided: {plan.min} everywhere, then doubling where undecided, "
+                 f"up to {plan.max} ({DESIGN_NAME})")
     et = spec.early_terminate
     if et is not None:
         lines.append(f"Early termination: ASHA on {TIME_ATTR} (W&B hyperband), bands at "
                      f"{', '.join(str(b) for b in et.bands(4))}{' ...' if et.min_iter else ''} "
                      f"finished stages, keeping 1/{et.eta} at each")
-        if spec.method == "bayes" and len(spec.seeds) > 1:
+        if spec.method == "bayes" and len(spec.first_seeds) > 1:
             lines.append("  note: ASHA may stop some seeds of a setting early; Optuna then gets "
                          "the mean over seeds of their last reported values")
-    lines.append(f"Trials: {_count_text(spec, resolved.experiment)}")
+    trials = f"Trials: {_count_text(spec, resolved.experiment)}"
+    if plan is not None:  # seeds until decided: the first round; more where undecided
+        settings = trial_count(spec, resolved.experiment) // len(spec.first_seeds)
+        trials += f" in the first round, at most {settings * plan.max} in all"
+    lines.append(trials)
     lines += _resources_lines(spec, num_cpus, num_gpus)
     wb = spec.wandb
     entity = f", entity {wb.entity}" if wb.entity else ""
@@ -462,5 +470,7 @@ def _verdict_text(spec: SweepSpec) -> str:
                f"of {', '.join(keys)})")
     else:
         ref = "the sweep's one cold recipe (it varies nothing the cold arm depends on)"
-    return (f"each warm start against {ref}, paired per seed; {TEST_NAME}s at "
-            f"{DEFAULT_ALPHA:g}, corrected across settings by {CORRECTION_NAMES[spec.correction]}")
+    test = (f"{TEST_NAME}s at {DEFAULT_ALPHA:g}, corrected across settings by "
+            f"{CORRECTION_NAMES[spec.correction]}" if spec.seed_plan is None
+            else f"{DESIGN_NAME}, at {DEFAULT_ALPHA:g} in all")
+    return f"each warm start against {ref}, paired per seed; {test}"

@@ -50,7 +50,9 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -328,6 +330,21 @@ def _experiment_ref(value: Any) -> Any:
     raise SpecRule("", "a configs/ YAML path or an inline mapping", value)
 
 
+class SeedsUntil(_Strict):
+    """Seeds until decided (``wssweep.sequential``): ``min`` seeds everywhere, then more only
+    where the verdict is still open, at doubling looks, up to ``max``."""
+
+    min: int = Field(ge=2, le=1000)
+    max: int = Field(ge=2, le=1000)
+    until: Literal["decided"]
+
+    @model_validator(mode="after")
+    def _max_above_min(self) -> SeedsUntil:
+        if self.max < self.min:
+            raise SpecRule("max", f"at least min ({self.min})", self.max)
+        return self
+
+
 class SweepSpec(_Strict):
     """A sweep: an experiment plus the search over its settings (W&B sweep vocabulary)."""
 
@@ -338,7 +355,13 @@ class SweepSpec(_Strict):
     method: Literal["grid", "random", "bayes"] = "grid"
     metric: MetricSpec = Field(default_factory=MetricSpec)
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    # A list of seeds, or seeds until decided: {min: 3, max: 40, until: decided}.
+    seeds: Annotated[
+        Annotated[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)], Tag("list")]
+        | Annotated[SeedsUntil, Tag("until")],
+        # A mapping is seeds until decided, anything else a list: one kind of error, not both.
+        Discriminator(lambda v: "until" if isinstance(v, dict | SeedsUntil) else "list"),
+    ] = Field(default_factory=lambda: [0])
     run_cap: int | None = Field(default=None, gt=0)
     early_terminate: EarlyTerminateSpec | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
@@ -351,6 +374,24 @@ class SweepSpec(_Strict):
     # How the verdicts' error rate is controlled across the settings: holm (family-wise), bh
     # (false discovery rate) or none (each setting alone).
     correction: Literal["holm", "bh", "none"] = DEFAULT_CORRECTION
+
+    @property
+    def first_seeds(self) -> list[int]:
+        """The seeds every setting runs: the list, or seeds 0 .. min − 1 until decided."""
+        return (list(range(self.seeds.min)) if isinstance(self.seeds, SeedsUntil)
+                else list(self.seeds))
+
+    @property
+    def seed_plan(self) -> SeedsUntil | None:
+        """Seeds until decided, if the spec asks for it."""
+        return self.seeds if isinstance(self.seeds, SeedsUntil) else None
+
+    @model_validator(mode="after")
+    def _seeds_until_decided(self) -> SweepSpec:
+        if self.seed_plan is not None and self.method != "grid":
+            raise SpecRule("seeds", "a list of seeds with method " + self.method + " (seeds "
+                           "until decided runs with method grid)", self.seeds.model_dump())
+        return self
 
     @model_validator(mode="after")
     def _reference_keys(self) -> SweepSpec:
@@ -367,8 +408,8 @@ class SweepSpec(_Strict):
 
     @field_validator("seeds")
     @classmethod
-    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
+    def _distinct_seeds(cls, seeds: list[int] | SeedsUntil) -> list[int] | SeedsUntil:
+        if isinstance(seeds, list) and len(set(seeds)) != len(seeds):
             raise SpecRule("", "distinct seeds", seeds)
         return seeds
 
@@ -393,7 +434,7 @@ class SweepSpec(_Strict):
         """Rules for running the search; ``wssweep trial`` (one setting) skips them."""
         if not (info.context or {}).get("search"):
             return self
-        n_seeds = len(self.seeds)
+        n_seeds = len(self.first_seeds)
         if self.method in ("random", "bayes"):
             if self.run_cap is None:
                 raise SpecRule("run_cap", f"an integer ≥ {n_seeds} with method {self.method} "
@@ -735,7 +776,9 @@ def smoke_experiment(experiment: dict[str, Any]) -> dict[str, Any]:
 
 def smoke_spec(spec: SweepSpec) -> SweepSpec:
     """``spec`` cut for ``--smoke``: the first seeds and at most ``SMOKE_TRIALS`` trials."""
-    seeds = spec.seeds[:SMOKE_SEEDS]
+    seeds: list[int] | SeedsUntil = spec.first_seeds[:SMOKE_SEEDS]
+    if spec.seed_plan is not None:  # the same rounds, on at most twice the smoke seeds
+        seeds = SeedsUntil(min=SMOKE_SEEDS, max=2 * SMOKE_SEEDS, until="decided")
     return spec.model_copy(update={"seeds": seeds,
                                    "run_cap": min(spec.run_cap or SMOKE_TRIALS, SMOKE_TRIALS)})
 
@@ -772,7 +815,7 @@ def load_trial_config(
     experiment = resolve_experiment(sweep.experiment, path.parent)
     if smoke:
         experiment = smoke_experiment(experiment)
-    setting = {"seed": sweep.seeds[0]}
+    setting = {"seed": sweep.first_seeds[0]}
     setting.update({key: param.default_value() for key, param in sweep.parameters.items()})
     return experiment_from_mapping(experiment, overrides, setting)
 
