@@ -127,8 +127,6 @@ MALFORMED: list[tuple[str, str, list[str], str]] = [
      "seeds.until"),
     ("seeds_until_unknown_key", OK + "seeds: {min: 2, max: 4, until: decided, step: 2}\n", [],
      "seeds.step"),
-    ("seeds_until_with_bayes", OK + "method: bayes\nrun_cap: 4\n"
-     "seeds: {min: 2, max: 4, until: decided}\n", [], "seeds"),
     ("gap_tolerance_negative", OK + "gap_tolerance: -0.5\n", [], "gap_tolerance"),
     # --- resources, wandb, early termination
     ("cpus_per_trial_zero", OK + "resources: {cpus_per_trial: 0}\n", [],
@@ -379,7 +377,6 @@ GIVEN: dict[str, str] = {
     "seeds_until_max_below_min": "got 3",
     "seeds_until_unknown_rule": "forever",
     "seeds_until_unknown_key": "got 2",
-    "seeds_until_with_bayes": "'until': 'decided'",
     "gap_tolerance_negative": "-0.5",
     "cpus_per_trial_zero": "got 0",
     "trials_per_gpu_zero": "got 0",

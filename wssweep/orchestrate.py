@@ -262,7 +262,7 @@ def _tuner_parts(sweep: SweepRecord, total: int, round_name: str | None = None):
             for r in final_records(sweep.run_dir)}
     run_config = tune.RunConfig(
         name=run.tune.name if round_name is None else round_name,
-        storage_path=sweep.run_dir if round_name is None else str(run.tune), verbose=0,
+        storage_path=sweep.run_dir if round_name is None else str(run.rounds), verbose=0,
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[JsonLoggerCallback(), writer.callback(),
@@ -400,6 +400,12 @@ def check_run_target(storage: Path, name: str | None) -> None:
                          str(storage))
 
 
+def _search_done(sweep: SweepRecord) -> bool:
+    """Whether a random or bayes sweep's search (its first round) has finished every trial."""
+    planned = (sweep.spec.get("run_cap") or 0) // max(len(sweep.seeds), 1) * len(sweep.seeds)
+    return len(final_records(sweep.run_dir)) >= planned
+
+
 def load_run(run_dir: Path) -> SweepRecord:
     """The run record of RUN_DIR, checked before Ray starts: a sweep.json wssweep wrote, and a
     Tune state that was saved."""
@@ -407,8 +413,8 @@ def load_run(run_dir: Path) -> SweepRecord:
 
     run = RunDir(Path(run_dir).absolute())
     sweep = run.record()
-    if sweep.seed_plan is not None:  # its rounds are planned again from the final records
-        return sweep
+    if sweep.seed_plan is not None and (sweep.method == "grid" or _search_done(sweep)):
+        return sweep  # its rounds are planned again from the final records
     if not tune.Tuner.can_restore(str(run.tune)):
         raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run.path))
     return sweep
@@ -429,7 +435,7 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     sweep = sweep_record(resolved, run_dir, name)
     connect(address, sweep.wandb.mode)
     run_dir.mkdir(parents=True)
-    if sweep.seed_plan is not None:
+    if sweep.seed_plan is not None and sweep.method == "grid":
         try:
             RunDir(run_dir).write_record(sweep)
             shutil.copyfile(resolved.path, RunDir(run_dir).spec_copy)
@@ -450,7 +456,10 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return _fit(tuner, sweep, started, "run")
+    out = _fit(tuner, sweep, started, "run")
+    # Random or bayes with seeds until decided: the search ran on the first seeds (Optuna saw
+    # their mean); now the rounds add seeds where its settings are undecided.
+    return out if sweep.seed_plan is None else run_rounds(sweep, time.time(), "run")
 
 
 def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
@@ -465,11 +474,15 @@ def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
     from wssweep.sequential import Plan, plan_round
 
     plan = Plan(sweep.seed_plan.min_seeds, sweep.seed_plan.max_seeds)
+    # A grid's settings are known; a random or bayes search's are those it drew (its first
+    # round ran before this, on the first seeds).
+    drawn = ([t.setting for t in sweep.grid] if sweep.grid is not None else
+             [{k: r.get(k) for k in sweep.swept} for r in final_records(sweep.run_dir)])
     settings: list[dict[str, Any]] = []
-    for trial in sweep.grid or []:
-        if trial.setting not in settings:
-            settings.append(trial.setting)
-    tune_dir = RunDir(sweep.run_dir).tune
+    for setting in drawn:
+        if setting not in settings:
+            settings.append(setting)
+    tune_dir = RunDir(sweep.run_dir).rounds
     grid: Any = []
     asked: list = []
     while True:
@@ -507,7 +520,7 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     started = time.time()
     run_dir = Path(run_dir).absolute()
     sweep = load_run(run_dir)
-    if sweep.seed_plan is not None:
+    if sweep.seed_plan is not None and (sweep.method == "grid" or _search_done(sweep)):
         connect(address, sweep.wandb.mode)
         return run_rounds(sweep, started, "resume")
     tune_dir = RunDir(run_dir).tune
@@ -516,4 +529,5 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     wrapped, _, _ = _tuner_parts(sweep, total)
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,
                                resume_errored=False)
-    return _fit(tuner, sweep, started, "resume")
+    out = _fit(tuner, sweep, started, "resume")
+    return out if sweep.seed_plan is None else run_rounds(sweep, time.time(), "resume")

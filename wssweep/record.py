@@ -34,6 +34,7 @@ SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.csv"
 WALL_FILE = "wall.json"  # the wall time of each run / resume session, start to map
 TUNE_DIR = "tune"
+ROUNDS_DIR = "rounds"  # seeds until decided: one Tune experiment per round of added seeds
 MAP_DIR = "map"
 TRIALS_DIR = "trials"
 CACHE_DIR = "cache"
@@ -117,6 +118,7 @@ class RunDir:
     results_csv = property(lambda self: self.path / RESULTS_FILE)
     wall_json = property(lambda self: self.path / WALL_FILE)
     tune = property(lambda self: self.path / TUNE_DIR)
+    rounds = property(lambda self: self.path / ROUNDS_DIR)
     map = property(lambda self: self.path / MAP_DIR)
     trials = property(lambda self: self.path / TRIALS_DIR)
     cache = property(lambda self: self.path / CACHE_DIR)

@@ -387,13 +387,6 @@ class SweepSpec(_Strict):
         return self.seeds if isinstance(self.seeds, SeedsUntil) else None
 
     @model_validator(mode="after")
-    def _seeds_until_decided(self) -> SweepSpec:
-        if self.seed_plan is not None and self.method != "grid":
-            raise SpecRule("seeds", "a list of seeds with method " + self.method + " (seeds "
-                           "until decided runs with method grid)", self.seeds.model_dump())
-        return self
-
-    @model_validator(mode="after")
     def _reference_keys(self) -> SweepSpec:
         cold = cold_keys(list(self.parameters))
         for key, value in (self.reference or {}).items():
