@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_overhead_benchmark_smoke(tmp_path, ray_env):
     out_json = tmp_path / "bench.json"
     out = subprocess.run([sys.executable, "bench/overhead.py", "--smoke", "--json", str(out_json)],
-                         capture_output=True, text=True, cwd=REPO, env=ray_env, timeout=600)
+                         capture_output=True, text=True, cwd=REPO,
+                         env={**ray_env, "WANDB_MODE": "disabled"}, timeout=600)
     # the benchmark runs to the end
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     # it prints the ratio against its reference and the theoretical minimum

@@ -97,6 +97,11 @@ seeds: [0, 1]
 """
 
 
+# For tests of placement, not of W&B (test_sweep_e2e checks its files): no W&B process per
+# trial, whose CPU the 2-core suite needs (`wandb.mode: auto` follows W&B's WANDB_MODE).
+NO_WANDB = {"WANDB_MODE": "disabled"}
+
+
 def rows(run_dir: Path) -> list[dict]:
     return read_results(run_dir / "results.csv")
 
@@ -205,7 +210,7 @@ class TestLogicalGpu:
         spec = tmp_path / "gpu.yaml"
         spec.write_text(SLOW_EXPERIMENT + GRID_OF_4
                         + f"resources: {{cpus_per_trial: 1, trials_per_gpu: {per_gpu}}}\n")
-        out = wssweep(cluster_env, "run", str(spec), "--name", "gpu", "--storage",
+        out = wssweep(cluster_env | NO_WANDB, "run", str(spec), "--name", "gpu", "--storage",
                       str(tmp_path / "runs"), "--address", gpu_node["address"])
         # the sweep finished on the cluster
         assert out.returncode == 0, show(out)
@@ -233,7 +238,7 @@ resources: {cpus_per_trial: 1, trials_per_gpu: 2}
 """)
     # A plain local Ray, as users start it: default auth, and its own RAY_TMPDIR so it cannot find
     # (and join) a cluster started by this module through ray_current_cluster.
-    env = {k: v for k, v in cluster_env.items() if k != "RAY_AUTH_MODE"}
+    env = {k: v for k, v in cluster_env.items() if k != "RAY_AUTH_MODE"} | NO_WANDB
     env["RAY_TMPDIR"] = str(Path(cluster_env["RAY_TMPDIR"]).parent / "local")
     out = wssweep(env, "run", str(spec), "--name", "nogpu", "--storage", str(tmp_path / "runs"),
                   timeout=180)

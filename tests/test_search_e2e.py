@@ -25,9 +25,11 @@ def run(tmp_path: Path, env: dict, name: str, body: str,
         chunks: int = 3) -> tuple[Path, list[dict]]:
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(EXPERIMENT.replace("CHUNKS", str(chunks)) + body)
+    # The searches are what is tested here; W&B has its own end-to-end tests (test_sweep_e2e)
+    # and would only cost CPU: `wandb.mode: auto` follows W&B's WANDB_MODE.
     out = subprocess.run([sys.executable, "-m", "wssweep", "run", str(spec), "--name", name,
                           "--storage", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
-                         env=env, timeout=600)
+                         env={**env, "WANDB_MODE": "disabled"}, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return tmp_path / name, read_results(tmp_path / name / "results.csv")
 

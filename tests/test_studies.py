@@ -44,6 +44,9 @@ def test_study_validates_unchanged(path):
 @pytest.fixture(scope="module")
 def smoke_runs(ray_env, tmp_path_factory) -> Path:
     storage = tmp_path_factory.mktemp("study-runs")
+    # W&B has its own end-to-end tests; here it would only cost CPU (a W&B process per worker),
+    # and `wandb.mode: auto` follows W&B's WANDB_MODE.
+    ray_env = {**ray_env, "WANDB_MODE": "disabled"}
     # Two drivers at a time, each with its own local Ray: a smoke run spends most of its time
     # starting Ray and workers, not computing, so pairs finish in less time than one after another.
     for pair in (STUDY_FILES[i : i + SMOKE_AT_ONCE] for i in range(0, len(STUDY_FILES),

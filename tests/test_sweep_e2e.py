@@ -97,7 +97,9 @@ parameters:
   lr: {values: [0.1, 1.0e+6]}
 seeds: [0]
 """)
-    out = wssweep(ray_env, "run", str(spec), "--name", "f", "--storage", str(tmp_path))
+    # what is tested is how failures are recorded, not W&B (the grid test checks its files)
+    out = wssweep({**ray_env, "WANDB_MODE": "disabled"}, "run", str(spec), "--name", "f",
+                  "--storage", str(tmp_path))
     # failed and diverged trials do not fail the sweep
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     table = {(r["model.factory"].split(":")[1], float(r["lr"])): r for r in rows(tmp_path / "f")}
@@ -203,6 +205,7 @@ parameters:
 seeds: {min: 2, max: 4, until: decided}
 gap_tolerance: 1.0
 """)
+    ray_env = {**ray_env, "WANDB_MODE": "disabled"}  # the rounds are tested here, not W&B
     out = wssweep(ray_env, "run", str(spec), "--name", "u", "--storage", str(tmp_path))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run_dir = tmp_path / "u"
@@ -230,3 +233,35 @@ gap_tolerance: 1.0
     # resuming a finished sweep plans the same rounds from the final records: nothing runs
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert len(read_starts(run_dir)) == starts and len(rows(run_dir)) == len(table)
+
+
+def test_seeds_until_decided_after_a_bayes_search(tmp_path, ray_env):
+    import optuna
+
+    spec = tmp_path / "bayes_until.yaml"
+    spec.write_text("""
+experiment:
+  data: {name: digits, train_size: 200, test_size: 100}
+  model: {name: logreg}
+  protocol: {kind: online, chunks: 2, stop: {max_epochs: 3}}
+  optim: {name: adam, batch_size: 32}
+name: bu
+method: bayes
+metric: {name: gap, goal: minimize}
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.003, max: 0.03}
+seeds: {min: 2, max: 4, until: decided}
+run_cap: 4
+""")
+    ray_env = {**ray_env, "WANDB_MODE": "disabled"}  # the rounds are tested here, not W&B
+    out = wssweep(ray_env, "run", str(spec), "--storage", str(tmp_path))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    table = rows(tmp_path / "bu")
+    by_lr = Counter(r["lr"] for r in table)
+    # Optuna drew 2 settings, each run on the first 2 seeds; the rounds then brought each to a
+    # look (2 or 4 seeds), and Optuna's study holds only its own 2 suggestions
+    assert len(by_lr) == 2 and set(by_lr.values()) <= {2, 4}, by_lr
+    study = optuna.load_study(study_name="bu", storage=f"sqlite:///{tmp_path / 'bu' / 'optuna.db'}")
+    assert len(study.get_trials(deepcopy=False)) == 2
+    # each (setting, seed) ran once
+    assert len({(r["lr"], r["seed"]) for r in table}) == len(table)

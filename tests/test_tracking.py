@@ -47,6 +47,8 @@ def _start(run_dir: Path, run_id: str = "sweep1-t0", **overrides):
 
 
 def test_resolve_mode_with_and_without_key(monkeypatch, capsys):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
     # Without a key, auto means offline.
     assert resolve_mode("auto") == "offline"
     # Explicit offline/disabled pass through.
@@ -64,6 +66,11 @@ def test_resolve_mode_with_and_without_key(monkeypatch, capsys):
     # With a key, auto means online, and online stays online.
     assert resolve_mode("auto") == "online"
     assert resolve_mode("online") == "online"
+    # auto follows W&B's own WANDB_MODE, as a W&B user expects; an explicit mode wins over it
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert resolve_mode("auto") == "disabled" and resolve_mode("offline") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "dryrun")  # not a mode wssweep knows: the key decides
+    assert resolve_mode("auto") == "online"
     # Anything else is rejected with the accepted values named.
     with pytest.raises(ValueError, match="auto, online, offline, disabled"):
         resolve_mode("sometimes")

@@ -25,6 +25,7 @@ from wssweep.gapmap import (
     trial_outcome,
 )
 from wssweep.plots import setting_label
+from wssweep.sequential import DESIGN_NAME
 from wssweep.verdicts import CORRECTION_NAMES, DEFAULT_ALPHA, TEST_NAME
 
 if TYPE_CHECKING:
@@ -218,10 +219,12 @@ def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:
     out.append("<h2>Verdicts</h2>")
     tally = {v: n for v, n in result.verdicts.items() if n}
     if mapped.is_gap:
-        correction = CORRECTION_NAMES[result.correction]
+        test = (f"each a {TEST_NAME} at {DEFAULT_ALPHA:g} corrected across the {len(rows)} "
+                f"settings by {CORRECTION_NAMES[result.correction]}"
+                if data.sweep.seed_plan is None else
+                f"seeds added until decided: {DESIGN_NAME}, at {DEFAULT_ALPHA:g} in all")
         out.append(f"<p>Verdict per setting, against the reference cold start (gap tolerance "
-                   f"{data.tolerance:g} points), each a {TEST_NAME} at {DEFAULT_ALPHA:g} "
-                   f"corrected across the {len(rows)} settings by {_esc(correction)}: "
+                   f"{data.tolerance:g} points), {_esc(test)}: "
                    "<b>closed</b> when the gap is significantly below the tolerance, "
                    "<b>better</b> when the warm start is also significantly better than the "
                    "reference, <b>open</b> when the gap is significantly above the tolerance, "

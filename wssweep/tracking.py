@@ -67,7 +67,9 @@ _SECRET_EXEMPT = frozenset({"setting_key"})
 def resolve_mode(requested: str) -> str:
     """Turn the spec's ``wandb.mode`` into a mode ``wandb.init`` accepts.
 
-    ``auto`` is ``online`` when ``WANDB_API_KEY`` is set (non-empty), else ``offline``.
+    ``auto`` follows W&B's own ``WANDB_MODE`` when it is set (``online``, ``offline`` or
+    ``disabled``), as a W&B user expects; otherwise it is ``online`` when ``WANDB_API_KEY`` is set
+    (non-empty), else ``offline``.
     ``online`` without a key falls back to ``offline`` with a one-line note on stderr, so a
     sweep never dies for want of a login.
 
@@ -80,7 +82,11 @@ def resolve_mode(requested: str) -> str:
         raise ValueError(f"wandb mode must be one of {', '.join(MODES)}; got {requested!r}")
     has_key = bool(os.environ.get("WANDB_API_KEY", "").strip())
     if mode == "auto":
-        return "online" if has_key else "offline"
+        env = os.environ.get("WANDB_MODE", "").strip().lower()
+        if env in ("online", "offline", "disabled"):
+            mode = env
+        else:
+            return "online" if has_key else "offline"
     if mode == "online" and not has_key:
         print(
             "wssweep: wandb mode 'online' but WANDB_API_KEY is not set; logging offline "
