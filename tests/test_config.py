@@ -87,6 +87,7 @@ CROSS_FIELD_RULES = [
      "model.kwargs.num_classes", "passed from the data"),
     ({"model": {"name": "resnet18"}}, "model.name", "images"),
     ({"data": {"name": "synthetic_cifar"}, "model": {"name": "conv1d"}}, "model.name", "1-D"),
+    ({"warm": {"meta_lr_min": 0.1, "meta_lr_max": 0.01}}, "warm.meta_lr_max", "above"),
 ]
 
 

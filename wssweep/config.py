@@ -355,6 +355,14 @@ class WarmConfig(_Strict):
     meta_candidates: int = Field(default=9, ge=2)  # ... with this many points
     meta_score_batches: int = Field(default=5, gt=0)  # batches after the horizon that score it
 
+    @model_validator(mode="after")
+    def _meta_grid_rises(self) -> WarmConfig:
+        # A reversed or empty range would search one rate, or the same rates backwards.
+        if self.meta_lr_max <= self.meta_lr_min:
+            raise SpecRule("meta_lr_max", f"a rate above meta_lr_min ({self.meta_lr_min:g})",
+                           self.meta_lr_max)
+        return self
+
 
 class NQMConfig(_Strict):
     """The noisy quadratic model (Wu et al. 2018): no network, exact expected loss."""
