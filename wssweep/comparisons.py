@@ -262,16 +262,16 @@ def plain_warm_gain(trials: Sequence[Row], plain: Sequence[Row]) -> Paired:
     return Paired(tuple(diffs), failed, 0)
 
 
-def plain_partner(setting: dict[str, Any], settings: Sequence[dict[str, Any]],
-                  experiment: dict[str, Any]) -> int | None:
-    """Index in ``settings`` of the plain warm start (``is_plain``) with the same recipe as
-    ``setting`` (equal on every swept key but the intervention's own), if the sweep holds one;
-    ``None`` for a plain setting itself."""
-    if is_plain(setting, experiment):
-        return None
-    recipe = {k: v for k, v in setting.items() if k not in INTERVENTION_KEYS}
-    for i, other in enumerate(settings):
-        if is_plain(other, experiment) and all(
-                _text(other.get(k)) == _text(v) for k, v in recipe.items()):
-            return i
-    return None
+def plain_partners(settings: Sequence[dict[str, Any]],
+                   experiment: dict[str, Any]) -> list[int | None]:
+    """For each setting, the index of the plain warm start (``is_plain``) with the same recipe
+    (equal on every swept key but the intervention's own), if the sweep holds one; ``None`` for
+    a plain setting itself."""
+    plain = [is_plain(s, experiment) for s in settings]
+    out: list[int | None] = []
+    for setting, own in zip(settings, plain, strict=True):
+        recipe = {k: v for k, v in setting.items() if k not in INTERVENTION_KEYS}
+        out.append(None if own else next(
+            (i for i, other in enumerate(settings) if plain[i] and all(
+                _text(other.get(k)) == _text(v) for k, v in recipe.items())), None))
+    return out

@@ -45,7 +45,7 @@ from wssweep.comparisons import (
     Reference,
     against_reference,
     choose_reference,
-    plain_partner,
+    plain_partners,
     plain_warm_gain,
 )
 from wssweep.errors import InputError
@@ -421,8 +421,8 @@ def summarize(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str 
             summary["verdict"] = "failed" if failed else NOT_APPLICABLE
         summary.update(pooled)  # the other pooled metrics, in their declared order
         out.append(summary)
-    for summary, setting, index in zip(out, settings, range(len(out)), strict=True):
-        partner = plain_partner(setting, settings, experiment or {})
+    partners = plain_partners(settings, experiment or {})
+    for index, (summary, partner) in enumerate(zip(out, partners, strict=True)):
         gain = ((_NAN,) * 3 if partner is None else
                 interval(plain_warm_gain(groups[idents[index]], groups[idents[partner]]).diffs,
                          ci, confidence))
