@@ -25,6 +25,16 @@ experiment:
 """
 
 
+# Seconds per trial: the rounds of seeds until decided run several sessions of them.
+TINY_EXPERIMENT = """
+experiment:
+  data: {name: digits, train_size: 200, test_size: 100}
+  model: {name: logreg}
+  protocol: {kind: online, chunks: 2, stop: {max_epochs: 3}}
+  optim: {name: adam, batch_size: 32}
+"""
+
+
 def rows(run_dir: Path) -> list[dict]:
     return read_results(run_dir / "results.csv")
 
@@ -191,13 +201,7 @@ def test_seeds_until_decided_adds_seeds_only_where_undecided_and_resumes(tmp_pat
     from wssweep.sequential import Plan, plan_round
 
     spec = tmp_path / "until.yaml"
-    spec.write_text("""
-experiment:
-  data: {name: digits, train_size: 200, test_size: 100}
-  model: {name: logreg}
-  protocol: {kind: online, chunks: 2, stop: {max_epochs: 3}}
-  optim: {name: adam, batch_size: 32}
-  lr: 0.01
+    spec.write_text(TINY_EXPERIMENT + """  lr: 0.01
 method: grid
 metric: {name: gap, goal: minimize}
 parameters:
@@ -239,13 +243,7 @@ def test_seeds_until_decided_after_a_bayes_search(tmp_path, ray_env):
     import optuna
 
     spec = tmp_path / "bayes_until.yaml"
-    spec.write_text("""
-experiment:
-  data: {name: digits, train_size: 200, test_size: 100}
-  model: {name: logreg}
-  protocol: {kind: online, chunks: 2, stop: {max_epochs: 3}}
-  optim: {name: adam, batch_size: 32}
-name: bu
+    spec.write_text(TINY_EXPERIMENT + """name: bu
 method: bayes
 metric: {name: gap, goal: minimize}
 parameters:

@@ -52,3 +52,25 @@ def finite(value: Any) -> bool:
 def finite_or_none(value: float | None) -> float | None:
     """``value`` if it is a finite number, else ``None``: how a result without a number is kept."""
     return value if finite(value) else None
+
+
+def to_float(cell: Any) -> float:
+    """A results.csv cell as a float; empty, unparsable or boolean text is NaN."""
+    if cell is None or isinstance(cell, bool):
+        return math.nan
+    if isinstance(cell, int | float):
+        return float(cell)
+    try:
+        return float(str(cell).strip())
+    except ValueError:
+        return math.nan
+
+
+def cell_text(cell: Any) -> str:
+    """A cell as stripped text; a missing one is empty (``0`` is ``"0"``), as results.csv has it."""
+    return EMPTY if missing(cell) else str(cell).strip()
+
+
+def truthy(cell: Any) -> bool:
+    """A boolean cell as results.csv writes one (``True``), or as other writers do (1, yes)."""
+    return str(cell).strip().lower() in ("true", "1", "1.0", "yes")

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from wssweep.cells import cell_text, to_float, truthy
 from wssweep.config import INTERVENTION_KEYS, WARM_ONLY_KEYS, ExperimentConfig
 
 Row = dict[str, Any]
@@ -40,27 +41,9 @@ HOW = {"best": "the cold recipe with the best mean validation accuracy over seed
                       "a reference with)"}
 
 
-def number(cell: Any) -> float:
-    """A results.csv cell as a float; empty or unparsable text is NaN."""
-    if cell is None or isinstance(cell, bool):
-        return math.nan
-    try:
-        return float(str(cell).strip())
-    except ValueError:
-        return math.nan
-
-
-def _text(cell: Any) -> str:
-    return "" if cell is None else str(cell).strip()
-
-
 def _value(cell: Any) -> Any:
-    x = number(cell)
-    return x if math.isfinite(x) else _text(cell)
-
-
-def _truthy(cell: Any) -> bool:
-    return _text(cell).lower() in ("true", "1", "1.0", "yes")
+    x = to_float(cell)
+    return x if math.isfinite(x) else cell_text(cell)
 
 
 def cold_keys(swept: Sequence[str]) -> list[str]:
@@ -69,7 +52,7 @@ def cold_keys(swept: Sequence[str]) -> list[str]:
 
 
 def finished(row: Row) -> bool:
-    return _text(row.get("status")) not in UNFINISHED
+    return cell_text(row.get("status")) not in UNFINISHED
 
 
 def arm_ok(row: Row, arm: str, split: str = "test") -> bool:
@@ -78,11 +61,11 @@ def arm_ok(row: Row, arm: str, split: str = "test") -> bool:
     Each arm is judged on its own (``warm/diverged``, ``cold/diverged``); a run written before
     those columns existed has only ``diverged``, for either arm.
     """
-    if not finished(row) or _text(row.get("status")) == "error":
+    if not finished(row) or cell_text(row.get("status")) == "error":
         return False
     flag = row.get(f"{arm}/diverged")
-    diverged = _truthy(flag) if _text(flag) else _truthy(row.get("diverged"))
-    return not diverged and math.isfinite(number(row.get(f"{arm}/{split}_acc")))
+    diverged = truthy(flag) if cell_text(flag) else truthy(row.get("diverged"))
+    return not diverged and math.isfinite(to_float(row.get(f"{arm}/{split}_acc")))
 
 
 @dataclass(frozen=True)
@@ -92,6 +75,12 @@ class ColdSeed:
     test_acc: float
     val_acc: float
     stop: str  # why its last stage stopped; "" when the run did not record it
+
+    @classmethod
+    def of(cls, row: Row) -> ColdSeed:
+        """The cold arm of a results.csv row."""
+        return cls(to_float(row.get("cold/test_acc")), to_float(row.get("cold/val_acc")),
+                   cell_text(row.get("cold/stop")))
 
 
 @dataclass
@@ -124,10 +113,9 @@ def _cold_seeds(rows: Sequence[Row]) -> dict[str, ColdSeed]:
     only in warm-only keys, so they share the cold arm)."""
     out: dict[str, ColdSeed] = {}
     for row in rows:
-        seed = _text(row.get("seed"))
+        seed = cell_text(row.get("seed"))
         if seed not in out and arm_ok(row, "cold"):
-            out[seed] = ColdSeed(number(row.get("cold/test_acc")),
-                                 number(row.get("cold/val_acc")), _text(row.get("cold/stop")))
+            out[seed] = ColdSeed.of(row)
     return out
 
 
@@ -136,13 +124,14 @@ def _mean(values: Sequence[float]) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
-def _matches(recipe: dict[str, Any], named: dict[str, Any]) -> bool:
+def matches(recipe: dict[str, Any], named: dict[str, Any]) -> bool:
+    """Whether a recipe (or setting: values or their cells) has every value ``named`` gives."""
     for key, want in named.items():
         have = recipe.get(key)
         if isinstance(want, int | float) and not isinstance(want, bool):
-            if not (isinstance(have, float) and math.isclose(have, float(want), rel_tol=1e-9)):
+            if not math.isclose(to_float(have), float(want), rel_tol=1e-9):
                 return False
-        elif _text(have) != _text(want):
+        elif cell_text(have) != cell_text(want):
             return False
     return True
 
@@ -176,7 +165,7 @@ def choose_reference(rows: Sequence[Row], swept: Sequence[str],
     pool = recipes
     how: Literal["best", "named"] = "best"
     if named:
-        pool, how = [r for r in recipes if _matches(r[0], named)], "named"
+        pool, how = [r for r in recipes if matches(r[0], named)], "named"
         if not pool:
             return Reference(dict(named), how, math.nan, {}, candidates)
     scored = [r for r in pool if math.isfinite(r[2])]
@@ -205,17 +194,16 @@ def against_reference(trials: Sequence[Row], reference: Reference,
     for row in trials:
         if not finished(row):
             continue
-        seed = _text(row.get("seed"))
+        seed = cell_text(row.get("seed"))
         if reference.how == "same_recipe":
-            cold = (ColdSeed(number(row.get("cold/test_acc")), number(row.get("cold/val_acc")),
-                             _text(row.get("cold/stop"))) if arm_ok(row, "cold", split) else None)
+            cold = ColdSeed.of(row) if arm_ok(row, "cold", split) else None
         else:
             cold = reference.seeds.get(seed)
         if cold is None or not arm_ok(row, "warm", split):
             failed += 1
             continue
-        diffs.append(getattr(cold, f"{split}_acc") - number(row.get(f"warm/{split}_acc")))
-        warm_stop = _text(row.get("warm/stop"))
+        diffs.append(getattr(cold, f"{split}_acc") - to_float(row.get(f"warm/{split}_acc")))
+        warm_stop = cell_text(row.get("warm/stop"))
         if warm_stop and cold.stop and warm_stop != cold.stop:
             unconverged += 1
     return Paired(tuple(diffs), failed, unconverged)
@@ -248,17 +236,17 @@ def is_plain(setting: dict[str, Any], experiment: dict[str, Any]) -> bool:
 def plain_warm_gain(trials: Sequence[Row], plain: Sequence[Row]) -> Paired:
     """Intervention warm − plain warm test accuracy on each seed (positive: the intervention
     helps). The cold arm is shared, so this is the sharp, paired comparison."""
-    base = {_text(r.get("seed")): number(r.get("warm/test_acc"))
+    base = {cell_text(r.get("seed")): to_float(r.get("warm/test_acc"))
             for r in plain if arm_ok(r, "warm")}
     diffs, failed = [], 0
     for row in trials:
         if not finished(row):
             continue
-        seed = _text(row.get("seed"))
+        seed = cell_text(row.get("seed"))
         if seed not in base or not arm_ok(row, "warm"):
             failed += 1
             continue
-        diffs.append(number(row.get("warm/test_acc")) - base[seed])
+        diffs.append(to_float(row.get("warm/test_acc")) - base[seed])
     return Paired(tuple(diffs), failed, 0)
 
 
@@ -273,5 +261,5 @@ def plain_partners(settings: Sequence[dict[str, Any]],
         recipe = {k: v for k, v in setting.items() if k not in INTERVENTION_KEYS}
         out.append(None if own else next(
             (i for i, other in enumerate(settings) if plain[i] and all(
-                _text(other.get(k)) == _text(v) for k, v in recipe.items())), None))
+                cell_text(other.get(k)) == cell_text(v) for k, v in recipe.items())), None))
     return out

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from wssweep.cells import EMPTY, finite, missing
+from wssweep.cells import EMPTY, cell_text, finite, missing, to_float, truthy
 from wssweep.comparisons import (
     Reference,
     against_reference,
@@ -133,27 +133,6 @@ def interval(values: Sequence[float], ci: str = "t",
 # Cells and trials
 
 
-def to_float(cell: Any) -> float:
-    """A results.csv cell as a float; empty, unparsable or boolean text is NaN."""
-    if cell is None or isinstance(cell, bool):
-        return _NAN
-    if isinstance(cell, int | float):
-        return float(cell)
-    try:
-        return float(str(cell).strip())
-    except ValueError:
-        return _NAN
-
-
-def cell_text(cell: Any) -> str:
-    """A cell as stripped text; a missing one is empty (``0`` is ``"0"``), as results.csv has it."""
-    return EMPTY if missing(cell) else str(cell).strip()
-
-
-def _truthy(cell: Any) -> bool:
-    return str(cell).strip().lower() in ("true", "1", "1.0", "yes")
-
-
 def parse_value(cell: Any) -> Any:
     """A swept parameter's cell as a value: int, float, or the text itself (``None`` if empty)."""
     if cell is None:
@@ -193,9 +172,9 @@ def trial_outcome(row: dict[str, Any], quantity: str = "gap") -> str:
     arm = METRIC[quantity].arm if quantity in METRIC else "both"
     flags = [row.get(f"{a}/diverged") for a in ARMS_OF.get(arm or "both", ())]
     if any(cell_text(f) for f in flags):
-        diverged = any(_truthy(f) for f in flags)
+        diverged = any(truthy(f) for f in flags)
     else:
-        diverged = status == "diverged" or _truthy(row.get("diverged"))
+        diverged = status == "diverged" or truthy(row.get("diverged"))
     if diverged:
         return "diverged"
     return "succeeded" if math.isfinite(to_float(row.get(quantity))) else "failed"

@@ -256,10 +256,8 @@ def _tuner_parts(sweep: SweepRecord, total: int, round_name: str | None = None):
     run = RunDir(sweep.run_dir)
     writer = ResultsWriter(sweep)
     if round_name is not None:  # a round of seeds until decided: keep the rounds before it
-        writer.rows = {f"{r.get('setting_key')}-{r.get('seed')}": row_from(
-            str(r.get("trial_id", "")), {"setting": {k: r.get(k) for k in sweep.swept},
-                                          "seed": r["seed"]}, r, None, sweep, done=True)
-            for r in final_records(sweep.run_dir)}
+        writer.rows = {f"{r.get('setting_key')}-{r.get('seed')}": record_row(r, sweep)
+                       for r in final_records(sweep.run_dir)}
     run_config = tune.RunConfig(
         name=run.tune.name if round_name is None else round_name,
         storage_path=sweep.run_dir if round_name is None else str(run.rounds), verbose=0,
@@ -270,6 +268,12 @@ def _tuner_parts(sweep: SweepRecord, total: int, round_name: str | None = None):
     wrapped = tune.with_resources(tune.with_parameters(trainable, sweep=sweep),
                                   trial_resources(sweep))
     return wrapped, run_config, writer
+
+
+def record_row(recorded: dict[str, Any], sweep: SweepRecord) -> dict[str, Any]:
+    """The results.csv row of a trial's final record (``trials/<unit>/final.json``)."""
+    config = {"setting": {k: recorded.get(k) for k in sweep.swept}, "seed": recorded["seed"]}
+    return row_from(str(recorded.get("trial_id", "")), config, recorded, None, sweep, done=True)
 
 
 def finish(grid, sweep: SweepRecord, *, interrupted: bool = False) -> Path:
@@ -296,10 +300,7 @@ def finish(grid, sweep: SweepRecord, *, interrupted: bool = False) -> Path:
     seen = {(str(r.get("setting_key")), str(r.get("seed"))) for r in rows}
     for recorded in final_records(sweep.run_dir):
         if (str(recorded.get("setting_key")), str(recorded.get("seed"))) not in seen:
-            config = {"setting": {k: recorded.get(k) for k in sweep.swept},
-                      "seed": recorded["seed"]}
-            rows.append(row_from(str(recorded.get("trial_id", "")), config, recorded, None,
-                                 sweep, done=True))
+            rows.append(record_row(recorded, sweep))
     rows.sort(key=lambda r: str(r.get("started_at") or ""))
     path = write_results(Path(sweep.run_dir), rows, sweep.swept)
     if not interrupted:

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from wssweep.cells import cell_text
+from wssweep.comparisons import against_reference, choose_reference, finished, matches
 from wssweep.verdicts import pvalues
 
 #: The name the map and validate give this design.
@@ -141,19 +143,17 @@ def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str],
         >>> [seed for _, seed in plan_round(rows, [{"lr": 0.1}], ["lr"], plan, 0.5, 0.05).trials]
         [3, 4, 5]
     """
-    from wssweep.comparisons import against_reference, choose_reference
-
     def seed_of(row: dict) -> int:
-        return int(float(_text(row.get("seed"))))
+        return int(float(cell_text(row.get("seed"))))
 
-    idents = [tuple(_text(setting.get(k)) for k in swept) for setting in grid]
+    idents = [tuple(cell_text(setting.get(k)) for k in swept) for setting in grid]
     groups: dict[tuple[str, ...], list[dict]] = {i: [] for i in idents}
     for row in rows:
-        ident = tuple(_text(row.get(k)) for k in swept)
+        ident = tuple(cell_text(row.get(k)) for k in swept)
         if ident in groups:
             groups[ident].append(row)
     settings = [dict(zip(swept, ident, strict=True)) for ident in idents]
-    done = [{seed_of(r) for r in groups[i] if _finished(r)} for i in idents]
+    done = [{seed_of(r) for r in groups[i] if finished(r)} for i in idents]
     first = [(s, seed) for s, have in zip(settings, done, strict=True)
              for seed in range(plan.min_seeds) if seed not in have]
     if first:
@@ -193,28 +193,10 @@ def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str],
     return Round(decided, trials)
 
 
-def _text(cell: object) -> str:
-    return "" if cell is None else str(cell).strip()
-
-
-def _finished(row: dict) -> bool:
-    return _text(row.get("status")) not in ("stopped", "running", "pending")
-
-
 def _reference_members(settings: Sequence[dict[str, str]], reference) -> list[int]:
     """The settings of the reference recipe (any of them trains its cold arm on a seed); none
     when each setting is its own reference (a run without a validation split)."""
     if reference.how == "same_recipe":
         return []
     return [k for k, setting in enumerate(settings)
-            if all(_same_value(setting.get(key), value)
-                   for key, value in reference.settings.items())]
-
-
-def _same_value(cell: object, value: object) -> bool:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return math.isclose(float(_text(cell)), float(value))
-        except ValueError:
-            return False
-    return _text(cell) == _text(value)
+            if matches(setting, reference.settings)]
