@@ -368,3 +368,31 @@ def test_process_validate_exits_0(tmp_path):
     assert "Trials: 12 (4 settings x 3 seeds)" in out.stdout
     # validate writes nothing in the cwd
     assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_says_how_bayes_draws_under_seeds_until_decided_and_warns_of_a_weak_cold_arm(
+        tmp_path, capsys):
+    spec = write_spec(tmp_path, """
+experiment:
+  data: {name: digits}
+  model: {name: logreg}
+method: bayes
+metric: {name: gap, goal: minimize}
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.003, max: 0.03}
+seeds: {min: 2, max: 4, until: decided}
+run_cap: 8
+""")
+    assert main(["validate", str(spec)]) == 0
+    out = capsys.readouterr().out
+    # 8 trials on 2 first seeds: 4 settings, one a round, each draw told the current means
+    assert ("Trials: at most 16 (4 settings suggested by Optuna TPE over 4 rounds, 1 a round, "
+            "each draw told every setting's mean over the seeds it has run so far") in out
+    # the search varies lr, which the cold arm depends on, and selects on the gap: a note
+    assert "note: the search selects on each setting's gap to its own cold arm" in out
+    assert "varies lr, which the cold arm depends on" in out
+    # a search for the best warm accuracy gets no such note
+    spec.write_text(spec.read_text().replace("{name: gap, goal: minimize}",
+                                             "{name: warm/test_acc, goal: maximize}"))
+    assert main(["validate", str(spec)]) == 0
+    assert "note: the search selects" not in capsys.readouterr().out

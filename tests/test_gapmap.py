@@ -190,3 +190,22 @@ def test_write_summary(tmp_path):
         assert next(csv.DictReader(handle))["verdict"] == "inconclusive"
     # A single seed has no interval: empty cells, not "nan".
     assert rows[1]["gap_lo"] == "" and rows[1]["verdict"] == "inconclusive"
+
+
+def test_a_search_with_seeds_until_decided_is_judged_on_the_settings_it_drew(tmp_path):
+    from wssweep.record import RunDir, SeedPlanRecord, SweepRecord, WandbRecord
+
+    # a bayes search has no grid: its settings are those in results.csv
+    RunDir(tmp_path).write_record(SweepRecord(
+        name="b", run_dir=str(tmp_path), spec_path="b.yaml", spec={"method": "bayes"},
+        experiment={}, seeds=[0, 1], swept=["lr"], metric="gap", mode="min", method="bayes",
+        gap_tolerance=1.0, wandb=WandbRecord(mode="disabled"),
+        seed_plan=SeedPlanRecord(min_seeds=2, max_seeds=4)))
+    rows = ([trial({"lr": 0.1}, s, gap=0.0) for s in range(4)]
+            + [trial({"lr": 0.3}, s, gap=10.0) for s in range(4)]
+            + [trial({"lr": 0.5}, s, gap=g) for s, g in enumerate((0.0, 3.0, -2.0, 5.0))])
+    write_results(tmp_path, rows, ["lr"])
+    with open(write_summary(tmp_path)) as handle:
+        verdicts = {r["lr"]: r["verdict"] for r in csv.DictReader(handle)}
+    # the group-sequential verdicts at their looks, one of each kind
+    assert verdicts == {"0.1": "closed", "0.3": "open", "0.5": "inconclusive"}

@@ -9,6 +9,7 @@ import pytest
 
 from tests.cli import wssweep
 from tests.wandb_files import find_runs, read_run
+from wssweep.checkpoint import final_records
 from wssweep.results import read_results
 from wssweep.trial import read_starts
 from wssweep.verdicts import VERDICTS
@@ -239,8 +240,13 @@ gap_tolerance: 1.0
     assert len(read_starts(run_dir)) == starts and len(rows(run_dir)) == len(table)
 
 
-def test_seeds_until_decided_after_a_bayes_search(tmp_path, ray_env):
+def test_seeds_until_decided_with_bayes_tells_optuna_the_current_estimates_and_resumes_mid_round(
+        tmp_path, ray_env):
     import optuna
+
+    from tests.cli import kill_group, start, wait_for
+    from wssweep.optuna_rounds import SEEDS_ATTR
+    from wssweep.trial import HOLD_AFTER_FINAL_ENV
 
     spec = tmp_path / "bayes_until.yaml"
     spec.write_text(TINY_EXPERIMENT + """name: bu
@@ -251,15 +257,40 @@ parameters:
 seeds: {min: 2, max: 4, until: decided}
 run_cap: 4
 """)
-    ray_env = {**ray_env, "WANDB_MODE": "disabled"}  # the rounds are tested here, not W&B
-    out = wssweep(ray_env, "run", str(spec), "--storage", str(tmp_path))
+    run_dir = tmp_path / "bu"
+    hold = tmp_path / "hold"
+    hold.touch()
+    # the rounds are tested here, not W&B; each trial holds between its final record and its
+    # report to Tune, so the driver can be killed with the first round finished on disk only
+    env = {**ray_env, "WANDB_MODE": "disabled", HOLD_AFTER_FINAL_ENV: str(hold)}
+    driver = start(env, "run", str(spec), "--storage", str(tmp_path))
+    try:
+        wait_for(lambda: len(final_records(run_dir)) >= 2, "the first round's 2 trials", driver)
+        kill_group(driver.pid)
+        driver.communicate()
+    finally:
+        kill_group(driver.pid)
+    hold.unlink()
+    # run_cap 4 on 2 first seeds: 2 settings, drawn over rounds; the first round drew one
+    assert len(json.loads((run_dir / "rounds" / "settings.json").read_text())) == 1
+    out = wssweep(env, "resume", str(run_dir))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    table = rows(tmp_path / "bu")
+    table = rows(run_dir)
     by_lr = Counter(r["lr"] for r in table)
-    # Optuna drew 2 settings, each run on the first 2 seeds; the rounds then brought each to a
-    # look (2 or 4 seeds), and Optuna's study holds only its own 2 suggestions
+    # 2 settings, each on the first 2 seeds, then at a look (2 or 4 seeds); each trial once
     assert len(by_lr) == 2 and set(by_lr.values()) <= {2, 4}, by_lr
-    study = optuna.load_study(study_name="bu", storage=f"sqlite:///{tmp_path / 'bu' / 'optuna.db'}")
-    assert len(study.get_trials(deepcopy=False)) == 2
-    # each (setting, seed) ran once
     assert len({(r["lr"], r["seed"]) for r in table}) == len(table)
+    finished_at = {f"{r['setting_key']}-seed{r['seed']}": float(r["finished_at"]) for r in table}
+    assert [s for s in read_starts(run_dir)
+            if s["event"] == "start" and s["at"] > finished_at[s["unit"]]] == []
+    drawn = json.loads((run_dir / "rounds" / "settings.json").read_text())
+    assert sorted(str(s["lr"]) for s in drawn) == sorted(by_lr)
+    # Optuna's study holds one trial per setting, told its mean over every seed it ran
+    study = optuna.load_study(study_name="bu", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    told = {t.params["lr"]: t for t in study.get_trials(deepcopy=False)}
+    assert len(told) == 2
+    for lr, trial in told.items():
+        mine = [float(r["val_gap"]) for r in table if float(r["lr"]) == lr and r["val_gap"]]
+        assert trial.user_attrs[SEEDS_ATTR] == len(mine) == by_lr[
+            next(k for k in by_lr if float(k) == lr)]
+        assert trial.value == pytest.approx(sum(mine) / len(mine))

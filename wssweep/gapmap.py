@@ -541,11 +541,13 @@ def summarize_run(data: RunData, ci: str = "t") -> list[dict[str, Any]]:
     if plan is not None and data.quantity == "gap":
         # Seeds until decided: the verdict is the group-sequential test's, at the look that
         # decided the setting (a fixed-N test on its seeds would ignore how they were added).
-        settings = [t.setting for t in data.sweep.grid or []]
-        step = plan_round(data.rows, list({json.dumps(s, sort_keys=True): s for s in settings}
-                                          .values()), data.swept,
-                          Plan(plan.min_seeds, plan.max_seeds), data.tolerance, DEFAULT_ALPHA,
-                          data.sweep.reference)
+        # A grid's settings, or those a search drew (each has rows).
+        settings = ([t.setting for t in data.sweep.grid] if data.sweep.grid is not None else
+                    [{k: r.get(k) for k in data.swept} for r in data.rows])
+        settings = list({json.dumps(s, sort_keys=True, default=str): s
+                         for s in settings}.values())
+        step = plan_round(data.rows, settings, data.swept, Plan(plan.min_seeds, plan.max_seeds),
+                          data.tolerance, DEFAULT_ALPHA, data.sweep.reference)
         for row in rows:
             if row["verdict"] in ("failed", "unconverged"):
                 continue

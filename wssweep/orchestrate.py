@@ -402,9 +402,16 @@ def check_run_target(storage: Path, name: str | None) -> None:
 
 
 def _search_done(sweep: SweepRecord) -> bool:
-    """Whether a random or bayes sweep's search (its first round) has finished every trial."""
+    """Whether a random sweep's search (its first round) has finished every trial."""
     planned = (sweep.spec.get("run_cap") or 0) // max(len(sweep.seeds), 1) * len(sweep.seeds)
     return len(final_records(sweep.run_dir)) >= planned
+
+
+def _in_rounds(sweep: SweepRecord) -> bool:
+    """Whether the sweep runs (or has reached) its rounds of seeds until decided: a grid's and a
+    bayes search's from the start, a random search's once its first seeds are in."""
+    return sweep.seed_plan is not None and (sweep.method in ("grid", "bayes")
+                                            or _search_done(sweep))
 
 
 def load_run(run_dir: Path) -> SweepRecord:
@@ -414,7 +421,7 @@ def load_run(run_dir: Path) -> SweepRecord:
 
     run = RunDir(Path(run_dir).absolute())
     sweep = run.record()
-    if sweep.seed_plan is not None and (sweep.method == "grid" or _search_done(sweep)):
+    if _in_rounds(sweep):
         return sweep  # its rounds are planned again from the final records
     if not tune.Tuner.can_restore(str(run.tune)):
         raise InputError("RUN_DIR", "a run whose Tune state was saved", str(run.path))
@@ -436,7 +443,7 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     sweep = sweep_record(resolved, run_dir, name)
     connect(address, sweep.wandb.mode)
     run_dir.mkdir(parents=True)
-    if sweep.seed_plan is not None and sweep.method == "grid":
+    if _in_rounds(sweep):
         try:
             RunDir(run_dir).write_record(sweep)
             shutil.copyfile(resolved.path, RunDir(run_dir).spec_copy)
@@ -458,37 +465,42 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     out = _fit(tuner, sweep, started, "run")
-    # Random or bayes with seeds until decided: the search ran on the first seeds (Optuna saw
-    # their mean); now the rounds add seeds where its settings are undecided.
+    # Random with seeds until decided: the search ran on the first seeds; now the rounds add
+    # seeds where its settings are undecided.
     return out if sweep.seed_plan is None else run_rounds(sweep, time.time(), "run")
 
 
 def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
     """Seeds until decided: one Tune run per round, each over the (setting, seed) trials that
-    ``wssweep.sequential.plan_round`` asks for, until it asks for none.
+    ``wssweep.sequential`` asks for, until it asks for none.
 
-    The plan is a function of the finished trials' final records, so ``resume`` re-enters this
+    A grid's settings are known; a bayes search draws its settings over the rounds
+    (``wssweep.optuna_rounds``: Optuna sees each setting's mean over the seeds run so far); a
+    random search's are those its first round drew. The plan is a function of the finished
+    trials' final records (and, for bayes, of the settings drawn), so ``resume`` re-enters this
     loop and continues where the sweep was (finished trials are never asked for again).
     """
     from ray import tune
 
-    from wssweep.sequential import Plan, plan_round
+    from wssweep import optuna_rounds
+    from wssweep.sequential import Plan, plan_round, plan_search_round
 
     plan = Plan(sweep.seed_plan.min_seeds, sweep.seed_plan.max_seeds)
-    # A grid's settings are known; a random or bayes search's are those it drew (its first
-    # round ran before this, on the first seeds).
-    drawn = ([t.setting for t in sweep.grid] if sweep.grid is not None else
-             [{k: r.get(k) for k in sweep.swept} for r in final_records(sweep.run_dir)])
-    settings: list[dict[str, Any]] = []
-    for setting in drawn:
-        if setting not in settings:
-            settings.append(setting)
+    settings = _unique([t.setting for t in sweep.grid] if sweep.grid is not None else
+                       [{k: r.get(k) for k in sweep.swept} for r in final_records(sweep.run_dir)])
+    family = (optuna_rounds.settings_cap(sweep) if sweep.method == "bayes" else len(settings))
     tune_dir = RunDir(sweep.run_dir).rounds
     grid: Any = []
     asked: list = []
     while True:
-        step = plan_round(final_records(sweep.run_dir), settings, sweep.swept, plan,
-                          sweep.gap_tolerance, DEFAULT_ALPHA, sweep.reference)
+        records = final_records(sweep.run_dir)
+        if sweep.method == "bayes":
+            settings = optuna_rounds.draw(sweep, records)
+            step = plan_search_round(records, settings, sweep.swept, plan, sweep.gap_tolerance,
+                                     DEFAULT_ALPHA, sweep.reference, family)
+        else:  # every setting is known: the first round runs all their first seeds
+            step = plan_round(records, settings, sweep.swept, plan, sweep.gap_tolerance,
+                              DEFAULT_ALPHA, sweep.reference)
         # A round that finished none of its trials (each failed in Tune, not in the science,
         # after its retries) would be asked for again forever: the sweep ends there instead.
         if not step.trials or step.trials == asked:
@@ -498,7 +510,7 @@ def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
         trials = [{"setting": setting, "seed": seed} for setting, seed in step.trials]
         wrapped, run_config, _ = _tuner_parts(sweep, len(trials), f"round-{number}")
         print(f"wssweep: round {number}: {len(trials)} trials "
-              f"({len(step.verdicts)} of {len(settings)} settings decided)", flush=True)
+              f"({len(step.verdicts)} of {family} settings decided)", flush=True)
         tuner = tune.Tuner(wrapped, param_space={"trial": tune.grid_search(trials)},
                            run_config=run_config,
                            tune_config=tune.TuneConfig(metric=sweep.objective, mode=sweep.mode,
@@ -514,6 +526,14 @@ def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
     return path.parent
 
 
+def _unique(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for setting in settings:
+        if setting not in out:
+            out.append(setting)
+    return out
+
+
 def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     """Finish an interrupted sweep without re-running its finished trials."""
     from ray import tune
@@ -521,7 +541,7 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     started = time.time()
     run_dir = Path(run_dir).absolute()
     sweep = load_run(run_dir)
-    if sweep.seed_plan is not None and (sweep.method == "grid" or _search_done(sweep)):
+    if _in_rounds(sweep):
         connect(address, sweep.wandb.mode)
         return run_rounds(sweep, started, "resume")
     tune_dir = RunDir(run_dir).tune

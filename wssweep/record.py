@@ -41,7 +41,8 @@ CACHE_DIR = "cache"
 WANDB_DIR = "wandb"
 STARTS_FILE = "trial_starts.jsonl"
 SPEC_COPY = "spec.yaml"
-OPTUNA_DB = "optuna.db"
+OPTUNA_DB = "optuna.db"  # bayes: Optuna's study, under the spec's name
+DRAWN_FILE = "settings.json"  # bayes with seeds until decided: the settings drawn, in rounds/
 DEFAULT_TOLERANCE = 0.5  # points of test accuracy that count as closed (the spec's default)
 
 
@@ -126,6 +127,7 @@ class RunDir:
     starts = property(lambda self: self.path / STARTS_FILE)
     spec_copy = property(lambda self: self.path / SPEC_COPY)
     optuna_db = property(lambda self: self.path / OPTUNA_DB)
+    drawn = property(lambda self: self.path / ROUNDS_DIR / DRAWN_FILE)
 
     def write_record(self, record: SweepRecord) -> None:
         """Write ``sweep.json`` (atomically)."""

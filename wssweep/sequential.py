@@ -124,14 +124,16 @@ class Round:
 
 
 def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str], plan: Plan,
-               tolerance: float, alpha: float, named: dict | None = None) -> Round:
+               tolerance: float, alpha: float, named: dict | None = None,
+               family: int | None = None) -> Round:
     """The next round of a seeds-until-decided sweep over the settings of ``grid`` (swept key →
     value), from the finished trials in ``rows`` (results.csv rows).
 
     Every setting first runs ``plan.min_seeds`` seeds (0, 1, ...). The reference cold start is
     chosen once, on those first seeds (``wssweep.comparisons.choose_reference``), so adding seeds
     never moves it. Then each setting at a look is decided (``decide_many``, each setting at
-    ``alpha / m`` of the sweep's ``alpha``); an undecided one runs seeds up to its next look, and
+    ``alpha / m`` of the sweep's ``alpha``, ``m`` = ``family``, by default the number of settings
+    in ``grid``); an undecided one runs seeds up to its next look, and
     so does one setting of the reference recipe, so every new seed has a reference cold arm to
     pair with. Deterministic given the finished trials: ``resume`` recomputes the same rounds.
 
@@ -143,9 +145,6 @@ def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str],
         >>> [seed for _, seed in plan_round(rows, [{"lr": 0.1}], ["lr"], plan, 0.5, 0.05).trials]
         [3, 4, 5]
     """
-    def seed_of(row: dict) -> int:
-        return int(float(cell_text(row.get("seed"))))
-
     idents = [tuple(cell_text(setting.get(k)) for k in swept) for setting in grid]
     groups: dict[tuple[str, ...], list[dict]] = {i: [] for i in idents}
     for row in rows:
@@ -172,7 +171,7 @@ def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str],
         pairs = [against_reference([r for r in groups[idents[k]] if seed_of(r) < look],
                                    reference) for k in open_]
         for k, verdict in zip(open_, decide_many([p.diffs for p in pairs], plan, tolerance,
-                                                 alpha / len(idents),
+                                                 alpha / (family or len(idents)),
                                                  seeds_run=[look] * len(open_)), strict=True):
             if verdict is not None:
                 decided[idents[k]] = verdict
@@ -191,6 +190,43 @@ def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str],
     trials = [(settings[k], seed) for k in sorted(wanted) for seed in sorted(wanted[k])
               if seed not in done[k]]
     return Round(decided, trials)
+
+
+def plan_search_round(rows: Sequence[dict], settings: Sequence[dict], swept: Sequence[str],
+                      plan: Plan, tolerance: float, alpha: float, named: dict | None,
+                      family: int) -> Round:
+    """``plan_round`` for a search still drawing its ``family`` settings: a setting short of its
+    first ``plan.min_seeds`` seeds runs them, while those that have them all are planned (their
+    reference chosen among them) as ``plan_round`` plans them, in the same round.
+
+    Example:
+        >>> rows = [{"lr": "0.1", "seed": str(s), "status": "completed", "warm/test_acc": "80",
+        ...          "cold/test_acc": "80", "cold/val_acc": "80"} for s in range(3)]
+        >>> step = plan_search_round(rows, [{"lr": 0.1}, {"lr": 0.2}], ["lr"], Plan(3, 12), 0.5,
+        ...                          0.05, None, family=2)
+        >>> step.verdicts, step.trials
+        ({('0.1',): 'closed'}, [({'lr': 0.2}, 0), ({'lr': 0.2}, 1), ({'lr': 0.2}, 2)])
+    """
+    def ident(values: dict) -> tuple[str, ...]:
+        return tuple(cell_text(values.get(k)) for k in swept)
+
+    done: dict[tuple[str, ...], set[int]] = {ident(s): set() for s in settings}
+    for row in rows:
+        if ident(row) in done and finished(row):
+            done[ident(row)].add(seed_of(row))
+    first = set(range(plan.min_seeds))
+    complete = [s for s in settings if first <= done[ident(s)]]
+    idents = {ident(s) for s in complete}
+    step = plan_round([r for r in rows if ident(r) in idents], complete, swept, plan, tolerance,
+                      alpha, named, family) if complete else Round({}, [])
+    starting = [(s, seed) for s in settings if not first <= done[ident(s)]
+                for seed in sorted(first - done[ident(s)])]
+    return Round(step.verdicts, starting + step.trials)
+
+
+def seed_of(row: dict) -> int:
+    """A results row's seed."""
+    return int(float(cell_text(row.get("seed"))))
 
 
 def _reference_members(settings: Sequence[dict[str, str]], reference) -> list[int]:

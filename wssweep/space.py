@@ -12,6 +12,8 @@ and its seed; ``trial_identity`` reads both back for each of the three layouts:
 - ``bayes``: Optuna TPE over ``{"setting": ...}``, its study in ``<run_dir>/optuna.db`` (so a
   resumed run continues it). With several seeds a ``Repeater`` runs each suggested setting on
   every seed (``config["__trial_index__"]`` picks the seed) and tells Optuna the mean over seeds.
+  With seeds until decided, bayes runs in rounds instead (``wssweep.optuna_rounds``), each
+  trial in the grid layout.
 
 A trial whose metric is missing, ``None`` or not finite (a diverged arm reports ``gap: None``) never
 crashes the search: Optuna records it as failed, the repeat mean skips it, ASHA ignores the result.
@@ -46,7 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wssweep.comparisons import cold_keys
 from wssweep.config import ExperimentConfig
+from wssweep.record import OPTUNA_DB
 from wssweep.sequential import DESIGN_NAME
 from wssweep.spec import ParameterSpec, ResolvedSweep, SweepSpec, experiment_from_mapping
 
@@ -63,8 +67,6 @@ ASHA_MAX_T = 10_000
 #: Fixed seeds, so the same spec draws the same settings every time.
 RANDOM_STATE = 0
 OPTUNA_SEED = 0
-#: Optuna's study, inside the run directory.
-OPTUNA_DB = "optuna.db"
 
 
 @dataclass
@@ -423,6 +425,14 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
     selected = (f", selected on {objective} (the validation split; test accuracy is only "
                 "reported)" if objective != spec.metric.name else "")
     lines.append(f"Metric: {spec.metric.name} ({spec.metric.goal}){selected}")
+    weakens = cold_keys(list(spec.parameters))
+    if spec.metric.name == "gap" and weakens and (spec.method != "grid" or spec.early_terminate):
+        # The search compares each setting with its own cold arm (the same-recipe gap).
+        lines.append(f"  note: the search selects on each setting's gap to its own cold arm, and "
+                     f"it varies {', '.join(weakens)}, which the cold arm depends on: a weak cold "
+                     "arm makes a small gap. The verdicts compare with the reference cold start "
+                     "all the same; to search for the best warm start, use metric "
+                     "warm/test_acc (maximize)")
     if spec.parameters:
         lines.append("Parameters:")
         width = max(len(k) for k in spec.parameters)
@@ -442,8 +452,15 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
             lines.append("  note: ASHA may stop some seeds of a setting early; Optuna then gets "
                          "the mean over seeds of their last reported values")
     trials = f"Trials: {_count_text(spec, resolved.experiment)}"
-    if plan is not None:  # seeds until decided: the first round; more where undecided
-        settings = trial_count(spec, resolved.experiment) // len(spec.first_seeds)
+    settings = trial_count(spec, resolved.experiment) // len(spec.first_seeds)
+    if plan is not None and spec.method == "bayes":
+        from wssweep.optuna_rounds import SEARCH_ROUNDS, batch_size
+
+        trials = (f"Trials: at most {settings * plan.max} ({settings} settings suggested by "
+                  f"Optuna TPE over {SEARCH_ROUNDS} rounds, {batch_size(settings)} a round, "
+                  "each draw told every setting's mean over the seeds it has run so far; "
+                  f"run_cap {spec.run_cap} on the first {plan.min} seeds)")
+    elif plan is not None:  # seeds until decided: the first round; more where undecided
         trials += f" in the first round, at most {settings * plan.max} in all"
     lines.append(trials)
     lines += _resources_lines(spec, num_cpus, num_gpus)
@@ -458,7 +475,6 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
 
 def _verdict_text(spec: SweepSpec) -> str:
     """How the map will judge: against which cold start, by which test and correction."""
-    from wssweep.comparisons import cold_keys
     from wssweep.verdicts import CORRECTION_NAMES, DEFAULT_ALPHA, TEST_NAME
 
     keys = cold_keys(list(spec.parameters))
