@@ -1,9 +1,12 @@
 """Every benchmark runs as a smoke test: bench/overhead.py on tiny data, end to end."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,3 +24,17 @@ def test_overhead_benchmark_smoke(tmp_path, ray_env):
     # the numbers it writes are positive wall times measured in this run
     walls = [v for k, v in numbers.items() if k.endswith("wall_s")]
     assert walls and all(w > 0 for w in walls)
+
+
+def test_trial_loop_benchmark_smoke():
+    out = subprocess.run([sys.executable, "bench/trial_loop.py", "--smoke", "--repeat", "1"],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    # the benchmark runs to the end
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # it prints the trial's wall as a multiple of the bare loop's, against its target
+    bare = re.search(r"bare PyTorch loop .*?([\d.]+) s\s+1\.00x", out.stdout)
+    trial = re.search(r"run_trial .*?([\d.]+) s\s+([\d.]+)x\s+\(target <= 1\.10x", out.stdout)
+    assert bare and trial, out.stdout
+    # both walls were measured, and the ratio is theirs
+    assert float(bare[1]) > 0 and float(trial[1]) > 0
+    assert float(trial[2]) == pytest.approx(float(trial[1]) / float(bare[1]), rel=0.1)

@@ -1,5 +1,9 @@
 """The run's artifact cache: what one trial stored, another with the same key loads."""
 
+import threading
+import time
+from pathlib import Path
+
 import torch
 
 from wssweep.cache import ArtifactCache
@@ -21,3 +25,115 @@ def test_a_second_save_replaces_the_first_whole(tmp_path):
     # two trials that missed at once: the later rename wins, and no temp file is left behind
     assert cache.load("k") == {"v": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pt"]
+
+
+# --- one cold arm per seed: concurrent trials of a seed -------------------------------------------
+
+TIMEOUT_S = 120  # a hung wait fails the test instead of hanging the suite
+
+
+def small_config(**warm):
+    from wssweep.config import ExperimentConfig
+
+    return ExperimentConfig.model_validate({
+        "data": {"name": "digits", "train_size": 240, "test_size": 120},
+        "model": {"name": "mlp", "width": 16},
+        "protocol": {"kind": "online", "chunks": 3, "stop": {"max_epochs": 3}},
+        "optim": {"name": "adam", "batch_size": 32}, "lr": 0.01, "warm": warm})
+
+
+def in_thread(target) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = target()
+        except BaseException as exc:  # the test thread re-raises it
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def joined(thread: threading.Thread, out: dict):
+    thread.join(TIMEOUT_S)
+    assert not thread.is_alive(), "the trial did not finish"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def blocked_on(path: Path) -> bool:
+    """Whether some process waits for a lock on ``path`` (Linux's /proc/locks marks it ->)."""
+    if not path.exists():
+        return False
+    inode = f":{path.stat().st_ino} "
+    return any("->" in line and inode in line for line in Path("/proc/locks").read_text()
+               .splitlines())
+
+
+SECONDS = {"warm/seconds", "cold/seconds", "warm/stage_seconds", "cold/stage_seconds"}
+
+
+def test_concurrent_trials_of_a_seed_train_its_cold_arm_once(tmp_path):
+    from wssweep.science.experiment import run_trial
+
+    cache = tmp_path / "cache"
+    first, second = small_config(), small_config(intervention="shrink_perturb")
+    alone = run_trial(second)  # the reference: no cache, trains everything itself
+    second_started, second_warm = threading.Event(), threading.Event()
+    events: dict[str, list] = {"first": [], "second": []}
+
+    def second_progress(record):
+        events["second"].append(record)
+        if record.get("arm") == "warm" and record.get("stage") == 2:
+            second_warm.set()
+
+    def first_progress(record):
+        events["first"].append(record)
+        # The first trial trains the cold arm of stage 2: stage 1 is stored, the cold arm
+        # claimed. Now the second trial of the seed starts, and must train its warm arm meanwhile.
+        if record.get("arm") == "cold" and record.get("stage") == 2 and not second_started.is_set():
+            second_started.set()
+            threads["second"] = in_thread(lambda: run_trial(
+                second, progress=second_progress, cache=ArtifactCache(cache)))
+            assert second_warm.wait(TIMEOUT_S), "the second trial did not start its warm arm"
+
+    threads = {"first": in_thread(lambda: run_trial(first, progress=first_progress,
+                                                    cache=ArtifactCache(cache)))}
+    a = joined(*threads["first"])
+    assert second_started.is_set()
+    b = joined(*threads["second"])
+    # the first trial trained the cold arm; the second trained none of it, not even stage 1
+    assert any(r.get("arm") == "cold" for r in events["first"])
+    assert not any(r.get("arm") == "cold" or r.get("stage") == 1 for r in events["second"]
+                   if r.get("event") == "epoch")
+    # it waited for the cold arm and reports it as the first trained it
+    assert b["cold/stage_seconds"] == a["cold/stage_seconds"]
+    # and its metrics are what training everything alone gives
+    assert {k: v for k, v in b.items() if k not in SECONDS} == {
+        k: v for k, v in alone.items() if k not in SECONDS}
+
+
+def test_a_trial_waiting_on_a_claimant_that_dies_trains_the_baseline_itself(tmp_path):
+    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key, run_trial
+
+    cfg = small_config()
+    key = baseline_key(cfg)
+    claimant = ArtifactCache(tmp_path)
+    # a claimant of stage 1 and the cold arm that will store neither
+    assert claimant.claim(key + STAGE1_SUFFIX) and claimant.claim(key)
+    waiter = in_thread(lambda: run_trial(cfg, cache=ArtifactCache(tmp_path)))
+    deadline = time.monotonic() + TIMEOUT_S
+    while not blocked_on(tmp_path / f"{key}{STAGE1_SUFFIX}.lock"):
+        assert time.monotonic() < deadline and waiter[0].is_alive(), "the trial did not wait"
+        time.sleep(0.01)
+    claimant.release_all()  # as when its process ends
+    m = joined(*waiter)
+    # it trained stage 1 and the cold arm itself, and stored them for the next trial
+    assert {k: v for k, v in m.items() if k not in SECONDS} == {
+        k: v for k, v in run_trial(cfg).items() if k not in SECONDS}
+    assert ArtifactCache(tmp_path).load(key)["cold"][-1].test_acc == m["cold/test_acc"]
+    # and it holds no claim any more: the next claimant gets both
+    assert claimant.claim(key) and claimant.claim(key + STAGE1_SUFFIX)

@@ -12,7 +12,7 @@ from tests.wandb_files import find_runs, read_run
 from wssweep.checkpoint import final_records
 from wssweep.results import read_results
 from wssweep.trial import read_starts
-from wssweep.verdicts import VERDICTS
+from wssweep.verdicts import TEST_NAME, VERDICTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -151,6 +151,11 @@ def test_grid_sweep_ends_with_its_gap_map_on_disk_and_in_wandb(grid_run):
     assert len(images) == len(list(map_dir.glob("*.png"))) >= 1
     # the verdict counts add up to the settings
     assert sum(v for k, v in logged.items() if k.startswith("verdict/")) == 2
+    # its config names the reference cold start, the test and the correction the verdicts used
+    config = maps[0]["config"]
+    assert config["test"] == TEST_NAME and config["correction"].startswith("Holm")
+    reference = json.loads((map_dir / "reference.json").read_text())
+    assert config["reference"]["how"] == reference["how"] == "only", config
 
 
 def test_quickstart_sweep_map_smoke(tmp_path, ray_env):

@@ -31,11 +31,25 @@ from functools import cached_property
 
 from wssweep.cells import cell_text
 from wssweep.comparisons import against_reference, choose_reference, finished, matches
-from wssweep.verdicts import pvalues
+from wssweep.verdicts import CORRECTION_NAMES, TEST_NAME, pvalues
 
 #: The name the map and validate give this design.
 DESIGN_NAME = ("group-sequential one-sided t-tests, Pocock-type alpha spending (Lan & DeMets "
                "1983) over the looks, Bonferroni across settings")
+
+
+def judged_by(sequential: bool, correction: str) -> tuple[str, str]:
+    """How a run's verdicts are tested: the test's name and the correction's, as the map run and
+    the page name them. Seeds until decided use this module's design, Bonferroni across settings
+    included; a fixed set of seeds uses ``wssweep.verdicts``' test and the spec's correction.
+
+    Example:
+        >>> judged_by(False, "holm")
+        ('one-sided paired t-test', 'Holm (family-wise error rate)')
+    """
+    if sequential:
+        return DESIGN_NAME, "Bonferroni across settings (within the design)"
+    return TEST_NAME, CORRECTION_NAMES[correction]
 
 
 @dataclass(frozen=True)

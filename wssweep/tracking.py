@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from wssweep.cells import missing
 from wssweep.metrics import METRICS
-from wssweep.verdicts import TEST_NAME
+from wssweep.sequential import judged_by
 
 if TYPE_CHECKING:
     from wssweep.record import SweepRecord
@@ -392,13 +392,13 @@ def log_map_run(run_dir: Path, sweep: SweepRecord, files: Any) -> Path | None:
     settings = sweep.wandb
     rows = files.rows
     columns = list(rows[0]) if rows else []
+    test, correction = judged_by(sweep.seed_plan is not None, sweep.correction)
     run = start(
         Path(run_dir), project=settings.project, entity=settings.entity,
         group=sweep.name, name=f"{sweep.name}-map", run_id=f"map-{sweep.name}"[:64],
         config={"metric": sweep.metric, "objective": sweep.objective,
                 "swept": list(sweep.swept), "seeds": list(sweep.seeds),
-                "gap_tolerance": files.tolerance, "correction": sweep.correction,
-                "test": TEST_NAME,
+                "gap_tolerance": files.tolerance, "test": test, "correction": correction,
                 "reference": files.reference.as_json() if files.reference else None},
         mode=settings.mode, tags=settings.tags, job_type="map")
     # W&B tables want one type per column: a missing value is None, W&B's own empty cell.

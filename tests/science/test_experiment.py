@@ -244,6 +244,7 @@ def test_cold_at_chosen_rate_without_a_horizon_is_the_cold_arm():
 @pytest.mark.parametrize("kind", ["online", "active"])
 def test_cached_baseline_gives_the_same_trial(kind, tmp_path):
     from wssweep.cache import ArtifactCache
+    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
 
     cache = ArtifactCache(tmp_path)
     plain = config(protocol={"kind": kind, "chunks": 3, "stop": {"max_epochs": 3}})
@@ -253,8 +254,10 @@ def test_cached_baseline_gives_the_same_trial(kind, tmp_path):
     first = run_trial(plain, cache=cache)
     reused = run_trial(shrunk, cache=cache)
     drop = {"warm/seconds", "cold/seconds", "warm/stage_seconds", "cold/stage_seconds"}
-    # one artifact for both settings of the seed: stage 1 and the cold arm
-    assert len(list(tmp_path.glob("*.pt"))) == 1
+    # one baseline for both settings of the seed: stage 1 and the cold arm, and stage 1 stored
+    # alone as soon as it was trained (for trials waiting on the cold arm)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == sorted(
+        f"{baseline_key(plain)}{suffix}.pt" for suffix in ("", STAGE1_SUFFIX))
     # the trial that loaded them reports exactly what training them itself gave
     assert {k: v for k, v in reused.items() if k not in drop} == {
         k: v for k, v in fresh.items() if k not in drop}

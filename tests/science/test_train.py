@@ -2,9 +2,10 @@
 
 import math
 
+import pytest
 import torch
 
-from wssweep.science.train import StopRule, evaluate, train_stage
+from wssweep.science.train import StopRule, accuracy, train_stage
 
 
 def stop_rule(**changes: float) -> StopRule:
@@ -44,7 +45,7 @@ def test_train_stage_reaches_threshold_on_separable_data():
     # steps are counted per mini-batch: 8 per epoch
     assert result.steps == 8 * result.epochs
     # accuracies are reported in percent and match a fresh evaluation
-    assert math.isclose(result.test_acc, 100 * evaluate(model, x, y)[0])
+    assert math.isclose(result.test_acc, 100 * accuracy(model, x, y))
 
 
 def test_train_stage_marks_divergence_instead_of_raising():
@@ -75,3 +76,21 @@ def test_schedule_sets_the_rate_of_every_step():
     assert seen == list(range(8))
     # and the optimizer ends at the last rate it was given
     assert opt.param_groups[0]["lr"] == 0.08
+
+
+def test_accuracy_counts_over_every_eval_batch_and_keeps_the_mode():
+    from wssweep.science.train import EVAL_BATCH
+
+    g = torch.Generator().manual_seed(0)
+    n = 2 * EVAL_BATCH + 17
+    x, y = torch.randn(n, 5, generator=g), torch.randint(0, 3, (n,), generator=g)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.Dropout(0.5))
+    model.train()
+    # eval mode (no dropout) over all three batches, the last one short
+    with torch.no_grad():
+        model.eval()
+        expected = (model(x).argmax(1) == y).sum().item() / n
+        model.train()
+    assert accuracy(model, x, y) == pytest.approx(expected, abs=1e-12)
+    # and the model is back in training mode
+    assert model.training

@@ -234,7 +234,7 @@ class StageCheckpoint(Protocol):
     def save(self, state: dict[str, Any]) -> None: ...
 
 
-CHECKPOINT_VERSION = 2  # bump when the state layout changes: older checkpoints are ignored
+CHECKPOINT_VERSION = 3  # bump when the state layout changes: older checkpoints are ignored
 
 
 def _arm_state(arm: Arm | None) -> dict[str, Any] | None:
@@ -259,6 +259,54 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+#: The suffix of the key under which stage 1 is stored as soon as it is trained, so the trials of
+#: a seed waiting for its baseline start their warm arms while the cold arm still trains.
+STAGE1_SUFFIX = "-stage1"
+
+
+@dataclass
+class Baseline:
+    """Where a trial's stage 1 and cold arm come from (``find_baseline``)."""
+
+    stage1: dict[str, Any] | None  # from the cache; None: this trial trains stage 1
+    cold: list[StageResult] | None  # the cold arm's stages from the cache, if they are there
+    trains_cold: bool  # this trial trains the cold arm (it holds the claim, or has no cache)
+
+
+def find_baseline(cache: ArtifactCache | None, key: str) -> Baseline:
+    """Stage 1 and the cold arm of ``key``: stored, claimed here, or being trained elsewhere.
+
+    A trial that finds nothing stored claims stage 1 and the cold arm and trains both (stage 1
+    is stored at once); one that finds the claim taken waits for stage 1 and trains its warm arm
+    while the claimant trains the cold arm, then waits for that (``run_trial``). A claimant that
+    died leaves its claims free: the next to look takes them.
+    """
+    if cache is None:
+        return Baseline(None, None, True)
+    first = key + STAGE1_SUFFIX
+    while True:
+        full = cache.load(key)
+        if full is not None:
+            return Baseline(full["stage1"], full["cold"], False)
+        stage1 = cache.load(first)
+        if stage1 is not None:
+            # Stage 1 is stored: the cold arm is claimed by whoever trains it, or by no one.
+            if not cache.claim(key):
+                return Baseline(stage1, None, False)
+            if cache.load(key) is not None:  # stored between the two looks
+                cache.release(key)
+                continue
+            return Baseline(stage1, None, True)
+        if cache.claim(first):
+            if cache.load(first) is not None:  # stored between the two looks
+                cache.release(first)
+                continue
+            # Whoever trains stage 1 trains the cold arm: both claims are taken stage 1 first,
+            # so nobody else holds the second.
+            return Baseline(None, None, cache.claim(key))
+        cache.wait(first)  # until its claimant stores it (or dies); then look again
 
 
 def run_trial(
@@ -293,6 +341,16 @@ def run_trial(
     if cfg.kind == "nqm":
         return {**run_nqm(cfg.nqm, seed=cfg.seed, meta_horizon=cfg.meta_horizon),
                 "resumed_stage": 0}
+    try:
+        return _run_arms(cfg, progress, cache, checkpoint)
+    finally:
+        if cache is not None:
+            cache.release_all()  # a trial that raised gives up its claims too
+
+
+def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] | None,
+              cache: ArtifactCache | None, checkpoint: StageCheckpoint | None) -> dict[str, Any]:
+    """``run_trial`` of a network experiment."""
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     p, w = cfg.protocol, cfg.warm
@@ -310,10 +368,6 @@ def run_trial(
     if state is not None and (state.get("version") != CHECKPOINT_VERSION
                               or state.get("baseline_key") != key):
         state = None  # another layout, or another experiment's state: start over
-    cached = None
-    if state is None and cache is not None:
-        cached = cache.load(key)
-
     def emit(record: dict[str, Any]) -> None:
         if progress is not None:
             progress({"step": counter["step"], "stages_done": counter["stages_done"], **record})
@@ -340,23 +394,28 @@ def run_trial(
 
     if state is None:
         resumed_stage = 0
-        uses_cache = cached is not None
+        baseline = find_baseline(cache, key)
+        trains_cold = baseline.trains_cold
         # Stage 1 is the same for both arms: train it once (or load it from another trial).
         model = trial.new_model(init_seed)
-        if cached is None:
+        if baseline.stage1 is None:
             first, optimizer = trial.train(model, 0, trial.pools[0],
                                            on_epoch=epoch_hook("warm", 0))
             stage1 = {"model": copy.deepcopy(model.state_dict()), "result": first,
                       "optimizer": copy.deepcopy(optimizer.state_dict())}
+            if cache is not None:
+                cache.save(key + STAGE1_SUFFIX, stage1)
+                cache.release(key + STAGE1_SUFFIX)
         else:
-            stage1 = cached["stage1"]
+            stage1 = baseline.stage1
             first = stage1["result"]
             model.load_state_dict(stage1["model"])
             optimizer = trial.new_optimizer(model.parameters(), cfg.lr)
             optimizer.load_state_dict(stage1["optimizer"])
         after_first = copy.deepcopy(model) if p.kind == "active" else None
         warm = Arm(model, optimizer, trial.pools[0], [first])
-        cold = Arm(after_first, None, trial.pools[0], [first] if cached is None else cached["cold"])
+        cold = Arm(after_first, None, trial.pools[0],
+                   [first] if baseline.cold is None else baseline.cold)
         # A cold start at the warm arm's chosen rate; without meta-optimization it is the cold arm.
         chosen = Arm(copy.deepcopy(after_first), None, trial.pools[0], [first]) if (
             cfg.cold_at_chosen_lr and cfg.meta_horizon > 0) else None
@@ -365,13 +424,27 @@ def run_trial(
         start_stage = 1
     else:
         resumed_stage = start_stage = state["stages_done"]
-        uses_cache, stage1 = state["uses_cache"], state["stage1"]
+        trains_cold, stage1 = state["trains_cold"], state["stage1"]
         warm, cold = restore(state["warm"], init_seed), restore(state["cold"], init_seed)
         chosen = restore(state["chosen"], init_seed)
         init_params = state["init_params"]
         counter.update(step=state["step"], stages_done=start_stage)
         _set_rng_state(state["rng"])
+        if trains_cold and cache is not None:
+            # The claim went with the process that died. If another trial of the seed took it
+            # meanwhile, both train the cold arm; the second store replaces the first with the
+            # same content.
+            cache.claim(key)
     penalty = (lambda: l2_init_penalty(warm.model, init_params, w.l2_coef)) if init_params else None
+    # The cold arm comes from another trial of the seed: its stages once that trial stores them.
+    cold_pending = not trains_cold and len(cold.stages) < trial.n_stages
+
+    def train_cold(stage: int) -> None:
+        """Cold: a fresh init and a fresh optimizer, on the same pool and batch order."""
+        cold.pool = trial.pool(stage, cold.pool, cold.model)
+        cold.model = trial.new_model(init_seed)
+        result, _ = trial.train(cold.model, stage, cold.pool, on_epoch=epoch_hook("cold", stage))
+        cold.stages.append(result)
 
     def save_state() -> None:
         if checkpoint is None:
@@ -379,7 +452,7 @@ def run_trial(
         checkpoint.save({
             "version": CHECKPOINT_VERSION, "baseline_key": key,
             "stages_done": counter["stages_done"], "step": counter["step"],
-            "uses_cache": uses_cache, "stage1": None if uses_cache else stage1,
+            "trains_cold": trains_cold, "stage1": stage1 if trains_cold else None,
             "warm": _arm_state(warm), "cold": _arm_state(cold), "chosen": _arm_state(chosen),
             "init_params": init_params, "rng": _rng_state()})
 
@@ -397,13 +470,8 @@ def run_trial(
                 optimizer=warm.optimizer if w.keep_optimizer else None, meta=True,
                 penalty=penalty, on_epoch=epoch_hook("warm", stage))
             warm.stages.append(result)
-        if not uses_cache and not cold.diverged:
-            # Cold: a fresh init and a fresh optimizer, on the same pool and batch order.
-            cold.pool = trial.pool(stage, cold.pool, cold.model)
-            cold.model = trial.new_model(init_seed)
-            result, _ = trial.train(cold.model, stage, cold.pool,
-                                    on_epoch=epoch_hook("cold", stage))
-            cold.stages.append(result)
+        if trains_cold and not cold.diverged:
+            train_cold(stage)
         if chosen is not None and not chosen.diverged and len(warm.stages) > stage:
             chosen.pool = trial.pool(stage, chosen.pool, chosen.model)
             chosen.model = trial.new_model(init_seed)
@@ -411,13 +479,24 @@ def run_trial(
                                     lr=warm.stages[stage].lr,
                                     on_epoch=epoch_hook(COLD_CHOSEN, stage))
             chosen.stages.append(result)
-        if warm.diverged and cold.diverged:
+        if warm.diverged and (cold.diverged or cold_pending):
             break
         counter["stages_done"] = stage + 1
         save_state()
         emit(stage_record(warm, cold, stage))
-    if cache is not None and not uses_cache:
+    if cold_pending:
+        stored = cache.wait(key) if cache is not None else None
+        if stored is not None:
+            cold.stages = stored["cold"]
+        else:  # its claimant ended without storing it: this trial trains it after all
+            trains_cold = cache is None or cache.claim(key)
+            stage1 = stage1 or (cache.load(key + STAGE1_SUFFIX) if cache is not None else None)
+            for stage in range(len(cold.stages), trial.n_stages):
+                if not cold.diverged:
+                    train_cold(stage)
+    if cache is not None and trains_cold:
         cache.save(key, {"stage1": stage1, "cold": cold.stages})
+        cache.release(key)
     stages = {"warm": warm.stages, "cold": cold.stages}
     if cfg.cold_at_chosen_lr:
         stages[COLD_CHOSEN] = cold.stages if chosen is None else chosen.stages

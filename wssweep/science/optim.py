@@ -174,8 +174,23 @@ def make_optimizer(
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        params = list(params)
+        # PyTorch's fused kernel: the same update, about a third of the time of its default on a
+        # CPU (bench/README.md); only for floating-point tensors on a CPU or CUDA device.
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda")
+                    for p in _tensors(params))
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                fused=fused or None)
     return GIAdam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def _tensors(params: list) -> Iterator[torch.Tensor]:
+    """The tensors of a list of parameters or of parameter groups."""
+    for item in params:
+        if isinstance(item, dict):
+            yield from item["params"]
+        else:
+            yield item
 
 
 def _finite(value: object) -> bool:

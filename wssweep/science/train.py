@@ -79,17 +79,19 @@ class StageResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Accuracy (fraction) and mean cross-entropy of ``model`` on (x, y), in eval mode."""
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of (x, y) that ``model`` classifies correctly, in eval mode.
+
+    Only the accuracy: the loss is never needed here, and the count stays on the device until
+    the end (one host sync, not one per batch).
+    """
     was_training = model.training
     model.eval()
-    correct, loss = 0, 0.0
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
     for i in range(0, len(x), EVAL_BATCH):
-        logits = model(x[i : i + EVAL_BATCH])
-        correct += (logits.argmax(1) == y[i : i + EVAL_BATCH]).sum().item()
-        loss += F.cross_entropy(logits, y[i : i + EVAL_BATCH], reduction="sum").item()
+        correct += (model(x[i : i + EVAL_BATCH]).argmax(1) == y[i : i + EVAL_BATCH]).sum()
     model.train(was_training)
-    return correct / max(len(x), 1), loss / max(len(x), 1)
+    return correct.item() / max(len(x), 1)
 
 
 def batches(
@@ -148,14 +150,14 @@ def train_stage(
         if diverged:
             reason = "diverged"
         else:
-            history.append(evaluate(model, x, y)[0])
+            history.append(accuracy(model, x, y))
             reason = stop.reason(history)
             if on_epoch is not None:
                 on_epoch(len(history), history[-1])
     train_acc = history[-1] if history else float("nan")
-    test_acc = float("nan") if diverged else evaluate(model, x_test, y_test)[0]
+    test_acc = float("nan") if diverged else accuracy(model, x_test, y_test)
     val_acc = (float("nan") if diverged or x_val is None or y_val is None
-               else evaluate(model, x_val, y_val)[0])
+               else accuracy(model, x_val, y_val))
     return StageResult(
         test_acc=100 * test_acc,
         train_acc=100 * train_acc,
