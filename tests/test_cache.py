@@ -1,5 +1,6 @@
 """The run's artifact cache: what one trial stored, another with the same key loads."""
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -24,10 +25,10 @@ def test_a_second_save_replaces_the_first_whole(tmp_path):
     cache.save("k", {"v": 2})
     # two trials that missed at once: the later rename wins, and no temp file is left behind
     assert cache.load("k") == {"v": 2}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.json", "k.pt"]
 
 
-# --- one cold arm per seed: concurrent trials of a seed -------------------------------------------
+# --- one cold arm per seed: concurrent trials of a seed --------------------------------------
 
 TIMEOUT_S = 120  # a hung wait fails the test instead of hanging the suite
 
@@ -73,7 +74,9 @@ def blocked_on(path: Path) -> bool:
                .splitlines())
 
 
-SECONDS = {"warm/seconds", "cold/seconds", "warm/stage_seconds", "cold/stage_seconds"}
+# Not the science: wall times, and whether the baseline was trained here.
+SECONDS = {"warm/seconds", "cold/seconds", "warm/stage_seconds", "cold/stage_seconds",
+           "baseline_reused"}
 
 
 def test_concurrent_trials_of_a_seed_train_its_cold_arm_once(tmp_path):
@@ -137,3 +140,62 @@ def test_a_trial_waiting_on_a_claimant_that_dies_trains_the_baseline_itself(tmp_
     assert ArtifactCache(tmp_path).load(key)["cold"][-1].test_acc == m["cold/test_acc"]
     # and it holds no claim any more: the next claimant gets both
     assert claimant.claim(key) and claimant.claim(key + STAGE1_SUFFIX)
+
+
+# --- the store shared by the runs under one --storage ---------------------------------------
+
+
+def stored(cache: ArtifactCache, key: str, size: int, last_used: float) -> None:
+    cache.save(key, {"blob": torch.zeros(size // 4)}, about={"data": "digits", "seed": 0})
+    os.utime(cache.path(key), (last_used, last_used))
+
+
+def test_prune_drops_the_stale_then_the_least_recently_used_and_keeps_what_is_claimed(tmp_path):
+    cache = ArtifactCache(tmp_path)
+    now = 1_000_000.0
+    for key, age_s in (("old", 9 * 86400), ("mid", 3600), ("new", 60)):
+        stored(cache, key, 40_000, now - age_s)
+    # least recently used first, with what each is
+    assert [e.key for e in cache.entries()] == ["old", "mid", "new"]
+    assert cache.entries()[0].about["data"] == "digits"
+    # by age: only what was not used for a week
+    assert [e.key for e in cache.prune(older_than_s=7 * 86400, now=now)] == ["old"]
+    # a load is a use: "mid" becomes the most recently used
+    assert cache.load("mid") is not None
+    assert [e.key for e in cache.entries()] == ["new", "mid"]
+    size = cache.entries()[0].size
+    # by size: the least recently used go until the rest fits, but a claimed one is kept
+    other = ArtifactCache(tmp_path)
+    assert other.claim("new")
+    assert [e.key for e in cache.prune(max_bytes=size, now=now)] == ["mid"]
+    other.release("new")
+    assert [e.key for e in cache.entries()] == ["new"]
+    assert [e.key for e in cache.prune(max_bytes=0, now=now)] == ["new"]
+    # a pruned artifact is simply missing: the next trial trains it again
+    assert cache.load("new") is None and cache.load("mid") is None
+    # and nothing of it is left, its sidecar included; only the (empty) lock files stay, since
+    # a lock file deleted while another trial opens it would let two trials claim one baseline
+    assert {p.suffix for p in tmp_path.iterdir()} == {".lock"}
+
+
+def test_the_baseline_key_changes_with_the_code_of_a_custom_model(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from wssweep.config import ExperimentConfig
+    from wssweep.science.experiment import baseline_key, code_version
+
+    module = tmp_path / "my_nets.py"
+    module.write_text("def net(input_shape, num_classes):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    cfg = ExperimentConfig.model_validate({"model": {"name": "custom",
+                                                     "factory": "my_nets:net"}})
+    before = baseline_key(cfg)
+    module.write_text("def net(input_shape, num_classes):\n    return 1\n")
+    code_version.cache_clear()
+    sys.modules.pop("my_nets", None)
+    # the user's code is part of what determines the baseline
+    assert baseline_key(cfg) != before
+    # and so are the device type and the science's code (hashed with it)
+    assert baseline_key(cfg, "cuda") != baseline_key(cfg)

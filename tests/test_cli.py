@@ -73,3 +73,49 @@ def test_missing_spec_file_exits_2(tmp_path):
     out = wssweep("trial", str(tmp_path / "missing.yaml"))
     # a spec path that does not exist is bad input, named in the message
     assert out.returncode == 2 and "missing.yaml" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cache_ls_and_prune_the_baselines_of_a_storage(tmp_path, capsys):
+    import torch
+
+    from wssweep.cache import ArtifactCache
+    from wssweep.cli import main
+    from wssweep.record import BASELINES_DIR
+
+    # a storage whose runs stored nothing yet: ls says so and creates nothing
+    assert main(["cache", "ls", "--storage", str(tmp_path)]) == 0
+    assert "0 baseline artifacts" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+    store = ArtifactCache(tmp_path / BASELINES_DIR)
+    store.save("abc123", {"w": torch.zeros(1000)}, about={"data": "digits", "model": "mlp",
+                                                          "seed": 2})
+    assert main(["cache", "ls", "--storage", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    # one line per artifact, saying what it is, and the total
+    assert "abc123" in out and "data=digits model=mlp seed=2" in out
+    assert "1 baseline artifacts" in out
+    # what was used within the hour is kept by an age of a day
+    assert main(["cache", "prune", "--storage", str(tmp_path), "--older-than", "1d"]) == 0
+    assert "pruned 0" in capsys.readouterr().out and store.load("abc123") is not None
+    # and a size of nothing prunes it
+    assert main(["cache", "prune", "--storage", str(tmp_path), "--max-size", "0"]) == 0
+    assert "pruned 1" in capsys.readouterr().out and store.load("abc123") is None
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["prune"], "cache prune: expected --max-size SIZE and/or --older-than AGE"),
+    (["prune", "--max-size", "5X"], "--max-size: expected a non-negative number with a unit"),
+    (["prune", "--max-size=-1G"], "--max-size: expected a non-negative number"),
+    (["prune", "--older-than", "7"], "--older-than: expected a non-negative number with a unit"),
+    (["ls", "--storage", "NOWHERE"], "--storage: expected the directory runs are stored in"),
+])
+def test_cache_bad_input_exits_2_and_creates_nothing(tmp_path, capsys, args, needle):
+    from wssweep.cli import main
+
+    args = [a.replace("NOWHERE", str(tmp_path / "nowhere")) for a in args]
+    if "--storage" not in args:
+        args += ["--storage", str(tmp_path)]
+    assert main(["cache", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

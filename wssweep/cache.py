@@ -1,9 +1,13 @@
-"""Artifact reuse within one run: what one trial computed, another with the same inputs loads.
+"""The baseline store: what one trial computed, another with the same inputs loads.
 
 A sweep over warm-start settings trains the same stage 1 and the same cold baseline for every
-setting of a seed. ``run_trial`` keys those artifacts by a hash of exactly the settings that
-determine them (``wssweep.science.experiment.baseline_key``) and stores them here, under the run
-directory. Writes are atomic (temp file, then rename).
+setting of a seed, and a second sweep on the same baseline trains it again. ``run_trial`` keys
+those artifacts by a hash of exactly what determines them (``wssweep.science.experiment.
+baseline_key``: the config without its warm settings, the device type, the science's code) and
+stores them here: one store per ``--storage`` directory (``STORAGE/.baselines/``), shared by
+every run under it. Writes are atomic (temp file, then rename); each artifact has a sidecar
+``<key>.json`` saying what it is, and a load touches it, so pruning drops the least recently
+used (``wssweep cache ls`` / ``prune``).
 
 Concurrent trials of one seed never both train its baseline: a trial that finds it missing
 *claims* it (an exclusive ``flock`` on ``<key>.lock``, released when it has stored the artifact
@@ -28,13 +32,28 @@ Example:
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from wssweep.files import atomic_write
+
+ABOUT_SUFFIX = ".json"  # beside <key>.pt: what the artifact is (data, model, seed, ...)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored artifact."""
+
+    key: str
+    size: int  # bytes
+    last_used: float  # seconds since the epoch: stored, or last loaded
+    about: dict[str, Any]
 
 
 class ArtifactCache:
@@ -48,18 +67,61 @@ class ArtifactCache:
         return self.root / f"{key}.pt"
 
     def load(self, key: str) -> Any | None:
-        """The artifact stored under ``key``, or ``None`` if no trial has stored it yet."""
+        """The artifact stored under ``key``, or ``None`` if no trial has stored it yet (or it
+        was pruned)."""
         path = self.path(key)
-        if not path.is_file():
+        try:
+            # Our own file, written by a trial (it holds dataclasses, not only tensors).
+            artifact = torch.load(path, map_location="cpu", weights_only=False)
+        except FileNotFoundError:
             return None
-        # Our own file, written by a trial of this run (it holds dataclasses, not only tensors).
-        return torch.load(path, map_location="cpu", weights_only=False)
+        os.utime(path)  # last used now: what pruning by age or size goes by
+        return artifact
 
-    def save(self, key: str, artifact: Any) -> None:
-        """Store ``artifact`` under ``key`` atomically."""
+    def save(self, key: str, artifact: Any, about: dict[str, Any] | None = None) -> None:
+        """Store ``artifact`` under ``key`` atomically; ``about`` says what it is."""
         self.root.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.root / f"{key}{ABOUT_SUFFIX}") as handle:
+            handle.write(json.dumps({"key": key, "stored_at": time.time(), **(about or {})}))
         with atomic_write(self.path(key), "wb") as handle:
             torch.save(artifact, handle)
+
+    def entries(self) -> list[Entry]:
+        """Every stored artifact, least recently used first."""
+        out = []
+        for path in self.root.glob("*.pt"):
+            try:
+                stat = path.stat()
+                about = json.loads((self.root / f"{path.stem}{ABOUT_SUFFIX}").read_text())
+            except (OSError, ValueError):
+                about = {}
+                if not path.exists():
+                    continue  # pruned meanwhile
+            out.append(Entry(path.stem, stat.st_size, stat.st_mtime, about))
+        return sorted(out, key=lambda e: (e.last_used, e.key))
+
+    def prune(self, *, max_bytes: int | None = None, older_than_s: float | None = None,
+              now: float | None = None) -> list[Entry]:
+        """Delete artifacts unused for ``older_than_s`` seconds, then the least recently used
+        until at most ``max_bytes`` remain; returns those deleted. An artifact being computed
+        (its claim held) is kept; a trial that finds its artifact gone trains it again."""
+        now = time.time() if now is None else now
+        entries = self.entries()
+        total = sum(e.size for e in entries)
+        gone = []
+        for entry in entries:
+            stale = older_than_s is not None and now - entry.last_used > older_than_s
+            over = max_bytes is not None and total > max_bytes
+            if not (stale or over) or not self.claim(entry.key):
+                continue
+            try:
+                for suffix in (".pt", ABOUT_SUFFIX):
+                    (self.root / f"{entry.key}{suffix}").unlink(missing_ok=True)
+            finally:
+                self.release(entry.key)
+            total -= entry.size
+            gone.append(entry)
+        return gone
 
     def _lock_file(self, key: str) -> int:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,69 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}  # --max-size, binary
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # --older-than
+
+
+def parse_amount(text: str, units: dict[str, int], option: str, example: str) -> float:
+    """``text`` as a number with one of ``units``' suffixes, in the base unit.
+
+    Example:
+        >>> parse_amount("1.5G", SIZE_UNITS, "--max-size", "500M"), parse_amount(
+        ...     "2d", AGE_UNITS, "--older-than", "7d")
+        (1610612736.0, 172800.0)
+    """
+    value, unit = text.strip(), ""
+    if value and value[-1].upper() in {u.upper() for u in units if u}:
+        value, unit = value[:-1], value[-1]
+    unit = next((u for u in units if u.upper() == unit.upper()), None)
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = float("nan")
+    if unit is None or not amount >= 0 or amount == float("inf"):
+        named = ", ".join(u for u in units if u)
+        raise InputError(option, f"a non-negative number with a unit ({named}), e.g. {example}",
+                         text)
+    return amount * units[unit]
+
+
+def _store_of(storage: str):
+    from wssweep.cache import ArtifactCache
+    from wssweep.record import BASELINES_DIR
+
+    root = Path(storage).absolute()
+    if path_kind(root, "--storage") != "dir":
+        raise InputError("--storage", "the directory runs are stored in (wssweep run --storage)",
+                         str(root))
+    return ArtifactCache(root / BASELINES_DIR)
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    store = _store_of(args.storage)
+    if args.action == "ls":
+        entries = store.entries() if store.root.is_dir() else []
+        for e in reversed(entries):  # most recently used first
+            about = " ".join(f"{k}={e.about[k]}" for k in ("data", "model", "protocol", "optim",
+                                                           "lr", "seed") if k in e.about)
+            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+            print(f"{e.key}  {e.size / 2**20:8.2f} MiB  last used {used}  {about}")
+        total = sum(e.size for e in entries)
+        print(f"wssweep: {len(entries)} baseline artifacts, {total / 2**20:.2f} MiB in "
+              f"{store.root}")
+        return 0
+    if args.max_size is None and args.older_than is None:
+        raise InputError("cache prune", "--max-size SIZE and/or --older-than AGE", "neither")
+    max_bytes = (None if args.max_size is None else
+                 int(parse_amount(args.max_size, SIZE_UNITS, "--max-size", "500M")))
+    older = (None if args.older_than is None else
+             parse_amount(args.older_than, AGE_UNITS, "--older-than", "7d"))
+    gone = store.prune(max_bytes=max_bytes, older_than_s=older) if store.root.is_dir() else []
+    print(f"wssweep: pruned {len(gone)} baseline artifacts "
+          f"({sum(e.size for e in gone) / 2**20:.2f} MiB) from {store.root}")
+    return 0
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an experiment key by its dotted path, e.g. --set lr=0.03 "
@@ -151,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--include-smoke", action="store_true", help="use --smoke runs too "
                          "(to check the page; their numbers are not results)")
     results.set_defaults(func=_cmd_results)
+
+    cache = sub.add_parser("cache", help="list or prune the baselines (stage 1 and cold arms) "
+                           "that runs under a --storage share")
+    cache.add_argument("action", choices=("ls", "prune"))
+    cache.add_argument("--storage", default="runs", help="the runs' directory (default ./runs)")
+    cache.add_argument("--max-size", help="prune: delete the least recently used until at most "
+                       "this much is left, e.g. 500M, 2G")
+    cache.add_argument("--older-than", help="prune: delete what was not used for this long, "
+                       "e.g. 12h, 7d")
+    cache.set_defaults(func=_cmd_cache)
 
     validate = sub.add_parser("validate", help="check a sweep spec; print the resolved search "
                               "space, the trial count and each trial's resources")

@@ -83,6 +83,9 @@ METRICS: tuple[Metric, ...] = (
            "max", "cold", optimizable=True),
     Metric("warm/train_acc", "%", "warm arm's final train accuracy", "max", "warm"),
     Metric("cold/train_acc", "%", "cold arm's final train accuracy", "max", "cold"),
+    Metric("baseline_reused", "bool", "stage 1 and the cold arm came from the baseline store: "
+           "another trial trained them, in this run or an earlier one under the same --storage",
+           None, "cold"),
     Metric("warm/meta_steps", "steps", "steps the meta-horizon's candidate rates took", "min",
            "warm"),
     Metric("nqm/final_loss", "loss", "NQM: expected loss at the long horizon", "min",

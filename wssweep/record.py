@@ -37,7 +37,7 @@ TUNE_DIR = "tune"
 ROUNDS_DIR = "rounds"  # seeds until decided: one Tune experiment per round of added seeds
 MAP_DIR = "map"
 TRIALS_DIR = "trials"
-CACHE_DIR = "cache"
+BASELINES_DIR = ".baselines"  # beside the runs, in --storage: the baseline store they share
 WANDB_DIR = "wandb"
 STARTS_FILE = "trial_starts.jsonl"
 SPEC_COPY = "spec.yaml"
@@ -122,7 +122,8 @@ class RunDir:
     rounds = property(lambda self: self.path / ROUNDS_DIR)
     map = property(lambda self: self.path / MAP_DIR)
     trials = property(lambda self: self.path / TRIALS_DIR)
-    cache = property(lambda self: self.path / CACHE_DIR)
+    # Shared by every run under the same --storage (a run name cannot start with a dot).
+    baselines = property(lambda self: self.path.parent / BASELINES_DIR)
     wandb = property(lambda self: self.path / WANDB_DIR)
     starts = property(lambda self: self.path / STARTS_FILE)
     spec_copy = property(lambda self: self.path / SPEC_COPY)

@@ -151,7 +151,7 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
         reporting[0] = False
 
     try:
-        metrics = run_trial(cfg, progress=progress, cache=ArtifactCache(RunDir(run_dir).cache),
+        metrics = run_trial(cfg, progress=progress, cache=ArtifactCache(RunDir(run_dir).baselines),
                             checkpoint=store)
         status, error = trial_status(metrics), ""
     except Exception as exc:

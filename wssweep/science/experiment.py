@@ -19,12 +19,15 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import importlib.util
 import json
 import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -66,19 +69,51 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def baseline_key(cfg: ExperimentConfig) -> str:
-    """A hash of exactly the settings that determine stage 1 and the cold arm (not the warm ones).
+@functools.cache
+def code_version(*user_paths: str) -> str:
+    """A hash of the code a trial's numbers come from: every module of ``wssweep.science``, the
+    config schema (its defaults fill the config), the torch version, and the files of the user
+    code named by ``user_paths`` (``package.module:function`` import paths), where found.
+
+    Part of ``baseline_key``: a baseline stored by other code is never reused.
+    """
+    science = Path(__file__).parent
+    files = [*sorted(science.glob("*.py")), science.parent / "config.py"]
+    for path in user_paths:
+        try:
+            spec = importlib.util.find_spec(path.split(":")[0])
+        except (ImportError, ValueError):
+            continue  # not importable: building the model or loading the data says so
+        if spec is not None and spec.origin and Path(spec.origin).is_file():
+            files.append(Path(spec.origin))
+    digest = hashlib.sha256(torch.__version__.encode())
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def baseline_key(cfg: ExperimentConfig, device: str = "cpu") -> str:
+    """A hash of exactly what determines stage 1 and the cold arm: the config without its warm
+    settings, the device type it trains on, and the code (``code_version``).
 
     Example:
         >>> from wssweep.config import ExperimentConfig
         >>> a = ExperimentConfig.model_validate({"shrink": 0.5})
         >>> b = ExperimentConfig.model_validate({"shrink": 0.9, "warm": {"perturb": 0.0}})
         >>> baseline_key(a) == baseline_key(b), baseline_key(a) == baseline_key(b.model_copy(
-        ...     update={"seed": 1}))
-        (True, False)
+        ...     update={"seed": 1})), baseline_key(a) == baseline_key(a, "cuda")
+        (True, False, False)
     """
-    text = json.dumps(cfg.model_dump(exclude=set(WARM_ONLY_KEYS)), sort_keys=True, default=str)
+    user = tuple(p for p in (cfg.data.loader, cfg.model.factory) if p)
+    text = json.dumps({"config": cfg.model_dump(exclude=set(WARM_ONLY_KEYS)), "device": device,
+                       "code": code_version(*user)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def baseline_about(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What a stored baseline is, for people (``wssweep cache ls``)."""
+    return {"data": cfg.data.name, "model": cfg.model.name, "protocol": cfg.protocol.kind,
+            "optim": cfg.optim.name, "lr": cfg.lr, "seed": cfg.seed}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -363,7 +398,7 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
                               chunks=p.chunks, generator=split)
     init_seed = derive_seed(cfg.seed, "init")
     counter = {"step": 0, "stages_done": 0}
-    key = baseline_key(cfg)
+    key = baseline_key(cfg, device.type)
     state = checkpoint.load() if checkpoint is not None else None
     if state is not None and (state.get("version") != CHECKPOINT_VERSION
                               or state.get("baseline_key") != key):
@@ -404,7 +439,7 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
             stage1 = {"model": copy.deepcopy(model.state_dict()), "result": first,
                       "optimizer": copy.deepcopy(optimizer.state_dict())}
             if cache is not None:
-                cache.save(key + STAGE1_SUFFIX, stage1)
+                cache.save(key + STAGE1_SUFFIX, stage1, about=baseline_about(cfg))
                 cache.release(key + STAGE1_SUFFIX)
         else:
             stage1 = baseline.stage1
@@ -495,13 +530,13 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
                 if not cold.diverged:
                     train_cold(stage)
     if cache is not None and trains_cold:
-        cache.save(key, {"stage1": stage1, "cold": cold.stages})
+        cache.save(key, {"stage1": stage1, "cold": cold.stages}, about=baseline_about(cfg))
         cache.release(key)
     stages = {"warm": warm.stages, "cold": cold.stages}
     if cfg.cold_at_chosen_lr:
         stages[COLD_CHOSEN] = cold.stages if chosen is None else chosen.stages
     return {**summarize(stages, trial.n_stages, trial.data.num_classes),
-            "resumed_stage": resumed_stage}
+            "resumed_stage": resumed_stage, "baseline_reused": not trains_cold}
 
 
 #: The keys of a progress record that label it rather than measure anything: which event, the
