@@ -216,3 +216,17 @@ def test_an_intervention_the_model_cannot_take_is_refused(intervention, needs, t
         load_sweep_spec(write_spec(tmp_path, experiment))
     # the custom model lacks the layer the warm start acts on: refused before a trial fails
     assert err.value.key == "experiment.model.factory" and needs in err.value.expected
+
+
+def test_validating_a_built_in_experiment_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from wssweep.cli import main; "
+            "assert main(['validate', 'sweeps/quickstart.yaml']) == 0; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    # built-in data and models need no preflight: validate stays instant (no 2 s torch import)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "False"

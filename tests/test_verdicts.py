@@ -8,7 +8,6 @@ so they are deterministic; each rate check is a binomial test whose own false-al
 
 from __future__ import annotations
 
-import gc
 import math
 
 import numpy as np
@@ -24,16 +23,8 @@ CHECK_ALPHA = 1e-3
 def simulate(true_gap: float, correction: str, seed: int = 0) -> list[list[str]]:
     rng = np.random.default_rng(seed)
     gaps = rng.normal(true_gap, SD, size=(SWEEPS, SETTINGS, SEEDS))
-    # statsmodels' Holm calls gc.collect() each time: with the test process's heap frozen that
-    # is cheap, and thousands of sweeps take seconds. One judgement first, so the modules it
-    # imports lazily are frozen too.
-    judge([Evidence((0.0, 1.0))], TOLERANCE, correction=correction)
-    gc.freeze()
-    try:
-        return [[j.verdict for j in judge([Evidence(tuple(s)) for s in sweep], TOLERANCE,
-                                          correction=correction)] for sweep in gaps]
-    finally:
-        gc.unfreeze()
+    return [[j.verdict for j in judge([Evidence(tuple(s)) for s in sweep], TOLERANCE,
+                                      correction=correction)] for sweep in gaps]
 
 
 def not_above(count: int, trials: int, rate: float) -> bool:

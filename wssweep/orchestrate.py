@@ -48,6 +48,20 @@ def loopback_env() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
 
 
+def warm_map_imports() -> None:
+    """Import what building the map needs (matplotlib, scipy, statsmodels: about 3 s) in a
+    background thread, while the driver waits on its trials, rather than after the last one."""
+    import threading
+
+    def imports() -> None:
+        import wssweep.report  # noqa: F401
+        from wssweep.verdicts import corrected
+
+        corrected([0.5], "holm")  # its statsmodels import
+
+    threading.Thread(target=imports, name="wssweep-map-imports", daemon=True).start()
+
+
 def connect(address: str | None, wandb_mode: str) -> None:
     """A local Ray (default) or the cluster at ``address`` — the same code path either way.
 
@@ -63,6 +77,7 @@ def connect(address: str | None, wandb_mode: str) -> None:
         os.environ["WANDB_MODE"] = "offline"
     if ray.is_initialized():
         return
+    warm_map_imports()
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:

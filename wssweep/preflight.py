@@ -52,6 +52,9 @@ def check(configs: Iterable[ExperimentConfig], prefix: str = "experiment.") -> N
 
     Raises the first problem as an ``InputError`` whose key is ``prefix`` + the config key.
     """
+    configs = [cfg for cfg in configs if needed(cfg)]
+    if not configs:
+        return  # without importing torch and the science (2 s of every validate and run)
     import torch
 
     from wssweep.science.experiment import load_experiment_data
@@ -61,8 +64,6 @@ def check(configs: Iterable[ExperimentConfig], prefix: str = "experiment.") -> N
     datasets, models = {}, set()
     try:
         for cfg in configs:
-            if not needed(cfg):
-                continue
             data_key = cfg.data.model_dump_json()
             if data_key not in datasets:
                 try:

@@ -770,18 +770,20 @@ def _setup(run: StudyRun) -> str:
             f"{wall / 60:.1f} min of wall time on this machine (run `{run.run_dir.name}`).")
 
 
-def study_section(study: Study, run: StudyRun | None, fig_dir: Path, out_dir: Path) -> str:
+def study_section(study: Study, run: StudyRun | None, fig_dir: Path, out_dir: Path,
+                  figures: bool = True) -> str:
     title = f"## {study.title} (`sweeps/{study.stem}.yaml`)"
     if run is None:
         return (f"{title}\n\nNot run yet: `wssweep run sweeps/{study.stem}.yaml`, then this "
                 "command again.\n")
     question = run.data.spec.get("description") or ""
     verdict, paragraph = study.compare(run)
-    path = fig_dir / f"{study.stem}.png"
-    fig = study.figure(run, path) if study.figure else map_figure(run, path, study.key_plot)
-    size = fig.stat().st_size
-    if size > MAX_FIGURE_BYTES:
-        raise InputError("figure", f"a PNG under {MAX_FIGURE_BYTES} bytes", f"{fig} ({size})")
+    fig = fig_dir / f"{study.stem}.png"
+    if figures:
+        fig = study.figure(run, fig) if study.figure else map_figure(run, fig, study.key_plot)
+        size = fig.stat().st_size
+        if size > MAX_FIGURE_BYTES:
+            raise InputError("figure", f"a PNG under {MAX_FIGURE_BYTES} bytes", f"{fig} ({size})")
     table = (study.table or verdict_table)(run)
     rel = fig.relative_to(out_dir)
     return "\n\n".join([
@@ -811,9 +813,11 @@ CPU per trial, W&B offline.
 
 
 def write_results(
-    paths: Sequence[str | Path], out: str | Path, include_smoke: bool = False
+    paths: Sequence[str | Path], out: str | Path, include_smoke: bool = False,
+    figures: bool = True,
 ) -> Path:
-    """Write ``out`` (markdown) and its figures (``<out dir>/figures/``) from the study runs."""
+    """Write ``out`` (markdown) and its figures (``<out dir>/figures/``) from the study runs;
+    ``figures=False`` writes the page alone (its text does not depend on them)."""
     out = Path(out)
     runs = find_study_runs(paths, include_smoke)
     fig_dir = out.parent / FIGURE_DIR
@@ -821,7 +825,7 @@ def write_results(
     sections = [HEADER]
     for stem, study in STUDIES.items():
         run = load_study_run(runs[stem]) if stem in runs else None
-        sections.append(study_section(study, run, fig_dir, out.parent))
+        sections.append(study_section(study, run, fig_dir, out.parent, figures))
     with atomic_write(out) as handle:
         handle.write("\n".join(sections))
     return out
