@@ -361,10 +361,13 @@ class _Stack:
 
     def losses(self, idx: Tensor) -> Tensor:
         """Each active member's mini-batch loss (K,), differentiable in the stacks."""
-        rows = torch.arange(len(self.active), device=idx.device).unsqueeze(1)
-        logits = self.forward(self.params, self.x[rows, idx])
         k, b = idx.shape
-        ce = F.cross_entropy(logits.flatten(0, 1), self.y[rows, idx].flatten(),
+        n = self.x.shape[1]
+        # One flat gather is much cheaper than indexing with two broadcast index tensors.
+        flat = (idx + n * torch.arange(k, device=idx.device).unsqueeze(1)).flatten()
+        xb = self.x.flatten(0, 1).index_select(0, flat).view(k, b, *self.x.shape[2:])
+        logits = self.forward(self.params, xb)
+        ce = F.cross_entropy(logits.flatten(0, 1), self.y.flatten().index_select(0, flat),
                              reduction="none").view(k, b).mean(1)
         if not self.penalized:
             return ce
