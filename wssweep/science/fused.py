@@ -8,7 +8,7 @@ dimension; each step every member draws its own mini-batch from its own generato
 ``torch.randperm`` calls as ``batches``), one forward pass runs all members, the per-member losses
 (cross-entropy plus its L2-init penalty) are summed for one backward, and the optimizer step is
 applied to the stacks with each member's own rate. After each epoch every member's train accuracy
-is measured (batched, as ``evaluate``) and its ``StopRule`` applied; a member that stops or
+is measured (batched, as ``accuracy``) and its ``StopRule`` applied; a member that stops or
 diverges is written back to its own model and optimizer and dropped from the stacks, so the
 remaining steps get cheaper.
 
@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wssweep.science.optim import GIAdam
-from wssweep.science.train import EVAL_BATCH, StageResult, StopRule, evaluate
+from wssweep.science.train import EVAL_BATCH, StageResult, StopRule, accuracy
 
 __all__ = ["Member", "fusable", "train_stage_group"]
 
@@ -233,8 +233,6 @@ def _check_optimizer(member: Member, kind: str) -> dict:
     for key, default in _DEFAULT_OPTIONS[kind].items():
         if group.get(key, default) != default:
             raise ValueError(f"cannot fuse {kind} with {key}={group[key]!r}")
-    if group.get("fused"):
-        raise ValueError("cannot fuse an optimizer built with fused=True")
     return group
 
 
@@ -324,9 +322,11 @@ class _Stack:
                     s = m.optimizer.state.get(params[j], {})
                     rows.append(torch.zeros_like(p[0]) if fresh else s[key].detach())
                 self.state[key].append(torch.stack(rows))
-        # torch's Adam creates its step counter in this dtype at its first step.
-        self.step_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else (
-            torch.float32)
+        # torch's Adam creates its step counter in this dtype at its first step: float32 for
+        # its fused kernel (make_optimizer's), else the default dtype.
+        fused_kernel = bool(groups[0].get("fused"))
+        self.step_dtype = (torch.float64 if torch.get_default_dtype() == torch.float64
+                           and not fused_kernel else torch.float32)
 
     def __len__(self) -> int:
         return len(self.active)
@@ -377,7 +377,7 @@ class _Stack:
 
     @torch.no_grad()
     def accuracy(self) -> list[float]:
-        """Train accuracy (fraction) of each active member on its pool, as ``evaluate``."""
+        """Train accuracy (fraction) of each active member on its pool, as ``accuracy``."""
         self.base.eval()
         n = self.x.shape[1]
         correct = torch.zeros(len(self.active), dtype=torch.long, device=self.x.device)
@@ -532,9 +532,9 @@ def train_stage_group(members: Sequence[Member], *, engine: Engine = "auto") -> 
         stack.write_back(position, steps, lr)
         diverged = reason == "diverged"
         history = histories[i]
-        test_acc = math.nan if diverged else evaluate(m.model, m.x_test, m.y_test)[0]
+        test_acc = math.nan if diverged else accuracy(m.model, m.x_test, m.y_test)
         val_acc = (math.nan if diverged or m.x_val is None or m.y_val is None
-                   else evaluate(m.model, m.x_val, m.y_val)[0])
+                   else accuracy(m.model, m.x_val, m.y_val))
         results[i] = StageResult(
             test_acc=100 * test_acc, train_acc=100 * (history[-1] if history else math.nan),
             steps=steps, epochs=len(history), seconds=time.perf_counter() - start, n_train=n,
