@@ -45,11 +45,12 @@ def test_the_science_reports_what_the_declaration_declares():
     from wssweep.science.experiment import COLD_CHOSEN, PROGRESS_LABELS, run_trial
     from wssweep.space import TIME_ATTR
 
-    # A small real trial with every arm and the meta-horizon on, so every network metric exists.
+    # A small real trial with every arm, the meta-horizon and DASH on, so every network metric
+    # exists.
     cfg = ExperimentConfig.model_validate({
         "data": {"name": "digits", "train_size": 200}, "model": {"name": "logreg"},
         "protocol": {"kind": "batch", "stop": {"max_epochs": 2}}, "lr": 0.1,
-        "meta_horizon": 2, "cold_at_chosen_lr": True})
+        "meta_horizon": 2, "cold_at_chosen_lr": True, "warm": {"intervention": "dash"}})
     records: list[dict] = []
     metrics = run_trial(cfg, progress=records.append)
     network = {m.name for m in METRICS if m.kind == "network"}

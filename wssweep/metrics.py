@@ -86,6 +86,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("baseline_reused", "bool", "stage 1 and the cold arm came from the baseline store: "
            "another trial trained them, in this run or an earlier one under the same --storage",
            None, "cold"),
+    Metric("warm/dash_factor_mean", "×", "DASH: the mean of its per-layer mean factors at the "
+           "last stage (1 keeps a weight, λ shrinks it most); per stage in the stage records",
+           None, "warm"),
+    Metric("warm/dash_factor_min", "×", "DASH: its least factor at the last stage", None, "warm"),
+    Metric("warm/dash_factor_max", "×", "DASH: its largest factor at the last stage", None,
+           "warm"),
     Metric("warm/meta_steps", "steps", "steps the meta-horizon's candidate rates took", "min",
            "warm"),
     Metric("nqm/final_loss", "loss", "NQM: expected loss at the long horizon", "min",

@@ -517,17 +517,29 @@ def _boundaries(run: StudyRun) -> dict[tuple[float, str], dict[str, Any]]:
     return out
 
 
-def _catapult_saving(run: StudyRun) -> float:
-    """Mean share of warmup steps a catapult start saves: η_c / η_trgt, over its trials."""
+def _catapult_searches(run: StudyRun) -> tuple[list[float], int]:
+    """The shares of warmup a catapult start skips, η_c / η_trgt, from the searches that found a
+    catapult (a start at the target or at its tenth is no η_c), and how many searches ran.
+
+    A run from before ``warm/stage_catapult_outcome`` was kept marks its fallback by the rate
+    alone: exactly η_trgt / 10.
+    """
     shares: list[float] = []
+    searches = 0
     for t in run.data.rows:
         if cell_text(t.get("optim.warmup_init")) != "catapult" or not t.get(
                 "warm/stage_catapult_lr"):
             continue
         lr = to_float(t.get("lr"))
-        for c in json.loads(t["warm/stage_catapult_lr"]):
-            shares.append(min(c / lr, 1.0))
-    return mean_of(shares)
+        rates = json.loads(t["warm/stage_catapult_lr"])
+        outcomes = (json.loads(t["warm/stage_catapult_outcome"])
+                    if t.get("warm/stage_catapult_outcome") else
+                    ["none" if math.isclose(c, lr / 10, rel_tol=1e-9) else "catapult"
+                     for c in rates])
+        searches += len(rates)
+        shares += [min(c / lr, 1.0) for c, how in zip(rates, outcomes, strict=True)
+                   if how in ("catapult", "at_start")]
+    return shares, searches
 
 
 def _spreads(b: dict[tuple[float, str], dict[str, Any]]) -> tuple[float, float]:
@@ -575,7 +587,7 @@ def compare_warmup(run: StudyRun) -> tuple[str, str]:
     adam_wu = [v["largest"] or 0.0 for (s, rec), v in b.items()
                if rec.startswith("adam, warmup") and "from 0" in rec]
     gi_like = bool(gi and adam_wu) and all(g >= a for g, a in zip(gi, adam_wu, strict=False))
-    share = _catapult_saving(run)
+    shares, searches = _catapult_searches(run)
     across_recipes, across_lrs = _spreads(b)
     text = ("Largest rate that trains: " + "; ".join(lines) + ". "
             f"Away from the boundary (rates at least 3x below the first that fails), accuracy "
@@ -583,8 +595,10 @@ def compare_warmup(run: StudyRun) -> tuple[str, str]:
             f"{fmt(across_lrs)} points across rates for a fixed recipe (mean ranges). "
             f"GI-Adam without warmup reaches {', '.join(fmt_lr(g) for g in gi)} against Adam with "
             f"warmup's {', '.join(fmt_lr(a) for a in adam_wu)} (init scales in order). "
-            f"Starting the warmup at the catapult rate η_c skips on average "
-            f"{fmt(100 * share)} % of the warmup steps (η_c / target rate).")
+            f"{len(shares)} of the {searches} catapult searches found a catapult; starting the "
+            f"warmup at its rate η_c skips on average {fmt(100 * mean_of(shares))} % of the "
+            "warmup steps (η_c / target rate; the other searches start at the target or at its "
+            "tenth, which are no η_c).")
     sharp = [m for s, _, m in moved if s > 1]
     if any(sharp) and gi_like:
         return "agree", text

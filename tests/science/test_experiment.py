@@ -289,3 +289,47 @@ def test_both_arms_are_scored_on_one_validation_split():
     assert m["warm/stage_n_train"][-1] == 216
     # a larger share holds out more
     assert run_trial(config(protocol__val_fraction=0.25))["warm/stage_n_train"][-1] == 180
+
+
+def test_l2_init_pulls_toward_the_weights_at_initialisation(monkeypatch):
+    from wssweep.science import experiment
+    from wssweep.science.interventions import snapshot_params
+    from wssweep.science.models import build_model
+
+    anchors = []
+    real = experiment.l2_init_penalty
+
+    def recording(model, init, coef):
+        anchors.append(init)
+        return real(model, init, coef)
+
+    monkeypatch.setattr(experiment, "l2_init_penalty", recording)
+    cfg = config(warm={"intervention": "l2_init"})
+    run_trial(cfg)
+    assert anchors, "the warm arm trained with no L2-init penalty"
+    # the anchor is the model as initialised (the DASH paper's L2-init, after Kumar et al.),
+    # not the weights after stage 1
+    fresh = build_model(cfg.model, input_shape=(64,), num_classes=10,
+                        seed=derive_seed(cfg.seed, "init"))
+    initial = snapshot_params(fresh)
+    assert anchors[0].keys() == initial.keys()
+    assert all(torch.equal(anchors[0][k], initial[k]) for k in initial)
+
+
+def test_dash_logs_its_factors_per_stage():
+    records = []
+    m = run_trial(config(warm={"intervention": "dash"}), progress=records.append)
+    means, lows, highs = (m[f"warm/stage_dash_factor_{k}"] for k in ("mean", "min", "max"))
+    # stage 1 shrinks nothing; every later stage has its factors, within [λ, 1], in order
+    assert means[0] is None and all(v is not None for v in means[1:])
+    shrink = config(warm={"intervention": "dash"}).resolved_shrink()
+    for lo, mean, hi in zip(lows[1:], means[1:], highs[1:], strict=True):
+        assert shrink - 1e-6 <= lo <= mean <= hi <= 1 + 1e-6
+    # each layer's [mean, min, max] per stage, for the MLP's weights and biases
+    layers = m["warm/stage_dash_layers"][-1]
+    assert layers and all(lo <= mean <= hi for mean, lo, hi in layers.values())
+    assert min(lo for _, lo, _ in layers.values()) == lows[-1]
+    # the last stage's are the trial's, and each stage record carries its own (for W&B)
+    assert m["warm/dash_factor_mean"] == means[-1]
+    staged = [r for r in records if r.get("event") == "stage" and "warm/dash_factor_mean" in r]
+    assert [r["warm/dash_factor_mean"] for r in staged] == means[1:]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from wssweep.science.optim import (
+    NO_CATAPULT_SPAN,
     CatapultResult,
     GIAdam,
     catapult_lr,
@@ -255,14 +256,35 @@ def test_catapult_lr_adam_and_gi_adam_thresholds():
     assert gi.found and gi.lr == pytest.approx(2 / math.sqrt(1 - BETA2), rel=0.01)
 
 
-def test_catapult_lr_no_catapult_below_target_falls_back():
+def test_catapult_lr_without_a_rise_below_the_target_starts_at_the_target():
     model = Quadratic(1.0)
     result = catapult_lr(model, quadratic_loss, BATCH, "sgd", lr_target=0.5,
                          optimizer_kwargs=OPTIM)
-    # η_trgt = 0.5 < 2/h = 2: no step up to the target raises the loss → η_trgt/10
-    assert not result.found and result.lr == pytest.approx(0.05)
+    # η_trgt = 0.5 < 2/h = 2: no step up to the target raises the loss, but one above it does:
+    # Kalra & Barkeshli's Algorithm 1 sets η_init = η_trgt (no warmup needed), not η_trgt/10
+    assert result.outcome == "target" and not result.found and result.lr == 0.5
     # the model is restored even on this exit
     assert model.theta.item() == 1.0
+
+
+class Slope(nn.Module):
+    """L(θ) = θ: every step down the gradient lowers it, at any rate (no catapult at all)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, _inputs):
+        return self.theta * 1.0
+
+
+def test_catapult_lr_with_no_catapult_at_all_takes_the_papers_tenth_of_the_target():
+    result = catapult_lr(Slope(), quadratic_loss, BATCH, "sgd", lr_target=0.5,
+                         optimizer_kwargs=OPTIM)
+    # the loss rises at no rate, however large: the paper's fallback, η_trgt / 10
+    assert result.outcome == "none" and not result.found and result.lr == pytest.approx(0.05)
+    # it looked up to NO_CATAPULT_SPAN times the target: a bounded number of forward passes
+    assert result.forward_passes <= 2 + math.log2(0.5 / 1e-4) + math.log2(NO_CATAPULT_SPAN) + 2
 
 
 def test_catapult_lr_rise_at_start_uses_start():

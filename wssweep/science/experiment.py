@@ -210,7 +210,8 @@ class Trial:
             found = catapult_lr(model, F.cross_entropy, (x[first], y[first]), o.name, lr,
                                 optimizer_kwargs=self.optimizer_kwargs())
             init = found.lr
-            extra.update(catapult_lr=found.lr, catapult_forward_passes=found.forward_passes)
+            extra.update(catapult_lr=found.lr, catapult_forward_passes=found.forward_passes,
+                         catapult_outcome=found.outcome)
         schedule = make_schedule(lr, warmup_steps=cfg.warmup_steps, warmup_init=init,
                                  catapult=catapult, kind=o.schedule, decay_steps=o.decay_steps,
                                  switch_step=o.switch_step, ratio=o.ratio)
@@ -222,8 +223,9 @@ class Trial:
         result.lr, result.extra_steps, result.extra = lr, extra_steps, extra
         return result, optimizer
 
-    def intervene(self, model: nn.Module, stage: int, pool: torch.Tensor) -> None:
-        """Apply the warm arm's intervention before training on ``stage``'s new data."""
+    def intervene(self, model: nn.Module, stage: int, pool: torch.Tensor) -> dict[str, Any]:
+        """Apply the warm arm's intervention before training on ``stage``'s new data; returns
+        what it measured (DASH's factors: ``DASH_EXTRA``), else nothing."""
         w, cfg = self.cfg.warm, self.cfg
         noise_seed = derive_seed(cfg.seed, "noise", stage)
         if w.intervention == "shrink_perturb":
@@ -238,8 +240,15 @@ class Trial:
             pool = pool.to(self.device)
             data = ((self.data.x_train[pool[i : i + chunk]], self.data.y_train[pool[i : i + chunk]])
                     for i in range(0, len(pool), chunk))
-            dash(model, data, shrink=cfg.resolved_shrink(), alpha=w.dash_alpha,
-                 granularity=w.granularity)
+            stats = dash(model, data, shrink=cfg.resolved_shrink(), alpha=w.dash_alpha,
+                         granularity=w.granularity)
+            layers = {k.split("/", 1)[1]: [stats[k], stats[f"factor_min/{k.split('/', 1)[1]}"],
+                                           stats[f"factor_max/{k.split('/', 1)[1]}"]]
+                      for k in stats if k.startswith("factor/")}
+            return {"dash_factor_mean": stats["mean_factor"],
+                    "dash_factor_min": stats["min_factor"],
+                    "dash_factor_max": stats["max_factor"], "dash_layers": layers}
+        return {}
 
 
 @dataclass
@@ -295,6 +304,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
+
+#: What DASH measured at a stage (``StageResult.extra``): its factors' mean, least and largest
+#: over every layer, and each layer's [mean, min, max].
+DASH_EXTRA = ("dash_factor_mean", "dash_factor_min", "dash_factor_max", "dash_layers")
 
 #: The suffix of the key under which stage 1 is stored as soon as it is trained, so the trials of
 #: a seed waiting for its baseline start their warm arms while the cold arm still trains.
@@ -454,7 +467,10 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
         # A cold start at the warm arm's chosen rate; without meta-optimization it is the cold arm.
         chosen = Arm(copy.deepcopy(after_first), None, trial.pools[0], [first]) if (
             cfg.cold_at_chosen_lr and cfg.meta_horizon > 0) else None
-        init_params = snapshot_params(model) if w.intervention == "l2_init" else None
+        # L2-init (Kumar et al., as the DASH paper's baseline) pulls toward the weights at
+        # initialisation, before any training: the same init stage 1 started from.
+        init_params = (snapshot_params(trial.new_model(init_seed))
+                       if w.intervention == "l2_init" else None)
         counter["stages_done"] = 1
         start_stage = 1
     else:
@@ -499,11 +515,12 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
         if not warm.diverged:
             # Warm: carry the model (and, if asked, the optimizer) into the new stage.
             warm.pool = trial.pool(stage, warm.pool, warm.model)
-            trial.intervene(warm.model, stage, warm.pool)
+            measured = trial.intervene(warm.model, stage, warm.pool)
             result, warm.optimizer = trial.train(
                 warm.model, stage, warm.pool,
                 optimizer=warm.optimizer if w.keep_optimizer else None, meta=True,
                 penalty=penalty, on_epoch=epoch_hook("warm", stage))
+            result.extra.update(measured)
             warm.stages.append(result)
         if trains_cold and not cold.diverged:
             train_cold(stage)
@@ -547,8 +564,11 @@ PROGRESS_LABELS = frozenset({"event", "step", "stage", "epoch", "arm"})
 
 def stage_record(warm: Arm, cold: Arm, stage: int) -> dict[str, Any]:
     """The progress record at the end of ``stage``: each arm's test and validation accuracy, and
-    the gap on each (ASHA compares the validation gap)."""
+    the gap on each (ASHA compares the validation gap); DASH's factors where it shrank."""
     record: dict[str, Any] = {"event": "stage", "stage": stage + 1}
+    if len(warm.stages) > stage:
+        record.update({f"warm/{k}": warm.stages[stage].extra[k] for k in DASH_EXTRA[:3]
+                       if k in warm.stages[stage].extra})
     for name, arm in (("warm", warm), ("cold", cold)):
         done = len(arm.stages) > stage and not arm.stages[stage].diverged
         for split in ("test", "val"):
@@ -604,9 +624,16 @@ def summarize(stages: dict[str, list[StageResult]], n_stages: int, num_classes: 
                         if chosen else None)
     out["warm/stage_lr"] = [s.lr for s in stages["warm"]]
     out["warm/meta_steps"] = sum(s.extra_steps for s in stages["warm"])
-    for key in ("catapult_lr", "catapult_forward_passes"):
+    for key in ("catapult_lr", "catapult_forward_passes", "catapult_outcome"):
         values = [s.extra[key] for s in stages["warm"] if key in s.extra]
         if values:
             out[f"warm/stage_{key}"] = values
+    if any(DASH_EXTRA[0] in s.extra for s in stages["warm"]):
+        # Per stage (None for stage 1, before any shrinking): the factors over every layer,
+        # and each layer's [mean, min, max].
+        for key in DASH_EXTRA:
+            out[f"warm/stage_{key}"] = [s.extra.get(key) for s in stages["warm"]]
+    for key in DASH_EXTRA[:3]:  # the last stage's, as the accuracies are
+        out[f"warm/{key}"] = stages["warm"][-1].extra.get(key)
     out["diverged"] = out["warm/diverged"] or out["cold/diverged"]
     return out

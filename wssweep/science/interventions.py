@@ -171,8 +171,10 @@ def dash(
     and the model's ``.grad`` fields are cleared (set to None). Batches are moved to the model's
     device.
 
-    Returns logging stats: ``factor/<param name>`` (mean factor of that tensor),
-    ``mean_factor`` (mean over tensors) and ``num_batches``.
+    Returns logging stats: ``factor/<param name>``, ``factor_min/<param name>`` and
+    ``factor_max/<param name>`` (the mean, least and largest factor of that tensor),
+    ``mean_factor`` (the mean of the tensors' means), ``min_factor`` and ``max_factor`` (over
+    every factor of every tensor) and ``num_batches``.
 
     Example:
         >>> from wssweep.config import ModelConfig
@@ -243,8 +245,13 @@ def dash(
                 factor = _factor(p.reshape(o, -1), g.reshape(o, -1), shrink)
                 p.mul_(factor.reshape(o, *[1] * (p.ndim - 1)))
             stats[f"factor/{name}"] = float(factor.mean())
+            stats[f"factor_min/{name}"] = float(factor.min())
+            stats[f"factor_max/{name}"] = float(factor.max())
     model.zero_grad(set_to_none=True)
-    stats["mean_factor"] = sum(stats.values()) / len(stats)
+    means = [v for k, v in stats.items() if k.startswith("factor/")]
+    stats["mean_factor"] = sum(means) / len(means)
+    stats["min_factor"] = min(v for k, v in stats.items() if k.startswith("factor_min/"))
+    stats["max_factor"] = max(v for k, v in stats.items() if k.startswith("factor_max/"))
     stats["num_batches"] = float(num_batches)
     return stats
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -202,19 +202,32 @@ def default_catapult_delta(optimizer_name: str) -> float:
     return _DEFAULT_DELTA[_check_name(optimizer_name)]
 
 
+#: How far above the target the catapult search looks before it concludes that the loss rises
+#: at no rate (no catapult at initialisation): 2^20 ≈ 10^6 times, 20 forward passes at most.
+NO_CATAPULT_SPAN = 2.0**20
+
+
 @dataclass(frozen=True)
 class CatapultResult:
     """Outcome of :func:`catapult_lr`.
 
     Attributes:
-        lr: η_c, the rate to start the warmup from (η_init); ``lr_target/10`` when not ``found``.
+        lr: η_init, the rate to start the warmup from: η_c when a catapult was found, the target
+            when the loss rises only above it (Algorithm 1: no warmup needed), ``lr_target/10``
+            when it never rises (no catapult at initialisation: the paper's heuristic).
         forward_passes: forward passes spent, the one that also computed the gradient included.
-        found: whether a rate that raises the loss was found (below ``lr_target`` when doubling).
+        outcome: ``catapult`` (found by the search), ``at_start`` (the loss already rises at
+            ``lr_start``), ``target`` or ``none`` (as for ``lr``).
     """
 
     lr: float
     forward_passes: int
-    found: bool
+    outcome: Literal["catapult", "at_start", "target", "none"]
+
+    @property
+    def found(self) -> bool:
+        """Whether η_init is a rate at which the loss rises (a real catapult, η_c)."""
+        return self.outcome in ("catapult", "at_start")
 
 
 @contextmanager
@@ -258,16 +271,19 @@ def catapult_lr(
     and optionally ``eps``) at rate η and runs one forward pass. Results are cached per rate, so
     each candidate costs one forward pass.
 
-    1. Exponential search from ``lr_start``: while L(θ₁(η)) < L(θ₀), stop with no catapult if
-       η ≥ ``lr_target``, else double η. The bracket is [η/2, η]; if the loss already rises at
-       ``lr_start``, that is η_c.
+    1. Exponential search from ``lr_start`` (Algorithm 1): while L(θ₁(η)) < L(θ₀), if
+       η ≥ ``lr_target`` set η_init = ``lr_target`` and stop (a warmup is not needed), else
+       double η. The bracket is [η/2, η]; if the loss already rises at ``lr_start``, that is
+       η_c. Before settling on the target, the doubling goes on up to ``NO_CATAPULT_SPAN``
+       times it: if the loss rises nowhere there, there is no catapult at initialisation, and
+       the paper's fallback ``lr_target/10`` is used instead (outcome ``none``).
     2. Bisection: while L(θ₁(η_upper)) > L(θ₀) + δ·|L(θ₀)| (the paper's (1+δ)·L(θ₀) for a positive
        loss), test the midpoint and move the lower end if the loss falls there, else the upper
        end (at most ``max_bisections`` times). η_c = η_upper.
 
     δ defaults to 0.1 for SGD and 0.01 for Adam/GI-Adam. A loss that is not finite counts as a
-    rise. Without a catapult the result is ``lr_target/10`` with ``found=False``. η_c may exceed
-    ``lr_target`` (by less than 2×) when the rise first shows at the doubling past it.
+    rise. η_c may exceed ``lr_target`` (by less than 2×) when the rise first shows at the
+    doubling past it.
 
     The search runs the model in training mode (so BatchNorm uses batch statistics) with a private
     RNG reseeded with ``seed`` before every forward pass (same dropout masks each time; the
@@ -347,12 +363,19 @@ def catapult_lr(
 
             eta = lr_start
             if loss_after_step(eta) >= loss0:
-                return CatapultResult(lr=eta, forward_passes=forward_passes, found=True)
+                return CatapultResult(lr=eta, forward_passes=forward_passes, outcome="at_start")
             while loss_after_step(eta) < loss0:
                 if eta >= lr_target:
-                    return CatapultResult(
-                        lr=lr_target / 10, forward_passes=forward_passes, found=False
-                    )
+                    # Algorithm 1 stops here with η_init = η_trgt; only a model whose loss
+                    # rises at no rate at all takes the paper's η_trgt/10.
+                    probe = eta
+                    while probe < lr_target * NO_CATAPULT_SPAN:
+                        probe *= 2
+                        if loss_after_step(probe) >= loss0:
+                            return CatapultResult(lr=lr_target, forward_passes=forward_passes,
+                                                  outcome="target")
+                    return CatapultResult(lr=lr_target / 10, forward_passes=forward_passes,
+                                          outcome="none")
                 eta *= 2
             lower, upper = eta / 2, eta
             threshold = loss0 + delta * abs(loss0)
@@ -364,7 +387,7 @@ def catapult_lr(
                 else:
                     upper = mid
                 bisections += 1
-            return CatapultResult(lr=upper, forward_passes=forward_passes, found=True)
+            return CatapultResult(lr=upper, forward_passes=forward_passes, outcome="catapult")
     finally:
         restore()
         for p in all_params:
