@@ -19,7 +19,6 @@ fraction of the first, and how many cold arms each run trained.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -27,32 +26,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
+
 from wssweep.cells import truthy
-from wssweep.errors import InputError
 from wssweep.orchestrate import connect, run_sweep
 from wssweep.results import read_results
-from wssweep.spec import load_sweep_spec
 from wssweep.tracking import resolve_mode
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO / "sweeps" / "quickstart.yaml"
-SMOKE_SETS = ["data.name=digits", "protocol.chunks=2", "protocol.stop.max_epochs=2"]
 TARGET = 0.5  # the second run's wall at most this fraction of the first's
 REUSED = "baseline_reused"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("spec", nargs="?", default=str(DEFAULT_SPEC))
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--cores", type=int, default=os.cpu_count(), help="CPUs of the local Ray")
-    ap.add_argument("--smoke", action="store_true", help="tiny data, to check the script runs")
-    ap.add_argument("--json", metavar="PATH", help="also write the numbers here")
-    args = ap.parse_args()
-    try:
-        resolved = load_sweep_spec(args.spec, (SMOKE_SETS if args.smoke else []) + args.set)
-    except InputError as exc:
-        print(f"baselines: error: {exc}", file=sys.stderr)
+    args = common.parser(__doc__).parse_args()
+    resolved = common.load_sweep(args, "baselines")
+    if resolved is None:
         return 2
     slots = max(1, int(args.cores // resolved.spec.resources.cpus_per_trial))
     os.environ["RAY_OVERRIDE_RESOURCES"] = json.dumps({"CPU": args.cores})

@@ -29,7 +29,6 @@ have trained the same (equal optimizer steps per trial), and both walls against 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import multiprocessing as mp
@@ -39,21 +38,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import torch
 
 from wssweep.cache import ArtifactCache
-from wssweep.errors import InputError
 from wssweep.orchestrate import connect, run_sweep
 from wssweep.record import RESULTS_FILE
 from wssweep.science.experiment import load_experiment_data, run_trial
 from wssweep.space import grid_trials
-from wssweep.spec import load_sweep_spec
 from wssweep.tracking import resolve_mode
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO / "sweeps" / "quickstart.yaml"
-# --smoke: digits (1797 samples, shipped with scikit-learn), 2 stages of at most 2 epochs.
-SMOKE_SETS = ["data.name=digits", "protocol.chunks=2", "protocol.stop.max_epochs=2"]
 STEP_KEYS = ("warm/steps", "cold/steps")  # equal in both runs <=> the same trainings ran
 SLACK_S = 0.5  # seconds of timer noise allowed before a wall below the minimum is flagged
 
@@ -93,19 +87,9 @@ def latencies(t0: float, t_end: float, rows: list[dict]) -> dict[str, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("spec", nargs="?", default=str(DEFAULT_SPEC), help="a grid sweep spec")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override an experiment key, as in wssweep run")
-    ap.add_argument("--cores", type=int, default=os.cpu_count(), help="CPUs for both runs")
-    ap.add_argument("--smoke", action="store_true", help="tiny data, to check the script runs")
-    ap.add_argument("--json", metavar="PATH", help="also write the numbers here")
-    args = ap.parse_args()
-
-    try:
-        resolved = load_sweep_spec(args.spec, (SMOKE_SETS if args.smoke else []) + args.set)
-    except InputError as exc:
-        print(f"overhead: error: {exc}", file=sys.stderr)
+    args = common.parser(__doc__).parse_args()
+    resolved = common.load_sweep(args, "overhead")
+    if resolved is None:
         return 2
     spec = resolved.spec
     if spec.method != "grid" or spec.early_terminate is not None:

@@ -23,11 +23,10 @@ times, alternating, and the median of each is compared; one thread
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
-from pathlib import Path
 
+import common
 import torch
 import torch.nn.functional as F
 
@@ -38,10 +37,7 @@ from wssweep.science.optim import make_optimizer
 from wssweep.science.train import EVAL_BATCH
 from wssweep.spec import load_trial_config
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO / "sweeps" / "quickstart.yaml"
 TARGET = 1.10  # the trial's wall at most this multiple of the bare loop's
-SMOKE_SETS = ["data.name=digits", "protocol.chunks=2", "protocol.stop.max_epochs=2"]
 
 
 @torch.no_grad()
@@ -96,13 +92,10 @@ def work_of(metrics: dict) -> list[tuple[int, int, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("spec", nargs="?", default=str(DEFAULT_SPEC))
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser = common.parser(__doc__, cores=False, json=False)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="tiny data: a check that it runs")
     args = parser.parse_args()
-    cfg = load_trial_config(args.spec, [*(SMOKE_SETS if args.smoke else []), *args.set])
+    cfg = load_trial_config(args.spec, common.overrides(args))
     cfg = cfg.model_copy(update={"device": "cpu"})
     torch.set_num_threads(cfg.threads)
     # One untimed round first: the data generated and cached, lazy imports and kernels warm.

@@ -1,5 +1,7 @@
 """The trainable's pure parts: which setting a Tune config is, and what runs where."""
 
+from pathlib import Path
+
 import pytest
 
 from wssweep import trial
@@ -118,3 +120,29 @@ def test_an_exception_from_tune_is_left_to_tune(stubbed, monkeypatch):
     # and nothing was recorded as finished
     assert TrialStore(record.run_dir, trial.unit_name(trial.trial_setting(
         CONFIG, record)[2], 0)).final() is None
+
+
+def test_a_second_run_under_the_same_storage_reuses_the_first_runs_baseline(monkeypatch,
+                                                                           tmp_path):
+    from wssweep.checkpoint import final_records
+
+    reports = []
+    monkeypatch.setattr(trial.tune, "get_context", FakeContext)
+    monkeypatch.setattr(trial.tune, "report", lambda metrics, **kw: reports.append(metrics))
+    monkeypatch.setattr(trial.ray, "get_runtime_context", FakeRuntime)
+    monkeypatch.setattr(trial.ray, "get_gpu_ids", list)
+    experiment = {"data": {"name": "digits", "train_size": 200, "test_size": 100},
+                  "model": {"name": "logreg"}, "lr": 0.1,
+                  "protocol": {"kind": "online", "chunks": 2, "stop": {"max_epochs": 2}}}
+    finals = {}
+    for name, shrink in (("first", 1.0), ("second", 0.5)):  # two sweeps, one storage
+        record = SweepRecord(name=name, run_dir=str(tmp_path / name), spec_path="s.yaml",
+                             spec={}, experiment=experiment, seeds=[0], swept=["shrink"],
+                             metric="gap", mode="min", wandb=WandbRecord(mode="disabled"))
+        Path(record.run_dir).mkdir()  # as the driver makes it
+        trial.trainable({"trial": {"setting": {"shrink": shrink}, "seed": 0}}, record)
+        finals[name] = final_records(record.run_dir)[0]
+    # the first trained its seed's stage 1 and cold arm; the second found them in the store
+    assert not finals["first"]["baseline_reused"] and finals["second"]["baseline_reused"]
+    assert finals["second"]["cold/stage_seconds"] == finals["first"]["cold/stage_seconds"]
+    assert (tmp_path / ".baselines").is_dir()
