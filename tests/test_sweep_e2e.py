@@ -155,7 +155,7 @@ def test_grid_sweep_ends_with_its_gap_map_on_disk_and_in_wandb(grid_run):
     config = maps[0]["config"]
     assert config["test"] == TEST_NAME and config["correction"].startswith("Holm")
     reference = json.loads((map_dir / "reference.json").read_text())
-    assert config["reference"]["how"] == reference["how"] == "only", config
+    assert config["reference.how"] == reference["how"] == "only", config
 
 
 def test_quickstart_sweep_map_smoke(tmp_path, ray_env):

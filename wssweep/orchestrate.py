@@ -465,7 +465,7 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        return run_rounds(sweep, started, "run")
+        return run_rounds(sweep, started, "run", address)
     try:
         plan = build_search(resolved, run_dir)
         RunDir(run_dir).write_record(sweep)
@@ -482,10 +482,10 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
     out = _fit(tuner, sweep, started, "run")
     # Random with seeds until decided: the search ran on the first seeds; now the rounds add
     # seeds where its settings are undecided.
-    return out if sweep.seed_plan is None else run_rounds(sweep, time.time(), "run")
+    return out if sweep.seed_plan is None else run_rounds(sweep, time.time(), "run", address)
 
 
-def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
+def run_rounds(sweep: SweepRecord, started: float, session: str, address: str | None) -> Path:
     """Seeds until decided: one Tune run per round, each over the (setting, seed) trials that
     ``wssweep.sequential`` asks for, until it asks for none.
 
@@ -493,11 +493,13 @@ def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
     (``wssweep.optuna_rounds``: Optuna sees each setting's mean over the seeds run so far); a
     random search's are those its first round drew. The plan is a function of the finished
     trials' final records (and, for bayes, of the settings drawn), so ``resume`` re-enters this
-    loop and continues where the sweep was (finished trials are never asked for again).
+    loop and continues where the sweep was (finished trials are never asked for again). Ray is
+    started (or joined at ``address``) only when a round has trials: resuming a finished sweep
+    rebuilds its results and map without it.
     """
     from ray import tune
 
-    from wssweep import optuna_rounds
+    from wssweep import optuna_rounds, tracking
     from wssweep.sequential import Plan, plan_round, plan_search_round
 
     plan = Plan(sweep.seed_plan.min_seeds, sweep.seed_plan.max_seeds)
@@ -521,6 +523,7 @@ def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
         if not step.trials or step.trials == asked:
             break
         asked = step.trials
+        connect(address, sweep.wandb.mode)
         number = len(list(tune_dir.glob("round-*"))) + 1 if tune_dir.is_dir() else 1
         trials = [{"setting": setting, "seed": seed} for setting, seed in step.trials]
         wrapped, run_config, _ = _tuner_parts(sweep, len(trials), f"round-{number}")
@@ -536,6 +539,7 @@ def run_rounds(sweep: SweepRecord, started: float, session: str) -> Path:
             finish(grid, sweep, interrupted=True)
             record_wall(Path(sweep.run_dir), started, session)
             raise Interrupted(received[0], Path(sweep.run_dir))
+    tracking.quiet_env()  # when no round ran, nothing else has
     path = finish(grid, sweep)
     record_wall(Path(sweep.run_dir), started, session)
     return path.parent
@@ -557,8 +561,7 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     run_dir = Path(run_dir).absolute()
     sweep = load_run(run_dir)
     if _in_rounds(sweep):
-        connect(address, sweep.wandb.mode)
-        return run_rounds(sweep, started, "resume")
+        return run_rounds(sweep, started, "resume", address)
     tune_dir = RunDir(run_dir).tune
     connect(address, sweep.wandb.mode)
     total = len(list((tune_dir).glob("*/")))
@@ -566,4 +569,4 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,
                                resume_errored=False)
     out = _fit(tuner, sweep, started, "resume")
-    return out if sweep.seed_plan is None else run_rounds(sweep, time.time(), "resume")
+    return out if sweep.seed_plan is None else run_rounds(sweep, time.time(), "resume", address)
