@@ -17,20 +17,13 @@ import pytest
 import torch
 
 from tests.science.test_experiment import config
+from tests.science.test_fused import float64  # noqa: F401  (the fixture)
 from wssweep.cache import ArtifactCache
 from wssweep.science import group as group_module
 from wssweep.science.experiment import run_trial
 from wssweep.science.group import fusable_configs, run_group
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def same(got: Any, want: Any, tol: float, where: str = "") -> None:
@@ -102,8 +95,9 @@ SETTINGS = {
 }
 
 
+@pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("name", sorted(SETTINGS))
-def test_group_matches_run_trial_in_float64(float64, name):
+def test_group_matches_run_trial_in_float64(name):
     got = check(SETTINGS[name], tol=1e-8)
     assert all(not m["diverged"] for m in got)
 
@@ -113,7 +107,8 @@ def test_group_matches_run_trial_in_float32(name):
     check(SETTINGS[name], tol=2.0)
 
 
-def test_a_group_with_a_cache_reuses_baselines_as_trials_in_a_row_do(float64, tmp_path):
+@pytest.mark.usefixtures("float64")
+def test_a_group_with_a_cache_reuses_baselines_as_trials_in_a_row_do(tmp_path):
     cfgs = [config(seed=0), config(seed=0, warm={"intervention": "dash"}), config(seed=1)]
     # Trial 1 reuses the baseline trial 0 trains: run_trial finds it stored, and its records
     # show every cold stage from the start; in the group they come as the cold arm trains.
@@ -146,7 +141,8 @@ def test_trials_of_a_seed_share_stage_1_and_the_cold_arm(monkeypatch):
     assert cold == [6] * 7  # two later stages of 3 epochs
 
 
-def test_a_diverging_member_is_recorded_as_run_trial_records_it(float64):
+@pytest.mark.usefixtures("float64")
+def test_a_diverging_member_is_recorded_as_run_trial_records_it():
     cfgs = [config(optim__name="sgd", lr=0.5), config(optim__name="sgd", lr=0.5, seed=1),
             config(optim__name="sgd", lr=1e9, seed=2)]
     got = check(cfgs, tol=1e-8)

@@ -255,22 +255,11 @@ class Trial:
                         on_epoch=on_epoch, x_val=self.x_val, y_val=self.y_val)
         return Prepared(member, lr, extra_steps, extra)
 
-    def train(
-        self,
-        model: nn.Module,
-        stage: int,
-        pool: torch.Tensor,
-        *,
-        optimizer: torch.optim.Optimizer | None = None,
-        meta: bool = False,
-        lr: float | None = None,
-        penalty_init: dict[str, torch.Tensor] | None = None,
-        on_epoch: Callable[[int, float], None] | None = None,
-    ) -> tuple[StageResult, torch.optim.Optimizer]:
-        """``prepare`` then train the stage; returns its result and the optimizer (for arms
-        that keep it)."""
-        prepared = self.prepare(model, stage, pool, optimizer=optimizer, meta=meta, lr=lr,
-                                penalty_init=penalty_init, on_epoch=on_epoch)
+    def train(self, model: nn.Module, stage: int, pool: torch.Tensor,
+              **options: Any) -> tuple[StageResult, torch.optim.Optimizer]:
+        """``prepare`` (with its keyword ``options``) then train the stage; returns its result
+        and the optimizer (for arms that keep it)."""
+        prepared = self.prepare(model, stage, pool, **options)
         return prepared.train(), prepared.member.optimizer
 
     def intervene(self, model: nn.Module, stage: int, pool: torch.Tensor) -> dict[str, Any]:
