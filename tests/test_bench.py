@@ -38,3 +38,21 @@ def test_trial_loop_benchmark_smoke():
     # both walls were measured, and the ratio is theirs
     assert float(bare[1]) > 0 and float(trial[1]) > 0
     assert float(trial[2]) == pytest.approx(float(trial[1]) / float(bare[1]), rel=0.1)
+
+
+def test_fusion_benchmark_smoke():
+    out = subprocess.run([sys.executable, "bench/fusion.py", "--smoke", "--seeds", "2",
+                          "--threads", "1"], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # the three walls, the two ratios with their references, and the agreement line
+    a = re.search(r"\(a\) run_trial one by one, shared cache: ([\d.]+) s", out.stdout)
+    b = re.search(r"\(b\) run_group per setting \(K=2\), shared cache: ([\d.]+) s  "
+                  r"\(a\)/\(b\) = ([\d.]+)x  \(reference: 2x would be perfect\)", out.stdout)
+    c = re.search(r"\(c\) run_group of everything \(K=8\): ([\d.]+) s  "
+                  r"\(a\)/\(c\) = ([\d.]+)x  \(reference: 8x would be perfect\)", out.stdout)
+    assert a and b and c, out.stdout
+    assert float(b[2]) == pytest.approx(float(a[1]) / float(b[1]), rel=0.05, abs=0.01)
+    assert float(c[2]) == pytest.approx(float(a[1]) / float(c[1]), rel=0.05, abs=0.01)
+    # the fused runs train the same science: every setting's gap within the seeds' CI
+    assert "(b) yes, (c) yes" in out.stdout, out.stdout

@@ -38,6 +38,7 @@ from torch import nn
 from wssweep.cells import finite_or_none
 from wssweep.config import WARM_ONLY_KEYS
 from wssweep.science.data import Dataset, holdout, load_dataset, subset
+from wssweep.science.fused import Member
 from wssweep.science.interventions import (
     dash,
     l2_init_penalty,
@@ -123,15 +124,43 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_experiment_data(cfg: ExperimentConfig, device: torch.device) -> Dataset:
-    """The config's dataset, trimmed as asked, on ``device``."""
+    """The config's dataset, trimmed as asked, on ``device``, its inputs in the default dtype."""
     d = cfg.data
     data = load_dataset(d.name, root=d.root, cache_dir=d.cache_dir, num_samples=d.num_samples,
                         loader=d.loader, kwargs=dict(d.kwargs))
     if d.train_size or d.test_size:
         data = subset(data, d.train_size, d.test_size)
+    # The inputs in the default dtype, as the models' parameters are (float64 where set).
+    dtype = torch.get_default_dtype()
     return Dataset(name=data.name, num_classes=data.num_classes,
-                   x_train=data.x_train.to(device), y_train=data.y_train.to(device),
-                   x_test=data.x_test.to(device), y_test=data.y_test.to(device))
+                   x_train=data.x_train.to(device, dtype), y_train=data.y_train.to(device),
+                   x_test=data.x_test.to(device, dtype), y_test=data.y_test.to(device))
+
+
+@dataclass
+class Prepared:
+    """One stage ready to train: ``member`` holds what ``train_stage`` (or a fused group) takes;
+    the rest is what the stage's result records besides its training."""
+
+    member: Member
+    lr: float  # the target rate (the meta-horizon's pick, where it picked)
+    extra_steps: int  # steps the rate pick spent
+    extra: dict[str, Any]  # the catapult search's outcome; the intervention's stats are added
+
+    def finish(self, result: StageResult) -> StageResult:
+        """``result`` (this stage's training) with what the preparation measured."""
+        result.lr, result.extra_steps, result.extra = self.lr, self.extra_steps, self.extra
+        return result
+
+    def train(self) -> StageResult:
+        """Train the stage alone (``train_stage``)."""
+        m = self.member
+        penalty = None if m.penalty_init is None else (
+            lambda: l2_init_penalty(m.model, m.penalty_init, m.penalty_coef))
+        return self.finish(train_stage(
+            m.model, m.optimizer, m.schedule, m.x, m.y, m.x_test, m.y_test,
+            batch_size=m.batch_size, stop=m.stop, generator=m.generator, penalty=penalty,
+            on_epoch=m.on_epoch, x_val=m.x_val, y_val=m.y_val))
 
 
 @dataclass
@@ -174,7 +203,7 @@ class Trial:
         picked = margin_select(model, self.data.x_train[rest_idx.to(self.device)], k)
         return torch.cat([previous, rest_idx[picked.cpu()]])
 
-    def train(
+    def prepare(
         self,
         model: nn.Module,
         stage: int,
@@ -183,11 +212,13 @@ class Trial:
         optimizer: torch.optim.Optimizer | None = None,
         meta: bool = False,
         lr: float | None = None,
-        penalty=None,
-        on_epoch=None,
-    ) -> tuple[StageResult, torch.optim.Optimizer]:
-        """Train one stage at ``lr`` (default the config's, or the meta-optimized one if ``meta``);
-        returns its result and the optimizer (for arms that keep it)."""
+        penalty_init: dict[str, torch.Tensor] | None = None,
+        on_epoch: Callable[[int, float], None] | None = None,
+    ) -> Prepared:
+        """Everything before training one stage at ``lr`` (default the config's, or the
+        meta-optimized one if ``meta``): the stage's tensors, the rate pick, the catapult search,
+        the optimizer (``optimizer`` if given, else a fresh one), schedule, stop rule and batch
+        generator. ``penalty_init`` anchors an L2-init penalty of ``warm.l2_coef``."""
         cfg, o = self.cfg, self.cfg.optim
         pool = pool.to(self.device)
         x, y = self.data.x_train[pool], self.data.y_train[pool]
@@ -215,13 +246,21 @@ class Trial:
         schedule = make_schedule(lr, warmup_steps=cfg.warmup_steps, warmup_init=init,
                                  catapult=catapult, kind=o.schedule, decay_steps=o.decay_steps,
                                  switch_step=o.switch_step, ratio=o.ratio)
-        stop = StopRule(**cfg.protocol.stop.model_dump())
-        result = train_stage(model, optimizer, schedule, x, y, self.data.x_test, self.data.y_test,
-                             batch_size=o.batch_size, stop=stop,
-                             generator=torch.Generator().manual_seed(batch_seed), penalty=penalty,
-                             on_epoch=on_epoch, x_val=self.x_val, y_val=self.y_val)
-        result.lr, result.extra_steps, result.extra = lr, extra_steps, extra
-        return result, optimizer
+        member = Member(model=model, optimizer=optimizer, schedule=schedule, x=x, y=y,
+                        x_test=self.data.x_test, y_test=self.data.y_test,
+                        batch_size=o.batch_size, stop=StopRule(**cfg.protocol.stop.model_dump()),
+                        generator=torch.Generator().manual_seed(batch_seed),
+                        penalty_init=penalty_init,
+                        penalty_coef=cfg.warm.l2_coef if penalty_init is not None else 0.0,
+                        on_epoch=on_epoch, x_val=self.x_val, y_val=self.y_val)
+        return Prepared(member, lr, extra_steps, extra)
+
+    def train(self, model: nn.Module, stage: int, pool: torch.Tensor,
+              **options: Any) -> tuple[StageResult, torch.optim.Optimizer]:
+        """``prepare`` (with its keyword ``options``) then train the stage; returns its result
+        and the optimizer (for arms that keep it)."""
+        prepared = self.prepare(model, stage, pool, **options)
+        return prepared.train(), prepared.member.optimizer
 
     def intervene(self, model: nn.Module, stage: int, pool: torch.Tensor) -> dict[str, Any]:
         """Apply the warm arm's intervention before training on ``stage``'s new data; returns
@@ -396,36 +435,126 @@ def run_trial(
             cache.release_all()  # a trial that raised gives up its claims too
 
 
-def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] | None,
-              cache: ArtifactCache | None, checkpoint: StageCheckpoint | None) -> dict[str, Any]:
-    """``run_trial`` of a network experiment."""
-    torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    p, w = cfg.protocol, cfg.warm
+class Reporter:
+    """A trial's progress records: ``step`` counts epochs over every arm, ``stages_done`` the
+    stages both arms have finished."""
+
+    def __init__(self, progress: Callable[[dict[str, Any]], None] | None) -> None:
+        self.progress, self.step, self.stages_done = progress, 0, 0
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress({"step": self.step, "stages_done": self.stages_done, **record})
+
+    def epoch_hook(self, arm: str, stage: int) -> Callable[[int, float], None]:
+        def hook(epoch: int, train_acc: float) -> None:
+            self.step += 1
+            self.emit({"event": "epoch", "arm": arm, "stage": stage + 1, "epoch": epoch,
+                       f"{arm}/train_acc": 100 * train_acc})
+        return hook
+
+
+def new_trial(cfg: ExperimentConfig, loaded: Dataset, device: torch.device) -> Trial:
+    """The trial of ``cfg`` on ``loaded`` (``load_experiment_data``): its validation split and
+    stage pools, drawn from its seed."""
+    p = cfg.protocol
     # Carved before the stages are: every stage of both arms sees the same validation split.
-    data, x_val, y_val = holdout(load_experiment_data(cfg, device), p.val_fraction,
+    data, x_val, y_val = holdout(loaded, p.val_fraction,
                                  torch.Generator().manual_seed(derive_seed(cfg.seed, "validation")))
     trial = Trial(cfg, data, device, x_val, y_val)
     split = torch.Generator().manual_seed(derive_seed(cfg.seed, "split"))
     trial.pools = stage_pools(p.kind, len(trial.data.x_train), fraction=p.fraction,
                               chunks=p.chunks, generator=split)
-    init_seed = derive_seed(cfg.seed, "init")
-    counter = {"step": 0, "stages_done": 0}
+    return trial
+
+
+def init_seed_of(cfg: ExperimentConfig) -> int:
+    """The seed of stage 1's init, which every cold start also starts from."""
+    return derive_seed(cfg.seed, "init")
+
+
+def load_stage1(trial: Trial, stage1: dict[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """A model and optimizer as stage 1 left them, from its stored state."""
+    model = trial.new_model(init_seed_of(trial.cfg))
+    model.load_state_dict(stage1["model"])
+    optimizer = trial.new_optimizer(model.parameters(), trial.cfg.lr)
+    optimizer.load_state_dict(stage1["optimizer"])
+    return model, optimizer
+
+
+def stage1_state(model: nn.Module, first: StageResult,
+                 optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """What the baseline store keeps of stage 1 (``load_stage1`` reads it)."""
+    return {"model": copy.deepcopy(model.state_dict()), "result": first,
+            "optimizer": copy.deepcopy(optimizer.state_dict())}
+
+
+def start_arms(trial: Trial, model: nn.Module, optimizer: torch.optim.Optimizer,
+               first: StageResult, cold_stages: list[StageResult] | None,
+               ) -> tuple[Arm, Arm, Arm | None, dict[str, torch.Tensor] | None]:
+    """The arms after stage 1 (``model`` as it left it): warm, cold (with ``cold_stages`` when
+    they are stored), the cold start at the chosen rate where asked, and L2-init's anchor."""
+    cfg = trial.cfg
+    after_first = copy.deepcopy(model) if cfg.protocol.kind == "active" else None
+    warm = Arm(model, optimizer, trial.pools[0], [first])
+    cold = Arm(after_first, None, trial.pools[0], [first] if cold_stages is None else cold_stages)
+    # A cold start at the warm arm's chosen rate; without meta-optimization it is the cold arm.
+    chosen = Arm(copy.deepcopy(after_first), None, trial.pools[0], [first]) if (
+        cfg.cold_at_chosen_lr and cfg.meta_horizon > 0) else None
+    # L2-init (Kumar et al., as the DASH paper's baseline) pulls toward the weights at
+    # initialisation, before any training: the same init stage 1 started from.
+    init_params = (snapshot_params(trial.new_model(init_seed_of(cfg)))
+                   if cfg.warm.intervention == "l2_init" else None)
+    return warm, cold, chosen, init_params
+
+
+def prepare_warm(trial: Trial, warm: Arm, stage: int, init_params: dict[str, torch.Tensor] | None,
+                 on_epoch: Callable[[int, float], None] | None) -> Prepared:
+    """The warm arm's ``stage``: carry the model (and, if asked, the optimizer) into the new
+    data, after its intervention (whose stats go with the result)."""
+    warm.pool = trial.pool(stage, warm.pool, warm.model)
+    measured = trial.intervene(warm.model, stage, warm.pool)
+    prepared = trial.prepare(
+        warm.model, stage, warm.pool,
+        optimizer=warm.optimizer if trial.cfg.warm.keep_optimizer else None, meta=True,
+        penalty_init=init_params, on_epoch=on_epoch)
+    prepared.extra.update(measured)
+    return prepared
+
+
+def prepare_fresh(trial: Trial, arm: Arm, stage: int,
+                  on_epoch: Callable[[int, float], None] | None,
+                  lr: float | None = None) -> Prepared:
+    """A cold start's ``stage``: a fresh init and a fresh optimizer, on the same pool and batch
+    order as the warm arm's."""
+    arm.pool = trial.pool(stage, arm.pool, arm.model)
+    arm.model = trial.new_model(init_seed_of(trial.cfg))
+    return trial.prepare(arm.model, stage, arm.pool, lr=lr, on_epoch=on_epoch)
+
+
+def trial_metrics(trial: Trial, warm: Arm, cold: Arm, chosen: Arm | None, *, resumed_stage: int,
+                  trains_cold: bool) -> dict[str, Any]:
+    """``run_trial``'s metrics from its arms."""
+    stages = {"warm": warm.stages, "cold": cold.stages}
+    if trial.cfg.cold_at_chosen_lr:
+        stages[COLD_CHOSEN] = cold.stages if chosen is None else chosen.stages
+    return {**summarize(stages, trial.n_stages, trial.data.num_classes),
+            "resumed_stage": resumed_stage, "baseline_reused": not trains_cold}
+
+
+def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] | None,
+              cache: ArtifactCache | None, checkpoint: StageCheckpoint | None) -> dict[str, Any]:
+    """``run_trial`` of a network experiment."""
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    trial = new_trial(cfg, load_experiment_data(cfg, device), device)
+    init_seed = init_seed_of(cfg)
+    report = Reporter(progress)
     key = baseline_key(cfg, device.type)
     state = checkpoint.load() if checkpoint is not None else None
     if state is not None and (state.get("version") != CHECKPOINT_VERSION
                               or state.get("baseline_key") != key):
         state = None  # another layout, or another experiment's state: start over
-    def emit(record: dict[str, Any]) -> None:
-        if progress is not None:
-            progress({"step": counter["step"], "stages_done": counter["stages_done"], **record})
-
-    def epoch_hook(arm: str, stage: int):
-        def hook(epoch: int, train_acc: float) -> None:
-            counter["step"] += 1
-            emit({"event": "epoch", "arm": arm, "stage": stage + 1, "epoch": epoch,
-                  f"{arm}/train_acc": 100 * train_acc})
-        return hook
 
     def restore(saved: dict[str, Any] | None, seed: int) -> Arm | None:
         if saved is None:
@@ -445,33 +574,21 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
         baseline = find_baseline(cache, key)
         trains_cold = baseline.trains_cold
         # Stage 1 is the same for both arms: train it once (or load it from another trial).
-        model = trial.new_model(init_seed)
         if baseline.stage1 is None:
+            model = trial.new_model(init_seed)
             first, optimizer = trial.train(model, 0, trial.pools[0],
-                                           on_epoch=epoch_hook("warm", 0))
-            stage1 = {"model": copy.deepcopy(model.state_dict()), "result": first,
-                      "optimizer": copy.deepcopy(optimizer.state_dict())}
+                                           on_epoch=report.epoch_hook("warm", 0))
+            stage1 = stage1_state(model, first, optimizer)
             if cache is not None:
                 cache.save(key + STAGE1_SUFFIX, stage1, about=baseline_about(cfg))
                 cache.release(key + STAGE1_SUFFIX)
         else:
             stage1 = baseline.stage1
             first = stage1["result"]
-            model.load_state_dict(stage1["model"])
-            optimizer = trial.new_optimizer(model.parameters(), cfg.lr)
-            optimizer.load_state_dict(stage1["optimizer"])
-        after_first = copy.deepcopy(model) if p.kind == "active" else None
-        warm = Arm(model, optimizer, trial.pools[0], [first])
-        cold = Arm(after_first, None, trial.pools[0],
-                   [first] if baseline.cold is None else baseline.cold)
-        # A cold start at the warm arm's chosen rate; without meta-optimization it is the cold arm.
-        chosen = Arm(copy.deepcopy(after_first), None, trial.pools[0], [first]) if (
-            cfg.cold_at_chosen_lr and cfg.meta_horizon > 0) else None
-        # L2-init (Kumar et al., as the DASH paper's baseline) pulls toward the weights at
-        # initialisation, before any training: the same init stage 1 started from.
-        init_params = (snapshot_params(trial.new_model(init_seed))
-                       if w.intervention == "l2_init" else None)
-        counter["stages_done"] = 1
+            model, optimizer = load_stage1(trial, stage1)
+        warm, cold, chosen, init_params = start_arms(trial, model, optimizer, first,
+                                                     baseline.cold)
+        report.stages_done = 1
         start_stage = 1
     else:
         resumed_stage = start_stage = state["stages_done"]
@@ -479,63 +596,51 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
         warm, cold = restore(state["warm"], init_seed), restore(state["cold"], init_seed)
         chosen = restore(state["chosen"], init_seed)
         init_params = state["init_params"]
-        counter.update(step=state["step"], stages_done=start_stage)
+        report.step, report.stages_done = state["step"], start_stage
         _set_rng_state(state["rng"])
         if trains_cold and cache is not None:
             # The claim went with the process that died. If another trial of the seed took it
             # meanwhile, both train the cold arm; the second store replaces the first with the
             # same content.
             cache.claim(key)
-    penalty = (lambda: l2_init_penalty(warm.model, init_params, w.l2_coef)) if init_params else None
     # The cold arm comes from another trial of the seed: its stages once that trial stores them.
     cold_pending = not trains_cold and len(cold.stages) < trial.n_stages
 
     def train_cold(stage: int) -> None:
-        """Cold: a fresh init and a fresh optimizer, on the same pool and batch order."""
-        cold.pool = trial.pool(stage, cold.pool, cold.model)
-        cold.model = trial.new_model(init_seed)
-        result, _ = trial.train(cold.model, stage, cold.pool, on_epoch=epoch_hook("cold", stage))
-        cold.stages.append(result)
+        cold.stages.append(prepare_fresh(trial, cold, stage,
+                                         report.epoch_hook("cold", stage)).train())
 
     def save_state() -> None:
         if checkpoint is None:
             return
         checkpoint.save({
             "version": CHECKPOINT_VERSION, "baseline_key": key,
-            "stages_done": counter["stages_done"], "step": counter["step"],
+            "stages_done": report.stages_done, "step": report.step,
             "trains_cold": trains_cold, "stage1": stage1 if trains_cold else None,
             "warm": _arm_state(warm), "cold": _arm_state(cold), "chosen": _arm_state(chosen),
             "init_params": init_params, "rng": _rng_state()})
 
     if state is None:
         save_state()
-        emit(stage_record(warm, cold, 0))
+        report.emit(stage_record(warm, cold, 0))
 
     for stage in range(start_stage, trial.n_stages):
         if not warm.diverged:
-            # Warm: carry the model (and, if asked, the optimizer) into the new stage.
-            warm.pool = trial.pool(stage, warm.pool, warm.model)
-            measured = trial.intervene(warm.model, stage, warm.pool)
-            result, warm.optimizer = trial.train(
-                warm.model, stage, warm.pool,
-                optimizer=warm.optimizer if w.keep_optimizer else None, meta=True,
-                penalty=penalty, on_epoch=epoch_hook("warm", stage))
-            result.extra.update(measured)
-            warm.stages.append(result)
+            prepared = prepare_warm(trial, warm, stage, init_params,
+                                    report.epoch_hook("warm", stage))
+            warm.stages.append(prepared.train())
+            warm.optimizer = prepared.member.optimizer
         if trains_cold and not cold.diverged:
             train_cold(stage)
         if chosen is not None and not chosen.diverged and len(warm.stages) > stage:
-            chosen.pool = trial.pool(stage, chosen.pool, chosen.model)
-            chosen.model = trial.new_model(init_seed)
-            result, _ = trial.train(chosen.model, stage, chosen.pool,
-                                    lr=warm.stages[stage].lr,
-                                    on_epoch=epoch_hook(COLD_CHOSEN, stage))
-            chosen.stages.append(result)
+            chosen.stages.append(prepare_fresh(
+                trial, chosen, stage, report.epoch_hook(COLD_CHOSEN, stage),
+                lr=warm.stages[stage].lr).train())
         if warm.diverged and (cold.diverged or cold_pending):
             break
-        counter["stages_done"] = stage + 1
+        report.stages_done = stage + 1
         save_state()
-        emit(stage_record(warm, cold, stage))
+        report.emit(stage_record(warm, cold, stage))
     if cold_pending:
         stored = cache.wait(key) if cache is not None else None
         if stored is not None:
@@ -549,11 +654,8 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
     if cache is not None and trains_cold:
         cache.save(key, {"stage1": stage1, "cold": cold.stages}, about=baseline_about(cfg))
         cache.release(key)
-    stages = {"warm": warm.stages, "cold": cold.stages}
-    if cfg.cold_at_chosen_lr:
-        stages[COLD_CHOSEN] = cold.stages if chosen is None else chosen.stages
-    return {**summarize(stages, trial.n_stages, trial.data.num_classes),
-            "resumed_stage": resumed_stage, "baseline_reused": not trains_cold}
+    return trial_metrics(trial, warm, cold, chosen, resumed_stage=resumed_stage,
+                         trains_cold=trains_cold)
 
 
 #: The keys of a progress record that label it rather than measure anything: which event, the
