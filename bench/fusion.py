@@ -19,7 +19,6 @@ setting's mean gap in (b) and (c) lies within the 95 % CI of (a)'s over the seed
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
@@ -27,19 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import torch
 
 from wssweep.cache import ArtifactCache
-from wssweep.errors import InputError
 from wssweep.science.experiment import load_experiment_data, run_trial
 from wssweep.science.group import run_group
 from wssweep.space import grid_trials
-from wssweep.spec import load_sweep_spec
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO / "sweeps" / "quickstart.yaml"
-# --smoke: digits (1797 samples, shipped with scikit-learn), 2 stages of at most 2 epochs.
-SMOKE_SETS = ["data.name=digits", "protocol.chunks=2", "protocol.stop.max_epochs=2"]
 Z95 = 1.96
 
 
@@ -71,18 +65,12 @@ def agrees(reference: list[dict], other: list[dict]) -> bool:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("spec", nargs="?", default=str(DEFAULT_SPEC), help="a grid sweep spec")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="an experiment override, as for wssweep run")
+    ap = common.parser(__doc__, cores=False, json=False)
     ap.add_argument("--seeds", type=int, default=12, help="seeds per setting")
     ap.add_argument("--threads", default="1,2", help="torch threads, comma-separated")
-    ap.add_argument("--smoke", action="store_true", help="tiny data, to check the script runs")
     args = ap.parse_args()
-    try:
-        resolved = load_sweep_spec(args.spec, (SMOKE_SETS if args.smoke else []) + args.set)
-    except InputError as exc:
-        print(f"fusion: error: {exc}", file=sys.stderr)
+    resolved = common.load_sweep(args, "fusion")
+    if resolved is None:
         return 2
     settings = []
     for t in grid_trials(resolved.spec, resolved.experiment):
