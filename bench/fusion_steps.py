@@ -13,6 +13,7 @@ Printed per K: model-steps/s of each, and fused/sequential, against the theoreti
 K× (a fused step of K models costing what one model's step costs). One thread throughout.
 
   python bench/fusion_steps.py            # K = 1, 4, 12, 32; well under a minute
+  python bench/fusion_steps.py --quick    # K = 1, 4 on a 512-example pool: a check that it runs
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ STOP = StopRule(train_acc=1.0, plateau_std=0.0, plateau_window=10, max_epochs=EP
                 min_epochs=1)
 
 
-def group(k: int) -> list[Member]:
-    x = torch.randn(N, 40, generator=torch.Generator().manual_seed(0))
-    y = torch.randint(0, 10, (N,), generator=torch.Generator().manual_seed(1))
+def group(k: int, n: int = N) -> list[Member]:
+    x = torch.randn(n, 40, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(1))
     out = []
     for i in range(k):
         model = build_model(ModelConfig(name="mlp", width=100, depth=2), input_shape=(40,),
@@ -53,11 +54,11 @@ def sequential(members: list[Member]) -> int:
                for m in members)
 
 
-def rate(run, k: int, repeats: int = 2) -> float:
+def rate(run, k: int, repeats: int = 2, n: int = N) -> float:
     """Best of ``repeats`` model-steps/s (the machine may be shared)."""
     best = 0.0
     for _ in range(repeats):
-        members = group(k)
+        members = group(k, n)
         start = time.perf_counter()
         steps = run(members)
         best = max(best, steps / (time.perf_counter() - start))
@@ -65,14 +66,22 @@ def rate(run, k: int, repeats: int = 2) -> float:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="K = 1, 4 on a small pool, once")
+    args = ap.parse_args()
+    sizes, n, repeats = ((1, 4), 512, 1) if args.quick else ((1, 4, 12, 32), N, 2)
     torch.set_num_threads(1)
-    print(f"MLP 40-100-100-10, Adam, batch {BATCH}, pool {N}, {EPOCHS} epochs per member, "
+    print(f"MLP 40-100-100-10, Adam, batch {BATCH}, pool {n}, {EPOCHS} epochs per member, "
           "1 thread; model-steps/s")
     print(f"{'K':>3} {'sequential':>11} {'fused bmm':>10} {'fused vmap':>11} "
           f"{'bmm/seq':>8} {'vmap/seq':>9} {'reference':>9}")
-    for k in (1, 4, 12, 32):
-        seq = rate(sequential, k)
-        bmm = rate(lambda ms: sum(r.steps for r in train_stage_group(ms, engine="bmm")), k)
-        vmap = rate(lambda ms: sum(r.steps for r in train_stage_group(ms, engine="vmap")), k)
-        print(f"{k:>3} {seq:>11.0f} {bmm:>10.0f} {vmap:>11.0f} {bmm / seq:>7.2f}x "
+    for k in sizes:
+        seq = rate(sequential, k, repeats, n)
+        bmm = rate(lambda ms: sum(r.steps for r in train_stage_group(ms, engine="bmm")), k,
+                   repeats, n)
+        vmap = rate(lambda ms: sum(r.steps for r in train_stage_group(ms, engine="vmap")), k,
+                    repeats, n)
+        print(f"K={k:>3} {seq:>11.0f} {bmm:>10.0f} {vmap:>11.0f} {bmm / seq:>7.2f}x "
               f"{vmap / seq:>8.2f}x {k:>8}x")

@@ -32,6 +32,33 @@ def start(env: dict, *args: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
+# Several `wssweep ...` command lines, one after another in one process (argv: a JSON list of
+# argument lists): one local Ray and one set of imports for all of them.
+RUN_MANY = """
+import json, sys
+from wssweep.cli import main
+for args in json.loads(sys.argv[1]):
+    code = main(args)
+    if code:
+        sys.exit(f"wssweep {' '.join(args)}: exit {code}")
+"""
+
+
+def run_many(env: dict, commands: list[list[str]], timeout: float = 600
+             ) -> subprocess.CompletedProcess:
+    """Each of ``commands`` (``wssweep`` argument lists) in turn, in one process, to the end.
+
+    For tests of what each run writes, not of how a process starts or ends: the CLI's code
+    path is the same, the local Ray is shared (``orchestrate.connect`` joins it).
+    """
+    import json
+
+    proc = subprocess.Popen([sys.executable, "-c", RUN_MANY, json.dumps(commands)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    return finish(proc, timeout)
+
+
 def finish(proc: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
     """Wait for ``proc``; on a timeout kill it (and its Ray) and fail with what it printed."""
     import pytest

@@ -1,4 +1,4 @@
-"""Every benchmark runs as a smoke test: bench/overhead.py on tiny data, end to end."""
+"""Every benchmark runs as a smoke test: on tiny data, end to end, printing its ratios."""
 
 import json
 import re
@@ -11,13 +11,34 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_overhead_benchmark_smoke(tmp_path, ray_env):
-    out_json = tmp_path / "bench.json"
-    out = subprocess.run([sys.executable, "bench/overhead.py", "--smoke", "--json", str(out_json)],
-                         capture_output=True, text=True, cwd=REPO,
-                         env={**ray_env, "WANDB_MODE": "disabled"}, timeout=600)
+# Two trials: what the sweep benchmarks measure is the same at any size.
+TINY_GRID = """
+experiment:
+  data: {name: digits, train_size: 200, test_size: 100}
+  model: {name: logreg}
+  protocol: {kind: online, chunks: 2, stop: {max_epochs: 2}}
+method: grid
+metric: {name: gap, goal: minimize}
+parameters:
+  warm.intervention: {values: [none, shrink_perturb]}
+seeds: [0]
+"""
+
+
+def run_bench(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, f"bench/{script}", *args], capture_output=True,
+                         text=True, cwd=REPO, env=env, timeout=600)
     # the benchmark runs to the end
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+def test_overhead_benchmark_smoke(tmp_path, ray_env):
+    out_json = tmp_path / "bench.json"
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_GRID)
+    out = run_bench("overhead.py", str(spec), "--json", str(out_json),
+                    env={**ray_env, "WANDB_MODE": "disabled"})
     # it prints the ratio against its reference and the theoretical minimum
     assert "sweep / plain:" in out.stdout and "theoretical minimum" in out.stdout
     numbers = json.loads(out_json.read_text())
@@ -27,10 +48,7 @@ def test_overhead_benchmark_smoke(tmp_path, ray_env):
 
 
 def test_trial_loop_benchmark_smoke():
-    out = subprocess.run([sys.executable, "bench/trial_loop.py", "--smoke", "--repeat", "1"],
-                         capture_output=True, text=True, cwd=REPO, timeout=300)
-    # the benchmark runs to the end
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    out = run_bench("trial_loop.py", "--smoke", "--repeat", "1")
     # it prints the trial's wall as a multiple of the bare loop's, against its target
     bare = re.search(r"bare PyTorch loop .*?([\d.]+) s\s+1\.00x", out.stdout)
     trial = re.search(r"run_trial .*?([\d.]+) s\s+([\d.]+)x\s+\(target <= 1\.10x", out.stdout)
@@ -56,3 +74,23 @@ def test_fusion_benchmark_smoke():
     assert float(c[2]) == pytest.approx(float(a[1]) / float(c[1]), rel=0.05, abs=0.01)
     # the fused runs train the same science: every setting's gap within the seeds' CI
     assert "(b) yes, (c) yes" in out.stdout, out.stdout
+
+
+def test_baselines_benchmark_smoke(tmp_path, ray_env):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_GRID)
+    out = run_bench("baselines.py", str(spec), "--json", str(tmp_path / "b.json"),
+                    env={**ray_env, "WANDB_MODE": "disabled"})
+    numbers = json.loads((tmp_path / "b.json").read_text())
+    # the first run trained its seed's baseline once (a lock, not a race, between its two
+    # trials); the second, under the same storage, trained none
+    assert numbers["baselines_trained_first"] == 1 and numbers["baselines_trained_second"] == 0
+    # and the ratio against the first run and the minimum are printed
+    assert "second run (the same sweep, same --storage)" in out.stdout
+    assert "theoretical minimum of the second" in out.stdout
+
+
+def test_fusion_steps_benchmark_runs():
+    out = run_bench("fusion_steps.py", "--quick")
+    # model-steps/s fused against sequential, per group size, against the K x reference
+    assert re.search(r"K=\s*4\b", out.stdout), out.stdout

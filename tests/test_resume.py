@@ -81,7 +81,6 @@ SESSIONS = [
     ("kill -9", {"final": 2}, HOLD_AFTER_FINAL_ENV),
     ("kill -9", {"final": 4}, HOLD_AFTER_FINAL_ENV),
     ("SIGINT", {"final": 4, "mid-stage": True}, HOLD_AFTER_STAGE_ENV),
-    ("kill -9", {"final": 6}, HOLD_AFTER_FINAL_ENV),
     ("kill -9", {"mid-stage": True}, HOLD_AFTER_STAGE_ENV),
 ]
 

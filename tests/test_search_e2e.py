@@ -1,14 +1,12 @@
 """bayes (Optuna), ASHA early termination and random search on a real local Ray."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
+import pytest
 
+from tests.cli import run_many, show
 from wssweep.results import read_results
-
-REPO = Path(__file__).resolve().parents[1]
 
 EXPERIMENT = """
 experiment:
@@ -21,21 +19,9 @@ metric: {name: gap, goal: minimize}
 """
 
 
-def run(tmp_path: Path, env: dict, name: str, body: str,
-        chunks: int = 3) -> tuple[Path, list[dict]]:
-    spec = tmp_path / f"{name}.yaml"
-    spec.write_text(EXPERIMENT.replace("CHUNKS", str(chunks)) + body)
-    # The searches are what is tested here; W&B has its own end-to-end tests (test_sweep_e2e)
-    # and would only cost CPU: `wandb.mode: auto` follows W&B's WANDB_MODE.
-    out = subprocess.run([sys.executable, "-m", "wssweep", "run", str(spec), "--name", name,
-                          "--storage", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
-                         env={**env, "WANDB_MODE": "disabled"}, timeout=600)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return tmp_path / name, read_results(tmp_path / name / "results.csv")
-
-
-def test_bayes_search_keeps_every_trial_in_the_sqlite_study(tmp_path, ray_env):
-    run_dir, rows = run(tmp_path, ray_env, "bayes", """
+# The three searches, each a spec: (its body, its stages).
+SEARCHES = {
+    "bayes": ("""
 name: bayes
 method: bayes
 parameters:
@@ -44,7 +30,46 @@ parameters:
   warm.intervention: {values: [shrink_perturb]}
 seeds: [0]
 run_cap: 5
-""")
+""", 3),
+    "asha": ("""
+method: grid
+parameters:
+  lr: {values: [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}
+seeds: [0]
+early_terminate: {type: hyperband, min_iter: 2, eta: 2}
+""", 5),
+    "random": ("""
+method: random
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}
+seeds: [0, 1]
+run_cap: 5
+""", 3),
+}
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, ray_env) -> Path:
+    """The three sweeps, run one after another in one process (``tests.cli.run_many``)."""
+    storage = tmp_path_factory.mktemp("searches")
+    commands = []
+    for name, (body, chunks) in SEARCHES.items():
+        spec = storage / f"{name}.yaml"
+        spec.write_text(EXPERIMENT.replace("CHUNKS", str(chunks)) + body)
+        commands.append(["run", str(spec), "--name", name, "--storage", str(storage)])
+    # The searches are what is tested here; W&B has its own end-to-end tests (test_sweep_e2e)
+    # and would only cost CPU: `wandb.mode: auto` follows W&B's WANDB_MODE.
+    out = run_many({**ray_env, "WANDB_MODE": "disabled"}, commands)
+    assert out.returncode == 0, show(out)
+    return storage
+
+
+def rows_of(storage: Path, name: str) -> tuple[Path, list[dict]]:
+    return storage / name, read_results(storage / name / "results.csv")
+
+
+def test_bayes_search_keeps_every_trial_in_the_sqlite_study(searched):
+    run_dir, rows = rows_of(searched, "bayes")
     study = optuna.load_study(study_name="bayes", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     trials = study.get_trials(deepcopy=False)
     # the study holds every trial the sweep ran, no more, no fewer
@@ -59,14 +84,8 @@ run_cap: 5
     assert len(set(lrs)) == 5 and all(0.001 <= lr <= 0.3 for lr in lrs)
 
 
-def test_asha_stops_some_trials_early(tmp_path, ray_env):
-    _, rows = run(tmp_path, ray_env, "asha", """
-method: grid
-parameters:
-  lr: {values: [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}
-seeds: [0]
-early_terminate: {type: hyperband, min_iter: 2, eta: 2}
-""", chunks=5)
+def test_asha_stops_some_trials_early(searched):
+    _, rows = rows_of(searched, "asha")
     statuses = [r["status"] for r in rows]
     # every trial is accounted for
     assert len(rows) == 8
@@ -76,14 +95,8 @@ early_terminate: {type: hyperband, min_iter: 2, eta: 2}
     assert statuses.count("completed") + statuses.count("diverged") >= 1
 
 
-def test_random_search_honours_run_cap(tmp_path, ray_env):
-    _, rows = run(tmp_path, ray_env, "random", """
-method: random
-parameters:
-  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}
-seeds: [0, 1]
-run_cap: 5
-""")
+def test_random_search_honours_run_cap(searched):
+    _, rows = rows_of(searched, "random")
     # run_cap 5 with 2 seeds: 2 settings x 2 seeds = 4 trials, never more than the cap
     assert len(rows) == 4
     # each sampled setting ran on both seeds

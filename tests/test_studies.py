@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import finish, show, start, wssweep
+from tests.cli import run_many, show, wssweep
 from wssweep.results import read_results
 from wssweep.space import trial_count
 from wssweep.spec import load_sweep_spec
@@ -14,7 +14,6 @@ from wssweep.studies import MAX_FIGURE_BYTES, STUDIES, find_study_runs
 
 REPO = Path(__file__).resolve().parent.parent
 STUDY_FILES = sorted(p for p in (REPO / "sweeps").glob("*.yaml") if p.stem != "quickstart")
-SMOKE_AT_ONCE = 2
 RAY_BOOKKEEPING = {"hostname", "pid", "config", "date", "done", "experiment_tag", "node_ip",
                    "time_this_iter_s", "time_total_s", "training_iteration", "timestamp",
                    "iterations_since_restore", "time_since_restore", "checkpoint_dir_name"}
@@ -47,15 +46,11 @@ def smoke_runs(ray_env, tmp_path_factory) -> Path:
     # W&B has its own end-to-end tests; here it would only cost CPU (a W&B process per worker),
     # and `wandb.mode: auto` follows W&B's WANDB_MODE.
     ray_env = {**ray_env, "WANDB_MODE": "disabled"}
-    # Two drivers at a time, each with its own local Ray: a smoke run spends most of its time
-    # starting Ray and workers, not computing, so pairs finish in less time than one after another.
-    for pair in (STUDY_FILES[i : i + SMOKE_AT_ONCE] for i in range(0, len(STUDY_FILES),
-                                                                   SMOKE_AT_ONCE)):
-        drivers = [(path, start(ray_env, "run", str(path.relative_to(REPO)), "--smoke",
-                                "--storage", str(storage))) for path in pair]
-        for path, driver in drivers:
-            out = finish(driver, timeout=300)
-            assert out.returncode == 0, f"{path.name}:\n{show(out)}"
+    # One after another in one process, each as `wssweep run --smoke`: the runs are what is
+    # tested here, and one local Ray and one set of imports serve them all.
+    out = run_many(ray_env, [["run", str(p.relative_to(REPO)), "--smoke", "--storage",
+                              str(storage)] for p in STUDY_FILES])
+    assert out.returncode == 0, show(out)
     return storage
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import wssweep
+from tests.cli import run_many, wssweep
 from tests.wandb_files import find_runs, read_run
 from wssweep.checkpoint import final_records
 from wssweep.results import read_results
@@ -40,8 +40,16 @@ def rows(run_dir: Path) -> list[dict]:
     return read_results(run_dir / "results.csv")
 
 
+# The shipped quickstart, unchanged but for smaller data and stages.
+QUICKSTART_SMOKE = ["--set", "data.train_size=600", "--set", "protocol.chunks=3",
+                    "--set", "protocol.stop.max_epochs=10", "--set", "model.width=32",
+                    "--set", "lr=0.01", "--set", "optim.batch_size=32"]
+
+
 @pytest.fixture(scope="module")
-def grid_run(tmp_path_factory, ray_env) -> Path:
+def offline_runs(tmp_path_factory, ray_env) -> dict[str, Path]:
+    """A small grid and the quickstart, with W&B offline, one after another in one process
+    (``tests.cli.run_many``); each in its own storage."""
     tmp = tmp_path_factory.mktemp("grid")
     spec = tmp / "grid.yaml"
     spec.write_text(SMALL_EXPERIMENT + """
@@ -52,9 +60,18 @@ parameters:
 seeds: [0, 1]
 wandb: {project: e2e, mode: auto}
 """)
-    out = wssweep(ray_env, "run", str(spec), "--name", "grid", "--storage", str(tmp / "runs"))
+    out = run_many(ray_env, [
+        ["run", str(spec), "--name", "grid", "--storage", str(tmp / "runs")],
+        ["run", "sweeps/quickstart.yaml", "--name", "qs", "--storage", str(tmp / "qs-runs"),
+         *QUICKSTART_SMOKE]])
+    # the main job's sweep (and the grid) run to the end
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return tmp / "runs" / "grid"
+    return {"grid": tmp / "runs" / "grid", "qs": tmp / "qs-runs" / "qs"}
+
+
+@pytest.fixture(scope="module")
+def grid_run(offline_runs) -> Path:
+    return offline_runs["grid"]
 
 
 def test_grid_sweep_writes_one_row_per_trial(grid_run):
@@ -158,20 +175,14 @@ def test_grid_sweep_ends_with_its_gap_map_on_disk_and_in_wandb(grid_run):
     assert config["reference.how"] == reference["how"] == "only", config
 
 
-def test_quickstart_sweep_map_smoke(tmp_path, ray_env):
+def test_quickstart_sweep_map_smoke(offline_runs):
     """The shipped quickstart, unchanged but for smaller data and stages, end to end."""
     from matplotlib.image import imread
 
     from wssweep.plots import heatmap_size_px
 
-    smoke = ["--set", "data.train_size=600", "--set", "protocol.chunks=3",
-             "--set", "protocol.stop.max_epochs=10", "--set", "model.width=32",
-             "--set", "lr=0.01", "--set", "optim.batch_size=32"]
-    out = wssweep(ray_env, "run", "sweeps/quickstart.yaml", "--name", "qs", "--storage",
-                  str(tmp_path), *smoke)
-    # the main job's sweep runs to the end
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    map_dir = tmp_path / "qs" / "map"
+    qs = offline_runs["qs"]
+    map_dir = qs / "map"
     with open(map_dir / "summary.csv", newline="") as handle:
         summary = list(csv.DictReader(handle))
     # 2 x 2 settings, each pooled over its 3 seeds
@@ -187,7 +198,7 @@ def test_quickstart_sweep_map_smoke(tmp_path, ray_env):
     assert verdicts >= 4
     # ... and says what the verdicts judge against, by which test and correction
     assert "Reference cold start" in html and "Holm" in html and "one-sided" in html
-    table = read_results(tmp_path / "qs" / "results.csv")
+    table = read_results(qs / "results.csv")
     # each trial carries its validation accuracies and each arm's stop reason and failure
     for column in ("warm/val_acc", "cold/val_acc", "val_gap", "warm/stop", "cold/stop",
                    "warm/diverged", "cold/diverged"):
