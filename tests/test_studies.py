@@ -198,3 +198,28 @@ def test_committed_results_page_is_what_the_committed_runs_give(tmp_path):
     assert out.read_text() == (REPO / "docs" / "results.md").read_text()
     # and every study has its full run there
     assert set(find_study_runs([runs])) == set(STUDIES)
+
+
+def test_meta_horizon_page_flags_rates_at_the_grid_edge_and_shows_steps():
+    import csv
+    import json
+    import math
+
+    from wssweep.studies import load_study_run, table_horizon
+
+    run_dir = next((REPO / "docs" / "runs").glob("meta_horizon_warm-*"))
+    run = load_study_run(run_dir)
+    table = table_horizon(run)
+    with open(run_dir / "results.csv", newline="") as handle:
+        trials = list(csv.DictReader(handle))
+    # counted here from results.csv: per H, the chosen per-stage rates at the grid's ends
+    # (the experiment's defaults: 1e-4 and 1), against the page's column
+    for h in ("5", "20", "100", "500"):
+        rates = [r for t in trials if t["meta_horizon"] == h
+                 for r in json.loads(t["warm/stage_lr"])[1:]]
+        edge = sum(math.isclose(r, 1e-4) or math.isclose(r, 1.0) for r in rates)
+        line = next(row for row in table.splitlines() if row.startswith(f"| {h} |"))
+        assert f"| {edge} / {len(rates)} |" in line, (h, line)
+        # and each setting's warm steps against the cold arm's
+        warm = sum(float(t["warm/steps"]) for t in trials if t["meta_horizon"] == h) / 5
+        assert f"| {warm:.0f} / " in line, (h, line)

@@ -400,13 +400,44 @@ def compare_nqm(run: StudyRun) -> tuple[str, str]:
     return "unclear", text
 
 
+def _candidate_grid(run: StudyRun, row: dict[str, Any]) -> tuple[float, float]:
+    """The meta-horizon's lowest and highest candidate rate of a setting (swept, or the run's
+    experiment's)."""
+    from wssweep.config import ExperimentConfig
+
+    warm = ExperimentConfig.model_validate(run.data.sweep.experiment).warm
+    return (float(run.value(row, "warm.meta_lr_min", warm.meta_lr_min)),
+            float(run.value(row, "warm.meta_lr_max", warm.meta_lr_max)))
+
+
+def _at_edge(run: StudyRun, row: dict[str, Any]) -> tuple[int, int]:
+    """How many of a setting's per-stage chosen rates are the grid's lowest or highest
+    candidate (a choice the grid may have cut short), and how many were chosen."""
+    lo, hi = _candidate_grid(run, row)
+    edge = total = 0
+    for t in run.trials(row):
+        if not t.get("warm/stage_lr") or int(float(t.get("warm/meta_steps") or 0)) == 0:
+            continue
+        for rate in json.loads(t["warm/stage_lr"])[1:]:  # stage 1 trains at the config's rate
+            total += 1
+            edge += any(math.isclose(rate, b, rel_tol=1e-6) for b in (lo, hi))
+    return edge, total
+
+
+def _mean_of_trials(run: StudyRun, row: dict[str, Any], metric: str) -> float:
+    return mean_of([to_float(t.get(metric)) for t in run.trials(row)
+                    if math.isfinite(to_float(t.get(metric)))])
+
+
 def _horizon_stats(run: StudyRun) -> list[dict[str, Any]]:
     out = []
     for r in sorted(run.rows, key=lambda r: r["meta_horizon"]):
         chosen = run.per_seed(r, "gap_chosen")
         lrs = list(run.per_seed(r, "lr_chosen").values())
         out.append({"H": int(r["meta_horizon"]), "row": r, "chosen": paired_ci(list(
-            chosen.values())), "lr": geomean(lrs)})
+            chosen.values())), "lr": geomean(lrs), "edge": _at_edge(run, r),
+            "steps": (_mean_of_trials(run, r, "warm/steps"),
+                      _mean_of_trials(run, r, "cold/steps"))})
     return out
 
 
@@ -414,13 +445,18 @@ def table_horizon(run: StudyRun) -> str:
     body = []
     for s in _horizon_stats(run):
         r = s["row"]
+        edge, total = s["edge"]
+        warm_steps, cold_steps = s["steps"]
         body.append([str(s["H"]) + (" (off)" if s["H"] == 0 else ""), fmt_lr(s["lr"]),
+                     f"{edge} / {total}" if total else DASH,
                      fmt_ci(r["gap_mean"], r["gap_lo"], r["gap_hi"]), fmt_ci(*s["chosen"]),
+                     f"{fmt(warm_steps, 0)} / {fmt(cold_steps, 0)}",
                      f"{r['n_seeds']} / {r['n_trials']}", r["verdict"],
                      fmt(r["warm/test_acc"]), fmt(r["cold/test_acc"])])
-    return markdown_table(["H (steps)", "chosen rate", "gap vs cold at 1e-3 [95 % CI]",
-                           "gap vs cold at the chosen rate", "seeds ok / run", "verdict",
-                           "warm acc", "cold acc"], body)
+    return markdown_table(["H (steps)", "chosen rate", "at the grid's edge (stages)",
+                           "gap vs cold at 1e-3 [95 % CI]", "gap vs cold at the chosen rate",
+                           "steps warm / cold", "seeds ok / run", "verdict", "warm acc",
+                           "cold acc"], body)
 
 
 def compare_horizon(run: StudyRun) -> tuple[str, str]:
@@ -434,6 +470,15 @@ def compare_horizon(run: StudyRun) -> tuple[str, str]:
             f"the gap is {_ci_text(short['row'])} at H = {short['H']} and "
             f"{_ci_text(long['row'])} at H = {long['H']}; against a cold start at the chosen "
             f"rate it is {fmt_ci(*short['chosen'])} and {fmt_ci(*long['chosen'])} points.")
+    cut = [s for s in stats if s["edge"][1] and s["edge"][0] * 2 > s["edge"][1]]
+    if cut:
+        grid_lo, grid_hi = _candidate_grid(run, cut[0]["row"])
+        text += (f" At H = {', '.join(str(s['H']) for s in cut)} most chosen rates are at the "
+                 f"edge of the candidate grid ({fmt_lr(grid_lo)} .. {fmt_lr(grid_hi)}): the "
+                 "horizon would choose beyond it, so the grid should be widened.")
+    steps = [(s["H"], *s["steps"]) for s in stats]
+    text += (" Warm against cold steps after stage 1 (meta-horizon candidates included): "
+             + "; ".join(f"H = {h}: {fmt(w, 0)} / {fmt(c, 0)}" for h, w, c in steps) + ".")
     lo, hi = short["chosen"][1:]
     if short["row"]["gap_lo"] > 0 and lo <= 0 <= hi:
         text += (f" At H = {short['H']} the gap against the baseline is the small rate's doing: a "
