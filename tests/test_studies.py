@@ -223,3 +223,28 @@ def test_meta_horizon_page_flags_rates_at_the_grid_edge_and_shows_steps():
         # and each setting's warm steps against the cold arm's
         warm = sum(float(t["warm/steps"]) for t in trials if t["meta_horizon"] == h) / 5
         assert f"| {warm:.0f} / " in line, (h, line)
+
+
+def test_online_page_states_the_scale_of_each_noise_convention():
+    import re
+
+    import torch
+
+    from wssweep.science.models import build_model
+    from wssweep.studies import compare_online, load_study_run
+
+    run = load_study_run(next((REPO / "docs" / "runs").glob("ash_adams_online-*")))
+    _, text = compare_online(run)
+    # the fresh-init noise is the model's own init scale, layer by layer; Gaussian noise is N(0, 1)
+    from wssweep.config import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate(run.data.sweep.experiment)
+    model = build_model(cfg.model, input_shape=(40,), num_classes=10, seed=0)
+    stds = [p.std().item() for p in model.parameters() if p.ndim == 2]
+    assert isinstance(model, torch.nn.Module) and len(stds) == 3
+    found = re.search(r"std of ([\d.]+)–([\d.]+) per weight matrix.*?Gaussian noise is "
+                      r"(\d+)–(\d+)× larger", text)
+    assert found, text
+    assert float(found[1]) == pytest.approx(min(stds), abs=6e-4)
+    assert float(found[2]) == pytest.approx(max(stds), abs=6e-4)
+    assert int(found[3]) == round(1 / max(stds)) and int(found[4]) == round(1 / min(stds))

@@ -204,6 +204,38 @@ def _ci_text(r: dict[str, Any]) -> str:
     return f"{fmt_ci(r['gap_mean'], r['gap_lo'], r['gap_hi'])} points ({r['n_seeds']} seeds)"
 
 
+def init_weight_stds(run: StudyRun) -> list[float]:
+    """The std of each weight matrix of the run's model as freshly initialised: the scale of
+    shrink-and-perturb's ``fresh_init`` noise, layer by layer (its ``gaussian`` noise has 1)."""
+    import torch
+
+    from wssweep.config import ExperimentConfig
+    from wssweep.science.experiment import load_experiment_data
+    from wssweep.science.models import build_model
+
+    cfg = ExperimentConfig.model_validate(run.data.sweep.experiment)
+    data = load_experiment_data(cfg, torch.device("cpu"))
+    model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes,
+                        seed=0)
+    return [float(p.detach().std()) for name, p in model.named_parameters()
+            if name.endswith("weight") and p.ndim >= 2]
+
+
+def _noise_scales(run: StudyRun) -> str:
+    """How the two noise conventions of the run compare in scale, or nothing if it has one."""
+    noises = {cell_text(t.get("warm.noise")) for t in run.data.rows}
+    if not {"fresh_init", "gaussian"} <= noises:
+        return ""
+    stds = init_weight_stds(run)
+    lo, hi = min(stds), max(stds)
+    sigma = max(to_float(t.get("warm.perturb")) for t in run.data.rows)
+    return (f" The two noise conventions differ in scale: ε from a fresh init has a std of "
+            f"{fmt(lo, 3)}–{fmt(hi, 3)} per weight matrix of this model, ε from N(0, 1) of 1, so "
+            f"at the same σ the Gaussian noise is {fmt(1 / hi, 0)}–{fmt(1 / lo, 0)}× larger; at "
+            f"σ = {fmt(sigma, 2)} it is {fmt(sigma / hi, 1)}–{fmt(sigma / lo, 1)}× the size of "
+            "a whole fresh init.")
+
+
 def compare_online(run: StudyRun) -> tuple[str, str]:
     plain = run.select(shrink=1.0, warm__perturb=0.0)
     if not plain:
@@ -224,6 +256,7 @@ def compare_online(run: StudyRun) -> tuple[str, str]:
     if best is not None:
         text += (f" The smallest gap is at {_label(run, best)}: {_ci_text(best)}, at "
                  f"{fmt(best['saving_mean'], 2)}x fewer steps than cold.")
+    text += _noise_scales(run)
     agree = gap_exists and len(narrower) > len(others) / 2 and len(saving) > len(narrower) / 2
     if agree:
         return "agree", text
