@@ -92,12 +92,11 @@ def distributions(sweep: SweepRecord) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def current_study(sweep: SweepRecord, rows: Sequence[dict[str, Any]],
-                  settings: Sequence[dict[str, Any]]) -> optuna.Study:
+                  settings: Sequence[dict[str, Any]], dists: dict[str, Any]) -> optuna.Study:
     """The sweep's study written anew: one trial per drawn setting with its current estimate."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists, _ = distributions(sweep)
     storage = optuna.storages.RDBStorage(f"sqlite:///{RunDir(sweep.run_dir).optuna_db}")
     name = sweep.spec.get("name") or sweep.name
     if name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
@@ -131,12 +130,12 @@ def draw(sweep: SweepRecord, rows: Sequence[dict[str, Any]]) -> list[dict[str, A
     that Optuna suggests from the current estimates, until ``settings_cap``. The study is
     rewritten even when none is new, so it always holds the current estimates."""
     settings = drawn_settings(sweep)
-    study = current_study(sweep, rows, settings)
+    dists, constants = distributions(sweep)
+    study = current_study(sweep, rows, settings, dists)
     cap = settings_cap(sweep)
     new = min(batch_size(cap), cap - len(settings))
     if new <= 0:
         return settings
-    dists, constants = distributions(sweep)
     for _ in range(new):
         # Left RUNNING in the study until the next round rewrites it with their estimates.
         asked = study.ask(dists)
