@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import json
 import math
 import sys
 import types
@@ -489,6 +490,31 @@ class ExperimentConfig(_Strict):
                 node, default = node[part], default[part]
             node[leaf] = default[leaf]
         return out
+
+    def fusion_signature(self) -> str | None:
+        """What trials must share to train as one fused group (``wssweep.science.group``): the
+        data (its seed aside), the model, the optimizer type, the batch size, the protocol's
+        stages and the device; ``None`` for a kind that does not train networks (nqm).
+
+        Seeds, rates, warmups, schedules, optimizer settings, stop rules and warm settings may
+        differ within a group.
+
+        Example:
+            >>> a = ExperimentConfig.model_validate({"seed": 0})
+            >>> b = a.model_copy(update={"seed": 1, "lr": 0.5})
+            >>> a.fusion_signature() == b.fusion_signature()
+            True
+            >>> ExperimentConfig.model_validate({"kind": "nqm"}).fusion_signature() is None
+            True
+        """
+        if self.kind != "network":
+            return None
+        p = self.protocol
+        return json.dumps({"device": self.device, "data": self.data.model_dump(),
+                           "model": self.model.model_dump(), "optim": self.optim.name,
+                           "batch_size": self.optim.batch_size,
+                           "protocol": [p.kind, p.chunks, p.fraction, p.val_fraction]},
+                          sort_keys=True, default=str)
 
     def resolved_shrink(self) -> float:
         """λ actually used: the config's, else the intervention's published default."""

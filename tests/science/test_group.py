@@ -12,6 +12,7 @@ float32 cases agree to 1e-6 as well; the 2 points leave room for other kernels.)
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
@@ -159,3 +160,136 @@ def test_configs_that_cannot_share_a_model_shape_are_refused():
         run_group(cfgs)
     with pytest.raises(ValueError, match="progress callbacks"):
         run_group([config()], [None, None])
+
+
+# --- a group's checkpoints, and cold arms another process trains ----------------------------
+
+
+class Killed(Exception):
+    """Stands for the process dying right after a checkpoint was written."""
+
+
+class MemoryCheckpoint:
+    """A ``GroupCheckpoint`` in memory (each save serialized, as the disk store's is) that can
+    'kill' the group once it has saved a given stage."""
+
+    def __init__(self, kill_after: int | None = None) -> None:
+        self.saved: bytes | None = None
+        self.kill_after = kill_after
+
+    def load(self):
+        if self.saved is None:
+            return None
+        import io
+        return torch.load(io.BytesIO(self.saved), weights_only=False)
+
+    def save(self, states):
+        import io
+        buffer = io.BytesIO()
+        torch.save(states, buffer)
+        self.saved = buffer.getvalue()
+        if states[0]["stages_done"] == self.kill_after:
+            self.kill_after = None
+            raise Killed
+
+
+def without(metrics: list[dict], *keys: str) -> list[dict]:
+    return [{k: v for k, v in m.items() if k not in keys and "seconds" not in k}
+            for m in metrics]
+
+
+@pytest.mark.parametrize("cfgs", [
+    SETTINGS["seeds"][:3],
+    [config(), config(warm={"intervention": "dash"}), config(seed=1, meta_horizon=2,
+                                                             cold_at_chosen_lr=True)]],
+    ids=["seeds", "settings of a seed"])
+def test_an_interrupted_group_resumes_after_its_last_stage_as_if_never_stopped(cfgs):
+    whole = [[] for _ in cfgs]
+    want = run_group(cfgs, [log.append for log in whole])
+    checkpoint = MemoryCheckpoint(kill_after=2)
+    before = [[] for _ in cfgs]
+    with pytest.raises(Killed):
+        run_group(cfgs, [log.append for log in before], checkpoint=checkpoint)
+    after = [[] for _ in cfgs]
+    stages = []
+    got = run_group(cfgs, [log.append for log in after], checkpoint=checkpoint,
+                    on_stage=stages.append)
+    # it trained only the last stage, and ended where the uninterrupted group did: on the CPU
+    # the same numbers bit for bit
+    assert stages == [3]
+    assert [m["resumed_stage"] for m in got] == [2] * len(cfgs)
+    assert without(got, "resumed_stage") == without(want, "resumed_stage")
+    for k in range(len(cfgs)):
+        # what came after the checkpoint is what the uninterrupted group sent from there on,
+        # step counter included (a record sent before the 'kill' but after the checkpoint,
+        # none here, would come again)
+        assert after[k] and all(r["stage"] == 3 for r in after[k])
+        tail = [r for r in whole[k] if r["stage"] == 3]
+        assert without(after[k]) == without(tail)
+        assert without(before[k]) == without(whole[k][: len(before[k])])
+
+
+def test_checkpoints_of_another_group_or_layout_are_not_resumed():
+    cfgs = SETTINGS["seeds"][:2]
+    checkpoint = MemoryCheckpoint(kill_after=2)
+    with pytest.raises(Killed):
+        run_group(cfgs, checkpoint=checkpoint)
+    # other members (another seed): it starts over
+    got = run_group([cfgs[0], config(seed=7)], checkpoint=checkpoint)
+    assert [m["resumed_stage"] for m in got] == [0, 0]
+
+
+def test_a_group_trains_its_warm_arms_while_another_process_trains_the_cold_arm(tmp_path):
+    from tests.test_cache import blocked_on, in_thread, joined
+    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
+
+    cfgs = [config(seed=0), config(seed=1)]
+    alone = run_group(cfgs)
+    key = baseline_key(cfgs[0])
+    # another process has stored seed 0's stage 1 (as run_trial stores it at once) and still
+    # holds the claim on its cold arm
+    elsewhere = ArtifactCache(tmp_path / "elsewhere")
+    run_trial(cfgs[0], cache=elsewhere)
+    claimant = ArtifactCache(tmp_path / "shared")
+    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
+    assert claimant.claim(key)
+    logs = [[], []]
+    group = in_thread(lambda: run_group(cfgs, [log.append for log in logs],
+                                        cache=ArtifactCache(tmp_path / "shared")))
+    deadline = time.monotonic() + 120
+    while not blocked_on(tmp_path / "shared" / f"{key}.lock"):
+        assert time.monotonic() < deadline and group[0].is_alive(), "the group did not wait"
+        time.sleep(0.01)
+    # it trained every stage of both warm arms (and seed 1's cold arm) before waiting
+    assert max(r["stages_done"] for r in logs[0]) == 3
+    assert not any(r.get("arm") == "cold" for r in logs[0] if r["event"] == "epoch")
+    claimant.save(key, elsewhere.load(key))
+    claimant.release(key)
+    got = joined(*group)
+    assert [m["baseline_reused"] for m in got] == [True, False]
+    assert without(got, "baseline_reused") == without(alone, "baseline_reused")
+
+
+def test_a_group_whose_cold_arm_claimant_dies_trains_the_cold_arm_itself(tmp_path):
+    from tests.test_cache import blocked_on, in_thread, joined
+    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
+
+    cfgs = [config(seed=0), config(seed=0, warm={"intervention": "dash"})]
+    alone = run_group(cfgs)
+    key = baseline_key(cfgs[0])
+    elsewhere = ArtifactCache(tmp_path / "elsewhere")
+    run_trial(cfgs[0], cache=elsewhere)
+    claimant = ArtifactCache(tmp_path / "shared")
+    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
+    assert claimant.claim(key)
+    group = in_thread(lambda: run_group(cfgs, cache=ArtifactCache(tmp_path / "shared")))
+    deadline = time.monotonic() + 120
+    while not blocked_on(tmp_path / "shared" / f"{key}.lock"):
+        assert time.monotonic() < deadline and group[0].is_alive(), "the group did not wait"
+        time.sleep(0.01)
+    claimant.release_all()  # as when its process ends, with nothing stored
+    got = joined(*group)
+    assert [m["baseline_reused"] for m in got] == [False, True]
+    assert without(got, "baseline_reused") == without(alone, "baseline_reused")
+    assert ArtifactCache(tmp_path / "shared").load(key)["cold"][-1].test_acc == got[0][
+        "cold/test_acc"]

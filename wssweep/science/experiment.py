@@ -320,7 +320,8 @@ class StageCheckpoint(Protocol):
 CHECKPOINT_VERSION = 3  # bump when the state layout changes: older checkpoints are ignored
 
 
-def _arm_state(arm: Arm | None) -> dict[str, Any] | None:
+def arm_state(arm: Arm | None) -> dict[str, Any] | None:
+    """What a stage checkpoint keeps of an arm (``restore_arm`` reads it back)."""
     if arm is None:
         return None
     return {"model": None if arm.model is None else arm.model.state_dict(),
@@ -328,7 +329,7 @@ def _arm_state(arm: Arm | None) -> dict[str, Any] | None:
             "pool": arm.pool, "stages": arm.stages}
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     # Every random draw of a trial goes through generators seeded per stage (derive_seed); the
     # global states are saved anyway, so a user model that draws from them (dropout) resumes too.
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
@@ -336,12 +337,27 @@ def _rng_state() -> dict[str, Any]:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def restore_arm(trial: Trial, saved: dict[str, Any] | None) -> Arm | None:
+    """The arm ``arm_state`` saved, on ``trial``'s model and optimizer."""
+    if saved is None:
+        return None
+    model = None
+    if saved["model"] is not None:
+        model = trial.new_model(init_seed_of(trial.cfg))
+        model.load_state_dict(saved["model"])
+    optimizer = None
+    if saved["optimizer"] is not None:
+        optimizer = trial.new_optimizer(model.parameters(), trial.cfg.lr)
+        optimizer.load_state_dict(saved["optimizer"])
+    return Arm(model, optimizer, saved["pool"], list(saved["stages"]))
 
 
 #: What DASH measured at a stage (``StageResult.extra``): its factors' mean, least and largest
@@ -556,19 +572,6 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
                               or state.get("baseline_key") != key):
         state = None  # another layout, or another experiment's state: start over
 
-    def restore(saved: dict[str, Any] | None, seed: int) -> Arm | None:
-        if saved is None:
-            return None
-        model = None
-        if saved["model"] is not None:
-            model = trial.new_model(seed)
-            model.load_state_dict(saved["model"])
-        optimizer = None
-        if saved["optimizer"] is not None:
-            optimizer = trial.new_optimizer(model.parameters(), cfg.lr)
-            optimizer.load_state_dict(saved["optimizer"])
-        return Arm(model, optimizer, saved["pool"], list(saved["stages"]))
-
     if state is None:
         resumed_stage = 0
         baseline = find_baseline(cache, key)
@@ -593,11 +596,11 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
     else:
         resumed_stage = start_stage = state["stages_done"]
         trains_cold, stage1 = state["trains_cold"], state["stage1"]
-        warm, cold = restore(state["warm"], init_seed), restore(state["cold"], init_seed)
-        chosen = restore(state["chosen"], init_seed)
+        warm, cold = restore_arm(trial, state["warm"]), restore_arm(trial, state["cold"])
+        chosen = restore_arm(trial, state["chosen"])
         init_params = state["init_params"]
         report.step, report.stages_done = state["step"], start_stage
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         if trains_cold and cache is not None:
             # The claim went with the process that died. If another trial of the seed took it
             # meanwhile, both train the cold arm; the second store replaces the first with the
@@ -617,8 +620,8 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
             "version": CHECKPOINT_VERSION, "baseline_key": key,
             "stages_done": report.stages_done, "step": report.step,
             "trains_cold": trains_cold, "stage1": stage1 if trains_cold else None,
-            "warm": _arm_state(warm), "cold": _arm_state(cold), "chosen": _arm_state(chosen),
-            "init_params": init_params, "rng": _rng_state()})
+            "warm": arm_state(warm), "cold": arm_state(cold), "chosen": arm_state(chosen),
+            "init_params": init_params, "rng": rng_state()})
 
     if state is None:
         save_state()

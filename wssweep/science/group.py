@@ -29,12 +29,13 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from wssweep.science.data import Dataset
 from wssweep.science.experiment import (
+    CHECKPOINT_VERSION,
     COLD_CHOSEN,
     STAGE1_SUFFIX,
     Arm,
@@ -42,6 +43,7 @@ from wssweep.science.experiment import (
     Prepared,
     Reporter,
     Trial,
+    arm_state,
     baseline_about,
     baseline_key,
     find_baseline,
@@ -52,6 +54,9 @@ from wssweep.science.experiment import (
     prepare_fresh,
     prepare_warm,
     resolve_device,
+    restore_arm,
+    rng_state,
+    set_rng_state,
     stage1_state,
     stage_record,
     start_arms,
@@ -64,20 +69,9 @@ if TYPE_CHECKING:
     from wssweep.cache import ArtifactCache
     from wssweep.config import ExperimentConfig
 
-__all__ = ["fusable_configs", "run_group"]
+__all__ = ["GroupCheckpoint", "fusable_configs", "run_group"]
 
 Events = list[tuple[int, float]]  # (epoch, train accuracy) of one arm's stage, as trained
-
-
-def _shape(cfg: ExperimentConfig) -> str:
-    """What must be the same for trials to train as one group: the data (the seed aside), the
-    model, the optimizer type, the batch size and the stages' sizes."""
-    p = cfg.protocol
-    return json.dumps({"kind": cfg.kind, "device": cfg.device, "data": cfg.data.model_dump(),
-                       "model": cfg.model.model_dump(), "optim": cfg.optim.name,
-                       "batch_size": cfg.optim.batch_size,
-                       "protocol": [p.kind, p.chunks, p.fraction, p.val_fraction]},
-                      sort_keys=True, default=str)
 
 
 def fusable_configs(cfgs: Sequence[ExperimentConfig]) -> bool:
@@ -92,8 +86,19 @@ def fusable_configs(cfgs: Sequence[ExperimentConfig]) -> bool:
         ...     [a, ExperimentConfig.model_validate({"model": {"width": 8}})])
         (True, False)
     """
-    return bool(cfgs) and all(c.kind == "network" for c in cfgs) and len(
-        {_shape(c) for c in cfgs}) == 1
+    signatures = {c.fusion_signature() for c in cfgs}
+    return bool(cfgs) and None not in signatures and len(signatures) == 1
+
+
+class GroupCheckpoint(Protocol):
+    """Where a group keeps its members' states between stages (``wssweep.checkpoint.
+    GroupStore`` on disk): ``save`` persists one state per member, all or none, before it
+    returns; ``load`` gives the last saved list back (aligned with the group's configs), or
+    ``None`` when the group has not finished a stage."""
+
+    def load(self) -> list[dict[str, Any]] | None: ...
+
+    def save(self, states: list[dict[str, Any]]) -> None: ...
 
 
 @dataclass
@@ -102,10 +107,15 @@ class _Base:
 
     key: str
     trial: Trial  # its first trial's: the key fixes everything stage 1 and the cold arm read
-    found: Baseline
+    found: Baseline  # found.trains_cold: this group trains the cold arm
     stage1: dict[str, Any] | None = None
     cold: Arm | None = None
     stage1_events: Events = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        """The cold arm is another process's to train, and not stored yet."""
+        return not self.found.trains_cold and len(self.cold.stages) < self.trial.n_stages
 
 
 @dataclass
@@ -120,17 +130,17 @@ class _Member:
     warm: Arm | None = None
     chosen: Arm | None = None
     init_params: dict[str, torch.Tensor] | None = None
-    done: bool = False  # both arms diverged: run_trial stops here
+    done: bool = False  # its warm arm diverged and its cold arm is over: run_trial stops here
 
-
-def _find(cache: ArtifactCache | None, key: str) -> Baseline:
-    """``find_baseline``, waiting while another process trains the cold arm: a group trains
-    its stages in lockstep, so it cannot take the cold arm's stages as they come."""
-    found = find_baseline(cache, key)
-    while cache is not None and found.cold is None and not found.trains_cold:
-        cache.wait(key)
-        found = find_baseline(cache, key)
-    return found
+    def state(self, stages_done: int) -> dict[str, Any]:
+        """``run_trial``'s stage checkpoint of this member, plus what the group shares."""
+        base = self.base
+        return {"version": CHECKPOINT_VERSION, "group": True, "baseline_key": base.key,
+                "stages_done": stages_done, "step": self.report.step, "done": self.done,
+                "trains_cold": self.trains_cold, "base_trains_cold": base.found.trains_cold,
+                "stage1": base.stage1, "warm": arm_state(self.warm),
+                "cold": arm_state(base.cold), "chosen": arm_state(self.chosen),
+                "init_params": self.init_params, "rng": rng_state()}
 
 
 def _train(jobs: Sequence[Prepared]) -> list[StageResult]:
@@ -159,6 +169,8 @@ def run_group(
     cfgs: Sequence[ExperimentConfig],
     progress: Sequence[Callable[[dict[str, Any]], None] | None] | None = None,
     cache: ArtifactCache | None = None,
+    checkpoint: GroupCheckpoint | None = None,
+    on_stage: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the trials of ``cfgs`` (``fusable_configs``) as one group; element k is
     ``run_trial(cfgs[k], progress[k], cache)``'s metrics, and ``progress[k]`` receives the records
@@ -169,10 +181,16 @@ def run_group(
     not stored trains it (``baseline_reused`` false) and the others reuse it, as trials run one
     after another with that cache would (their metrics are the same; the progress records of a
     trial that reuses a baseline trained in this group show its cold stages as they are trained,
-    where ``run_trial`` would show them all from the start). A key whose cold arm another
-    process is training is
-    waited for before the group starts. Checkpointing (``run_trial``'s ``checkpoint``) is not
-    supported: a group that stops starts over. The group runs on the largest ``threads`` asked.
+    where ``run_trial`` would show them all from the start). A key whose stage 1 another process
+    is training is waited for before the group starts (keys are claimed in sorted order, so
+    groups waiting on each other never deadlock); a key whose cold arm another process trains
+    is waited for at the end, as ``run_trial`` waits, and trained here if that process died.
+
+    ``checkpoint``, if given, receives every member's state after each finished stage, before
+    that stage's records are sent; a group whose checkpoint holds states continues after that
+    stage (``resumed_stage`` in the metrics). ``on_stage(n)``, if given, is called once the
+    group's n-th stage is recorded and reported for every member. The group runs on the largest
+    ``threads`` asked.
 
     Raises:
         ValueError: for configs that cannot run as one group (``fusable_configs``), or a
@@ -185,36 +203,119 @@ def run_group(
     if len(progress) != len(cfgs):
         raise ValueError(f"{len(progress)} progress callbacks for {len(cfgs)} configs")
     try:
-        return _run(cfgs, progress, cache)
+        return _run(cfgs, progress, cache, checkpoint, on_stage or (lambda n: None))
     finally:
         if cache is not None:
             cache.release_all()  # a group that raised gives up its claims too
 
 
+def _resumable(states: list[dict[str, Any]] | None, keys: list[str]) -> bool:
+    """Whether ``states`` are one stage of this group (this layout, these baselines)."""
+    return (states is not None and len(states) == len(keys)
+            and all(s is not None and s.get("version") == CHECKPOINT_VERSION and s.get("group")
+                    and s.get("baseline_key") == k for s, k in zip(states, keys, strict=True))
+            and len({s["stages_done"] for s in states}) == 1)
+
+
 def _run(cfgs: Sequence[ExperimentConfig],
          progress: Sequence[Callable[[dict[str, Any]], None] | None],
-         cache: ArtifactCache | None) -> list[dict[str, Any]]:
+         cache: ArtifactCache | None, checkpoint: GroupCheckpoint | None,
+         on_stage: Callable[[int], None]) -> list[dict[str, Any]]:
     torch.set_num_threads(max(c.threads for c in cfgs))
     device = resolve_device(cfgs[0].device)
     loaded: dict[str, Dataset] = {}
-    bases: dict[str, _Base] = {}
-    members: list[_Member] = []
-    for cfg, callback in zip(cfgs, progress, strict=True):
+    trials = []
+    for cfg in cfgs:
         data_key = json.dumps(cfg.data.model_dump(), sort_keys=True, default=str)
         if data_key not in loaded:
             loaded[data_key] = load_experiment_data(cfg, device)
-        trial = new_trial(cfg, loaded[data_key], device)
-        key = baseline_key(cfg, device.type)
-        owner = key not in bases
-        if owner:
-            bases[key] = _Base(key, trial, _find(cache, key))
+        trials.append(new_trial(cfg, loaded[data_key], device))
+    keys = [baseline_key(cfg, device.type) for cfg in cfgs]
+    states = checkpoint.load() if checkpoint is not None else None
+    if _resumable(states, keys):
+        members, bases = _restore(trials, keys, states, progress, cache)
+        resumed_stage = start_stage = states[0]["stages_done"]
+    else:
+        members, bases = _start(trials, keys, progress, cache)
+        resumed_stage, start_stage = 0, 1
+        _record_stage(members, 0, checkpoint, on_stage)
+
+    for stage in range(start_stage, trials[0].n_stages):
+        events: dict[tuple[str, int], Events] = {}
+        hook = functools.partial(_recorder, events)
+        warm = {i: prepare_warm(m.trial, m.warm, stage, m.init_params, hook("warm", i))
+                for i, m in enumerate(members) if not m.done and not m.warm.diverged}
+        cold = {b.key: prepare_fresh(b.trial, b.cold, stage, hook("cold", id(b)))
+                for b in bases.values() if b.found.trains_cold and not b.cold.diverged}
+        chosen = {i: prepare_fresh(m.trial, m.chosen, stage, hook(COLD_CHOSEN, i),
+                                   lr=warm[i].lr)
+                  for i, m in enumerate(members)
+                  if m.chosen is not None and not m.chosen.diverged and i in warm}
+        results = iter(_train([*warm.values(), *cold.values(), *chosen.values()]))
+        for i, job in warm.items():
+            members[i].warm.stages.append(next(results))
+            members[i].warm.optimizer = job.member.optimizer
+        for key in cold:
+            bases[key].cold.stages.append(next(results))
+        for i in chosen:
+            members[i].chosen.stages.append(next(results))
+        live = []
+        for i, m in enumerate(members):
+            if m.done:
+                continue
+            _replay(m.report, "warm", stage, events.get(("warm", i), []))
+            if m.trains_cold:
+                _replay(m.report, "cold", stage, events.get(("cold", id(m.base)), []))
+            _replay(m.report, COLD_CHOSEN, stage, events.get((COLD_CHOSEN, i), []))
+            if m.warm.diverged and (m.base.cold.diverged or m.base.pending):
+                m.done = True
+                continue
+            m.report.stages_done = stage + 1
+            live.append(m)
+        _record_stage(members, stage, checkpoint, on_stage, live)
+
+    if cache is not None:
+        for b in bases.values():
+            if b.found.trains_cold:
+                cache.save(b.key, {"stage1": b.stage1, "cold": b.cold.stages},
+                           about=baseline_about(b.trial.cfg))
+                cache.release(b.key)
+    _finish_pending(members, bases, cache)
+    return [trial_metrics(m.trial, m.warm, m.base.cold, m.chosen,
+                          resumed_stage=resumed_stage, trains_cold=m.trains_cold) for m in members]
+
+
+def _record_stage(members: list[_Member], stage: int, checkpoint: GroupCheckpoint | None,
+                  on_stage: Callable[[int], None], live: list[_Member] | None = None) -> None:
+    """After ``stage``: the checkpoint, then each live member's stage record, then ``on_stage``
+    (``run_trial``'s order: a reported stage is always one a restart finds)."""
+    if checkpoint is not None:
+        checkpoint.save([m.state(stage + 1) for m in members])
+    for m in members if live is None else live:
+        m.report.emit(stage_record(m.warm, m.base.cold, stage))
+    on_stage(stage + 1)
+
+
+def _start(trials: list[Trial], keys: list[str],
+           progress: Sequence[Callable[[dict[str, Any]], None] | None],
+           cache: ArtifactCache | None) -> tuple[list[_Member], dict[str, _Base]]:
+    """Every member after stage 1 (trained here once per key not stored)."""
+    by_key = {}
+    for trial, key in zip(trials, keys, strict=True):
+        by_key.setdefault(key, trial)
+    # Sorted: a group waits for another's stage 1 only on keys above all those it holds.
+    bases = {key: _Base(key, by_key[key], find_baseline(cache, key)) for key in sorted(by_key)}
+    members: list[_Member] = []
+    owners: set[str] = set()
+    for trial, key, callback in zip(trials, keys, progress, strict=True):
+        owner = key not in owners
+        owners.add(key)
         found = bases[key].found
         members.append(_Member(
             trial, bases[key], Reporter(callback),
             trains_cold=cache is None or (owner and found.trains_cold),
             emits_stage1=cache is None or (owner and found.stage1 is None)))
 
-    # Stage 1, once per key not stored.
     todo = [b for b in bases.values() if b.found.stage1 is None]
     jobs = [b.trial.prepare(b.trial.new_model(init_seed_of(b.trial.cfg)), 0, b.trial.pools[0],
                             on_epoch=lambda e, a, b=b: b.stage1_events.append((e, a)))
@@ -235,45 +336,62 @@ def _run(cfgs: Sequence[ExperimentConfig],
         if m.emits_stage1:
             _replay(m.report, "warm", 0, m.base.stage1_events)
         m.report.stages_done = 1
-        m.report.emit(stage_record(m.warm, m.base.cold, 0))
+    return members, bases
 
-    for stage in range(1, members[0].trial.n_stages):
+
+def _restore(trials: list[Trial], keys: list[str], states: list[dict[str, Any]],
+             progress: Sequence[Callable[[dict[str, Any]], None] | None],
+             cache: ArtifactCache | None) -> tuple[list[_Member], dict[str, _Base]]:
+    """Every member as the group's last checkpoint left it."""
+    bases: dict[str, _Base] = {}
+    members = []
+    for trial, key, state, callback in zip(trials, keys, states, progress, strict=True):
+        if key not in bases:
+            trains = state["base_trains_cold"]
+            bases[key] = _Base(key, trial, Baseline(state["stage1"], None, trains),
+                               stage1=state["stage1"], cold=restore_arm(trial, state["cold"]))
+            if trains and cache is not None:
+                # The claim went with the process that died; as run_trial, take it again.
+                cache.claim(key)
+        member = _Member(trial, bases[key], Reporter(callback), trains_cold=state["trains_cold"],
+                         emits_stage1=False, warm=restore_arm(trial, state["warm"]),
+                         chosen=restore_arm(trial, state["chosen"]),
+                         init_params=state["init_params"], done=state["done"])
+        member.report.step = state["step"]
+        member.report.stages_done = state["stages_done"]
+        members.append(member)
+    set_rng_state(states[0]["rng"])
+    return members, bases
+
+
+def _finish_pending(members: list[_Member], bases: dict[str, _Base],
+                    cache: ArtifactCache | None) -> None:
+    """The cold arms another process trains: wait for them; train those it left undone."""
+    pending = [b for b in bases.values() if b.pending]
+    left = []
+    for b in pending:
+        stored = cache.wait(b.key) if cache is not None else None
+        if stored is not None:
+            b.cold.stages = stored["cold"]
+            continue
+        # Its claimant ended without storing it: this group trains it after all.
+        b.found.trains_cold = cache is None or cache.claim(b.key)
+        owner = next(m for m in members if m.base is b)
+        owner.trains_cold = owner.trains_cold or b.found.trains_cold
+        left.append(b)
+    n_stages = members[0].trial.n_stages
+    for stage in range(1, n_stages):
         events: dict[tuple[str, int], Events] = {}
-        hook = functools.partial(_recorder, events)
-        warm = {i: prepare_warm(m.trial, m.warm, stage, m.init_params, hook("warm", i))
-                for i, m in enumerate(members) if not m.warm.diverged}
-        cold = {b.key: prepare_fresh(b.trial, b.cold, stage, hook("cold", id(b)))
-                for b in bases.values() if b.found.trains_cold and not b.cold.diverged}
-        chosen = {i: prepare_fresh(m.trial, m.chosen, stage, hook(COLD_CHOSEN, i),
-                                   lr=warm[i].lr)
-                  for i, m in enumerate(members)
-                  if m.chosen is not None and not m.chosen.diverged and i in warm}
-        results = iter(_train([*warm.values(), *cold.values(), *chosen.values()]))
-        for i, job in warm.items():
-            members[i].warm.stages.append(next(results))
-            members[i].warm.optimizer = job.member.optimizer
-        for key in cold:
-            bases[key].cold.stages.append(next(results))
-        for i in chosen:
-            members[i].chosen.stages.append(next(results))
-        for i, m in enumerate(members):
-            if m.done:
-                continue
-            _replay(m.report, "warm", stage, events.get(("warm", i), []))
-            if m.trains_cold:
+        todo = [b for b in left if len(b.cold.stages) == stage and not b.cold.diverged]
+        jobs = [prepare_fresh(b.trial, b.cold, stage, _recorder(events, "cold", id(b)))
+                for b in todo]
+        for b, result in zip(todo, _train(jobs), strict=True):
+            b.cold.stages.append(result)
+        for m in members:
+            if m.trains_cold and m.base in todo:
                 _replay(m.report, "cold", stage, events.get(("cold", id(m.base)), []))
-            _replay(m.report, COLD_CHOSEN, stage, events.get((COLD_CHOSEN, i), []))
-            if m.warm.diverged and m.base.cold.diverged:
-                m.done = True
-                continue
-            m.report.stages_done = stage + 1
-            m.report.emit(stage_record(m.warm, m.base.cold, stage))
-
-    if cache is not None:
-        for b in bases.values():
-            if b.found.trains_cold:
-                cache.save(b.key, {"stage1": b.stage1, "cold": b.cold.stages},
-                           about=baseline_about(b.trial.cfg))
-                cache.release(b.key)
-    return [trial_metrics(m.trial, m.warm, m.base.cold, m.chosen, resumed_stage=0,
-                          trains_cold=m.trains_cold) for m in members]
+    for b in left:
+        if cache is not None and b.found.trains_cold:
+            cache.save(b.key, {"stage1": b.stage1, "cold": b.cold.stages},
+                       about=baseline_about(b.trial.cfg))
+            cache.release(b.key)
