@@ -111,7 +111,7 @@ def test_results_count_every_final_record_whatever_tune_saw(tmp_path, monkeypatc
     from types import SimpleNamespace
 
     from wssweep import orchestrate
-    from wssweep.checkpoint import store_of, trial_setting
+    from wssweep.checkpoint import member_stores, trial_members
     from wssweep.results import read_results
 
     sweep = SWEEP.model_copy(update={"run_dir": str(tmp_path),
@@ -119,8 +119,8 @@ def test_results_count_every_final_record_whatever_tune_saw(tmp_path, monkeypatc
     config = {lr: {"trial": {"setting": {"lr": lr}, "seed": 0}} for lr in (0.1, 0.2, 0.3, 0.4)}
 
     def record(lr, trial_id):
-        store = store_of(config[lr], sweep)
-        _, _, key = trial_setting(config[lr], sweep)
+        store = member_stores(config[lr], sweep)[0]
+        _, _, key = trial_members(config[lr], sweep)[0]
         store.write_final({"gap": lr, "status": "completed", "final": True, "setting_key": key,
                            "seed": 0, "lr": lr, "trial_id": trial_id, "started_at": lr})
 
@@ -128,7 +128,7 @@ def test_results_count_every_final_record_whatever_tune_saw(tmp_path, monkeypatc
         record(lr, trial_id)
     grid = [
         # reported its final metrics to Tune
-        SimpleNamespace(metrics={**store_of(config[0.1], sweep).final(), "trial_id": "t1"},
+        SimpleNamespace(metrics={**member_stores(config[0.1], sweep)[0].final(), "trial_id": "t1"},
                         path="t1", error=None, config=config[0.1]),
         # wrote its record, then the driver died before the report reached Tune
         SimpleNamespace(metrics={"stages_done": 2, "trial_id": "t2"}, path="t2", error=None,

@@ -51,8 +51,11 @@ GRID = (
 )
 
 
+UNFUSED = "resources: {fuse: false}\n"  # one (setting, seed) per Tune trial
+
+
 def test_grid_is_the_cartesian_product_settings_outer_seeds_inner(tmp_path):
-    resolved = load(tmp_path, GRID)
+    resolved = load(tmp_path, GRID + UNFUSED)
     trials = space.grid_trials(resolved.spec)
     # 2 interventions x 3 rates x 2 seeds
     assert len(trials) == 12
@@ -67,6 +70,57 @@ def test_grid_is_the_cartesian_product_settings_outer_seeds_inner(tmp_path):
     assert plan.param_space == {"trial": {"grid_search": trials}} and plan.num_samples == 1
     # the plan's count is the grid's, with no searcher or scheduler needed
     assert plan.total_trials == 12 and plan.search_alg is None and plan.scheduler is None
+
+
+def test_a_grid_groups_the_seeds_of_each_setting_by_default_or_every_setting_on_request(
+        tmp_path):
+    resolved = load(tmp_path, GRID)
+    trials = space.grid_trials(resolved.spec)
+    plan = space.build_search(resolved, tmp_path / "run")
+    entries = plan.param_space["trial"]["grid_search"]
+    # one Tune trial per setting, its members that setting's seeds in order; the plan still
+    # counts (setting, seed) trials
+    assert entries == [{"group": trials[i:i + 2]} for i in range(0, 12, 2)]
+    assert plan.total_trials == 12
+    assert [space.trial_members({"trial": e}, [0, 1]) for e in entries][1] == [
+        (trials[2]["setting"], 0), (trials[3]["setting"], 1)]
+    # fuse: settings -> every setting of the grid in one group (they share the model's shapes)
+    resolved = load(tmp_path, GRID + "resources: {fuse: settings}\n")
+    entries = space.build_search(resolved, tmp_path / "run2").param_space["trial"]["grid_search"]
+    assert entries == [{"group": trials}]
+    # ... but settings of another model shape make another group
+    resolved = load(tmp_path, GRID.replace("  warm.perturb", "  model.width: {values: [8, 16]}\n"
+                                           "  warm.perturb") + "resources: {fuse: settings}\n")
+    entries = space.build_search(resolved, tmp_path / "run3").param_space["trial"]["grid_search"]
+    assert [len(e["group"]) for e in entries] == [12, 12]
+    assert {t["setting"]["model.width"] for t in entries[1]["group"]} == {16}
+
+
+def test_a_random_search_groups_the_seeds_of_each_drawn_setting(tmp_path):
+    plan = space.build_search(load(tmp_path, RANDOM), tmp_path / "run")
+    # 2 drawn settings, one Tune trial each, with the 3 seeds as members: still 6 trials
+    assert plan.num_samples == 2 and plan.total_trials == 6
+    configs = generated_configs(plan)
+    assert len(configs) == 2
+    members = [space.trial_members(c, [0, 1, 2]) for c in configs]
+    assert [[seed for _, seed in m] for m in members] == [[0, 1, 2], [0, 1, 2]]
+    assert all(len({repr(sorted(s.items())) for s, _ in m}) == 1 for m in members)
+
+
+def test_a_bayes_search_runs_each_suggestion_as_one_group_and_tells_optuna_its_mean(tmp_path):
+    plan = space.build_search(load(tmp_path, BAYES.replace("[0, 1, 2]", "[0, 1]")),
+                              tmp_path / "run")
+    # no Repeater: each suggestion is one trial whose members are the seeds
+    assert isinstance(plan.search_alg, OptunaSearch) and plan.param_space["seeds"] == [0, 1]
+    assert plan.num_samples == 3 and plan.total_trials == 6
+    alg = plan.search_alg
+    config = {**plan.param_space, **alg.suggest("t0")}
+    assert [seed for _, seed in space.trial_members(config, [0, 1])] == [0, 1]
+    alg.suggest("t1")
+    # the group reports its members' mean (wssweep.trial.group_report); NaN when none had one
+    alg.on_trial_complete("t0", {"val_gap": 2.0})
+    alg.on_trial_complete("t1", {"val_gap": float("nan")})
+    assert study_states(plan) == [("COMPLETE", 2.0), ("FAIL", None)]
 
 
 def test_grid_is_cut_at_run_cap_in_order(tmp_path):
@@ -95,7 +149,7 @@ RANDOM = (
 
 
 def test_random_honours_run_cap_and_runs_each_setting_on_every_seed(tmp_path):
-    plan = space.build_search(load(tmp_path, RANDOM), tmp_path / "run")
+    plan = space.build_search(load(tmp_path, RANDOM + UNFUSED), tmp_path / "run")
     # 7 // 3 = 2 drawn settings, times 3 seeds: 6 trials, within the cap
     assert plan.num_samples == 2 and plan.total_trials == 6 <= 7
     configs = generated_configs(plan)
@@ -160,7 +214,7 @@ BAYES = (
 
 def test_bayes_repeats_each_suggestion_on_every_seed_with_study_in_run_dir(tmp_path):
     run_dir = tmp_path / "run"
-    plan = space.build_search(load(tmp_path, BAYES), run_dir)
+    plan = space.build_search(load(tmp_path, BAYES + UNFUSED), run_dir)
     # several seeds: a Repeater around Optuna, one repeat per seed, index set for the trainable
     assert isinstance(plan.search_alg, Repeater) and plan.search_alg.repeat == 3
     searcher = plan.search_alg.searcher
@@ -193,12 +247,12 @@ def test_bayes_with_one_seed_needs_no_repeater(tmp_path):
 
 
 def study_states(plan) -> list[tuple[str, float | None]]:
-    study = plan.search_alg.searcher._ot_study
+    study = getattr(plan.search_alg, "searcher", plan.search_alg)._ot_study
     return [(t.state.name, t.value) for t in study.get_trials()]
 
 
 def test_bayes_survives_diverged_trials(tmp_path):
-    plan = space.build_search(load(tmp_path, BAYES.replace("[0, 1, 2]", "[0, 1]")),
+    plan = space.build_search(load(tmp_path, BAYES.replace("[0, 1, 2]", "[0, 1]") + UNFUSED),
                               tmp_path / "run")
     alg = plan.search_alg
     for i in range(4):

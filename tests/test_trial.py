@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from wssweep import trial
-from wssweep.checkpoint import TrialStore
+from wssweep.checkpoint import TrialStore, trial_members
 from wssweep.record import SweepRecord, WandbRecord
 from wssweep.results import setting_key
-from wssweep.trial import placed_config, trial_setting
+from wssweep.trial import placed_config
 
 SWEEP = SweepRecord(name="s", run_dir="/r", spec_path="s.yaml", spec={},
                     experiment={"model": {"name": "logreg"}, "lr": 0.01}, seeds=[0, 1, 2],
@@ -18,7 +18,7 @@ SWEEP = SweepRecord(name="s", run_dir="/r", spec_path="s.yaml", spec={},
 def test_setting_key_is_the_same_for_every_seed_and_placement():
     keys, configs = set(), []
     for seed, device, threads in [(0, "cpu", 1), (1, "cuda", 4), (2, "auto", 2)]:
-        setting, seed_of, key = trial_setting({"setting": {"lr": 0.1}, "seed": seed}, SWEEP)
+        setting, seed_of, key = trial_members({"setting": {"lr": 0.1}, "seed": seed}, SWEEP)[0]
         cfg = placed_config(SWEEP.model_copy(update={"threads": threads}), setting, seed_of,
                             device)
         keys.add(key)
@@ -34,9 +34,9 @@ def test_setting_key_is_the_same_for_every_seed_and_placement():
 
 
 def test_setting_key_differs_between_settings():
-    _, _, a = trial_setting({"setting": {"lr": 0.1}, "seed": 0}, SWEEP)
-    _, _, b = trial_setting({"setting": {"lr": 0.2}, "seed": 0}, SWEEP)
-    _, _, c = trial_setting({"setting": {"lr": 0.1}, "seed": 1}, SWEEP)
+    _, _, a = trial_members({"setting": {"lr": 0.1}, "seed": 0}, SWEEP)[0]
+    _, _, b = trial_members({"setting": {"lr": 0.2}, "seed": 0}, SWEEP)[0]
+    _, _, c = trial_members({"setting": {"lr": 0.1}, "seed": 1}, SWEEP)[0]
     # another value of a swept key is another setting; another seed is the same one
     assert a != b and a == c
 
@@ -118,8 +118,8 @@ def test_an_exception_from_tune_is_left_to_tune(stubbed, monkeypatch):
     with pytest.raises(RuntimeError, match="session is gone"):
         trial.trainable(CONFIG, record)
     # and nothing was recorded as finished
-    assert TrialStore(record.run_dir, trial.unit_name(trial.trial_setting(
-        CONFIG, record)[2], 0)).final() is None
+    assert TrialStore(record.run_dir, trial.unit_name(trial_members(
+        CONFIG, record)[0][2], 0)).final() is None
 
 
 def test_a_second_run_under_the_same_storage_reuses_the_first_runs_baseline(monkeypatch,
@@ -146,3 +146,92 @@ def test_a_second_run_under_the_same_storage_reuses_the_first_runs_baseline(monk
     assert not finals["first"]["baseline_reused"] and finals["second"]["baseline_reused"]
     assert finals["second"]["cold/stage_seconds"] == finals["first"]["cold/stage_seconds"]
     assert (tmp_path / ".baselines").is_dir()
+
+
+# --- a group: several (setting, seed) members in one Tune trial, trained as one model -------
+
+GROUP_EXPERIMENT = {"data": {"name": "digits", "train_size": 240, "test_size": 120},
+                    "model": {"name": "mlp", "width": 16}, "lr": 0.01,
+                    "optim": {"name": "adam", "batch_size": 32},
+                    "protocol": {"kind": "online", "chunks": 3, "stop": {"max_epochs": 3}}}
+GROUP = {"trial": {"group": [{"setting": {"shrink": 0.5}, "seed": s} for s in (0, 1, 2)]}}
+
+
+@pytest.fixture
+def group_run(monkeypatch, tmp_path):
+    """The trainable with Ray stubbed and the real science; returns (record, reports, calls)."""
+    from wssweep.science import group as group_module
+
+    reports, calls = [], []
+    monkeypatch.setattr(trial.tune, "get_context", FakeContext)
+    monkeypatch.setattr(trial.tune, "report", lambda metrics, **kw: reports.append(metrics))
+    monkeypatch.setattr(trial.ray, "get_runtime_context", FakeRuntime)
+    monkeypatch.setattr(trial.ray, "get_gpu_ids", list)
+    for name, module in (("run_group", group_module), ("run_trial", trial)):
+        real = getattr(module, name)
+        monkeypatch.setattr(trial, name, lambda *a, _real=real, _name=name, **kw: (
+            calls.append((_name, len(a[0]) if _name == "run_group" else 1)), _real(*a, **kw))[1])
+    record = SweepRecord(name="s", run_dir=str(tmp_path / "run"), spec_path="s.yaml", spec={},
+                         experiment=GROUP_EXPERIMENT, seeds=[0, 1, 2], swept=["shrink"],
+                         metric="gap", mode="min", wandb=WandbRecord(mode="disabled"),
+                         fuse="seeds")
+    Path(record.run_dir).mkdir()
+    return record, reports, calls
+
+
+def test_a_group_records_each_member_and_reports_their_mean_after_every_stage(group_run):
+    import statistics
+
+    from wssweep.checkpoint import final_records
+
+    record, reports, calls = group_run
+    trial.trainable(GROUP, record)
+    # one fused training of the three seeds
+    assert calls == [("run_group", 3)]
+    finals = sorted(final_records(record.run_dir), key=lambda r: r["seed"])
+    # one final record per member, each its own seed's, finished
+    assert [(r["seed"], r["status"], r["group_size"]) for r in finals] == [
+        (0, "completed", 3), (1, "completed", 3), (2, "completed", 3)]
+    assert all(r["stages_done"] == 3 and len(r["warm/stage_test_acc"]) == 3 for r in finals)
+    # Tune heard once per stage, then the final: each the members' mean
+    assert [r.get("stages_done") for r in reports[:-1]] == [1, 2, 3]
+    assert all(r["members"] == 3 for r in reports)
+    assert reports[-1]["final"] and reports[-1]["val_gap"] == pytest.approx(
+        statistics.fmean(r["val_gap"] for r in finals))
+    assert reports[-2]["gap"] == pytest.approx(statistics.fmean(r["gap"] for r in finals))
+    # Tune restarts it (its snapshot predated the report): nothing trains, the same mean again
+    trial.trainable(GROUP, record)
+    assert calls == [("run_group", 3)] and len(reports) == 5 and reports[4] == reports[3]
+    starts = trial.read_starts(record.run_dir)
+    assert [s["event"] for s in starts] == ["start"] * 3 + ["replay"] * 3
+
+
+def test_a_group_with_finished_members_trains_only_the_others(group_run):
+    from wssweep.checkpoint import final_records
+
+    record, reports, calls = group_run
+    first = {"trial": {"group": GROUP["trial"]["group"][:1]}}
+    trial.trainable(first, record)  # seed 0 alone (as if its group had ended there)
+    trial.trainable(GROUP, record)
+    # seed 0 was not trained again; the two left trained as one group
+    assert calls == [("run_trial", 1), ("run_group", 2)]
+    assert sorted(r["seed"] for r in final_records(record.run_dir)) == [0, 1, 2]
+    events = [(s["event"], s["unit"][-5:]) for s in trial.read_starts(record.run_dir)]
+    assert events == [("start", "seed0"), ("replay", "seed0"), ("start", "seed1"),
+                      ("start", "seed2")]
+
+
+def test_an_exception_of_the_science_in_a_group_is_every_members_result(group_run, monkeypatch):
+    from wssweep.checkpoint import final_records
+
+    record, reports, calls = group_run
+
+    def refusing(*args, **kwargs):
+        raise ValueError("the science refuses this group")
+
+    monkeypatch.setattr(trial, "run_group", refusing)
+    trial.trainable(GROUP, record)
+    finals = final_records(record.run_dir)
+    assert [r["status"] for r in finals] == ["error"] * 3
+    assert all("refuses this group" in r["error"] for r in finals)
+    assert reports[-1]["final"] and reports[-1]["members"] == 3

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 STAGE_FILE = "stage.pt"
 FINAL_FILE = "final.json"
+NEXT_SUFFIX = ".next"  # a group's stage checkpoint, written for every member before any replaces
 
 
 def unit_name(setting_key: str, seed: int) -> str:
@@ -47,25 +48,25 @@ def unit_name(setting_key: str, seed: int) -> str:
     return f"{setting_key}-seed{seed}"
 
 
-def trial_setting(
+def trial_members(
     config: dict[str, Any], sweep: SweepRecord
-) -> tuple[dict[str, Any], int, str]:
-    """``(setting, seed, setting_key)`` of Tune's ``config``: the key hashes the setting as the
-    user specified it, before any node decides the trial's device and threads."""
+) -> list[tuple[dict[str, Any], int, str]]:
+    """``(setting, seed, setting_key)`` of each member of Tune's ``config`` (one, or a group's:
+    ``wssweep.space.trial_members``). The key hashes the setting as the user specified it,
+    before any node decides the trial's device and threads."""
     from wssweep.results import setting_key
-    from wssweep.space import trial_identity
+    from wssweep.space import trial_members as members
     from wssweep.spec import experiment_from_mapping
 
-    setting, seed = trial_identity(config, sweep.seeds)
-    key = setting_key(experiment_from_mapping(sweep.experiment,
-                                              setting={**setting, "seed": seed}))
-    return setting, seed, key
+    return [(setting, seed, setting_key(experiment_from_mapping(
+        sweep.experiment, setting={**setting, "seed": seed})))
+        for setting, seed in members(config, sweep.seeds)]
 
 
-def store_of(config: dict[str, Any], sweep: SweepRecord) -> TrialStore:
-    """The records of the trial Tune runs with ``config``."""
-    _, seed, key = trial_setting(config, sweep)
-    return TrialStore(sweep.run_dir, unit_name(key, seed))
+def member_stores(config: dict[str, Any], sweep: SweepRecord) -> list[TrialStore]:
+    """The records of each member of the trial Tune runs with ``config``."""
+    return [TrialStore(sweep.run_dir, unit_name(key, seed))
+            for _, seed, key in trial_members(config, sweep)]
 
 
 class TrialStore:
@@ -113,6 +114,77 @@ class TrialStore:
 
     def clear_stages(self) -> None:
         self.stage_path.unlink(missing_ok=True)
+        self.next_path.unlink(missing_ok=True)
+
+    @property
+    def next_path(self) -> Path:
+        return self.stage_path.with_name(STAGE_FILE + NEXT_SUFFIX)
+
+
+class GroupStore:
+    """The stage checkpoints of a group's members (``wssweep.science.group.run_group``), each
+    in its member's own ``stage.pt``, replaced all or none.
+
+    A save writes every member's new state beside its checkpoint (``stage.pt.next``, atomically)
+    and only then moves them over the old ones. A group killed while writing leaves some
+    ``.next`` files and every old checkpoint: ``load`` drops the ``.next`` files and returns the
+    old stage. One killed while moving leaves each member with the new stage in one file or the
+    other: ``load`` finishes the move. Either way every member comes back at the same stage.
+
+    Example:
+        >>> import tempfile
+        >>> run_dir = tempfile.mkdtemp()
+        >>> group = GroupStore([TrialStore(run_dir, "a-seed0"), TrialStore(run_dir, "a-seed1")])
+        >>> group.load() is None
+        True
+        >>> group.save([{"stages_done": 1, "m": 0}, {"stages_done": 1, "m": 1}])
+        >>> TrialStore(run_dir, "a-seed1").next_path.write_bytes(b"half of a write")
+        15
+        >>> [s["m"] for s in group.load()], TrialStore(run_dir, "a-seed1").next_path.exists()
+        ([0, 1], False)
+    """
+
+    def __init__(self, stores: list[TrialStore]) -> None:
+        self.stores = stores
+
+    def save(self, states: list[dict[str, Any]]) -> None:
+        import torch
+
+        for store, state in zip(self.stores, states, strict=True):
+            store.dir.mkdir(parents=True, exist_ok=True)
+            with atomic_write(store.next_path, "wb") as handle:
+                torch.save(state, handle)
+        for store in self.stores:
+            store.next_path.replace(store.stage_path)
+
+    def load(self) -> list[dict[str, Any] | None] | None:
+        """Every member's state after the group's last saved stage (``None`` for a member
+        without one), or ``None`` when no member has one."""
+        if any(store.next_path.exists() for store in self.stores):
+            newer = [_load_or_none(store.next_path) for store in self.stores]
+            latest = [n if n is not None else store.load()
+                      for n, store in zip(newer, self.stores, strict=True)]
+            if None not in latest and len({s.get("stages_done") for s in latest}) == 1:
+                for store in self.stores:  # killed while moving: finish the move
+                    if store.next_path.exists():
+                        store.next_path.replace(store.stage_path)
+                return latest
+            for store in self.stores:  # killed while writing: the old stage stands
+                store.next_path.unlink(missing_ok=True)
+        states = [store.load() for store in self.stores]
+        return None if all(state is None for state in states) else states
+
+
+def _load_or_none(path: Path) -> dict[str, Any] | None:
+    """A checkpoint file's state; ``None`` if it is missing or unreadable (cut short)."""
+    if not path.is_file():
+        return None
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # a torn write cannot be told apart from any other unreadable file
+        return None
 
 
 def final_records(run_dir: str | Path) -> list[dict[str, Any]]:

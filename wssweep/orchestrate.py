@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wssweep.checkpoint import clear_stage_checkpoints, final_records, store_of
+from wssweep.checkpoint import clear_stage_checkpoints, final_records
 from wssweep.errors import InputError
 from wssweep.files import atomic_write, path_kind
 from wssweep.record import GridTrial, RunDir, SeedPlanRecord, SweepRecord, WandbRecord
@@ -167,9 +167,36 @@ class ResultsWriter:
         return _Writer()
 
     def record(self, trial, error: str | None) -> None:
-        self.rows[trial.trial_id] = row_from(trial.trial_id, trial.config, trial.last_result,
-                                             error, self.sweep, done=True)
+        self.rows.update(trial_rows(trial.trial_id, trial.config, trial.last_result, error,
+                                    self.sweep, done=True))
         write_results(Path(self.sweep.run_dir), list(self.rows.values()), self.sweep.swept)
+
+
+def trial_rows(trial_id: str, config: dict[str, Any], result: dict[str, Any] | None,
+               error: str | None, sweep: SweepRecord, done: bool) -> dict[str, dict[str, Any]]:
+    """The results.csv rows of one Tune trial, keyed by member (``setting_key-seed``): a
+    trial's row from its last result; a group's, one per member, from each member's final record
+    (its last result is the members' mean), else with the group's status."""
+    from wssweep.checkpoint import TrialStore, trial_members, unit_name
+
+    members = trial_members(config, sweep)
+    if len(members) == 1:
+        _, seed, key = members[0]
+        recorded = None if (result or {}).get("final") else TrialStore(
+            sweep.run_dir, unit_name(key, seed)).final()
+        if recorded is not None:
+            # Finished but stopped before its report reached Tune: its own record says so.
+            result, error = {**recorded, "trial_id": trial_id}, None
+        return {f"{key}-{seed}": row_from(trial_id, config, result, error, sweep, done)}
+    rows = {}
+    for setting, seed, key in members:
+        recorded = TrialStore(sweep.run_dir, unit_name(key, seed)).final()
+        rows[f"{key}-{seed}"] = (
+            record_row(recorded, sweep) if recorded is not None else
+            row_from(trial_id, {"setting": setting, "seed": seed},
+                     {"stages_done": result.get("stages_done")} if result else None, error,
+                     sweep, done))
+    return rows
 
 
 def _trial_error(trial) -> str:
@@ -180,10 +207,13 @@ def _trial_error(trial) -> str:
 
 
 class Progress:
-    """A Tune callback printing one line every few seconds: done/running/failed, best, ETA."""
+    """A Tune callback printing one line every few seconds: done/running/failed, best, ETA.
 
-    def __init__(self, total: int, metric: str, mode: str) -> None:
-        self.total, self.metric, self.mode = total, metric, mode
+    It counts (setting, seed) trials: a group's members count one each.
+    """
+
+    def __init__(self, total: int, metric: str, mode: str, seeds: list[int]) -> None:
+        self.total, self.metric, self.mode, self.seeds = total, metric, mode, seeds
         self.start = time.time()
         self.last = 0.0
         self.shown: tuple = ()
@@ -204,11 +234,13 @@ class Progress:
 
     def show(self, trials, force: bool) -> None:
         """A line when a trial starts or ends, and otherwise every ``PROGRESS_EVERY_S``."""
+        from wssweep.space import trial_members
+
         now = time.time()
-        states = [t.status for t in trials]
-        done = sum(s == "TERMINATED" for s in states)
-        failed = sum(s == "ERROR" for s in states)
-        running = sum(s == "RUNNING" for s in states)
+        sizes = [len(trial_members(t.config, self.seeds)) for t in trials]
+        done = sum(n for t, n in zip(trials, sizes, strict=True) if t.status == "TERMINATED")
+        failed = sum(n for t, n in zip(trials, sizes, strict=True) if t.status == "ERROR")
+        running = sum(n for t, n in zip(trials, sizes, strict=True) if t.status == "RUNNING")
         changed = (done, failed, running) != self.shown
         if not (force or changed or now - self.last >= PROGRESS_EVERY_S):
             return
@@ -229,7 +261,7 @@ class Progress:
 def sweep_record(resolved, run_dir: Path, name: str) -> SweepRecord:
     """The run record of a resolved sweep: what trials receive and ``resume`` re-reads."""
     from wssweep import tracking
-    from wssweep.space import grid_trials, trial_count
+    from wssweep.space import applied_fuse, grid_trials, trial_count
 
     spec = resolved.spec
     res = spec.resources
@@ -246,6 +278,7 @@ def sweep_record(resolved, run_dir: Path, name: str) -> SweepRecord:
         reference=spec.reference, correction=spec.correction,
         cpus_per_trial=res.cpus_per_trial, threads=max(1, int(res.cpus_per_trial)),
         trials_per_gpu=res.trials_per_gpu, max_failures=res.max_failures,
+        fuse=applied_fuse(spec, resolved.experiment),
         wandb=WandbRecord(project=spec.wandb.project, entity=spec.wandb.entity,
                           mode=tracking.resolve_mode(spec.wandb.mode), tags=spec.wandb.tags),
         # Seeds until decided: how many trials it takes is what the sweep finds out.
@@ -279,7 +312,7 @@ def _tuner_parts(sweep: SweepRecord, total: int, round_name: str | None = None):
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[JsonLoggerCallback(), writer.callback(),
-                   Progress(total, sweep.objective, sweep.mode).callback()])
+                   Progress(total, sweep.objective, sweep.mode, sweep.seeds).callback()])
     wrapped = tune.with_resources(tune.with_parameters(trainable, sweep=sweep),
                                   trial_resources(sweep))
     return wrapped, run_config, writer
@@ -299,17 +332,14 @@ def finish(grid, sweep: SweepRecord, *, interrupted: bool = False) -> Path:
     stage checkpoint) or ``pending``; once the sweep has ended, no trial will run again, so the
     stage checkpoints left (stopped or errored trials) are deleted.
     """
-    rows = []
+    rows: dict[str, dict[str, Any]] = {}
     for result in grid:
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or Path(result.path).name
         error = error_line(str(result.error)) if result.error else None
-        recorded = None if metrics.get("final") else store_of(result.config or {}, sweep).final()
-        if recorded is not None:
-            # Finished but stopped before its report reached Tune: its own record says so.
-            metrics, error = {**recorded, "trial_id": trial_id}, None
-        rows.append(row_from(trial_id, result.config or {}, metrics, error, sweep,
-                             done=not interrupted))
+        rows.update(trial_rows(trial_id, result.config or {}, metrics, error, sweep,
+                               done=not interrupted))
+    rows = list(rows.values())
     # A trial that finished after Tune's last snapshot and was stopped before Tune saw it again
     # is in no result of the grid; its record still counts.
     seen = {(str(r.get("setting_key")), str(r.get("seed"))) for r in rows}
@@ -501,6 +531,7 @@ def run_rounds(sweep: SweepRecord, started: float, session: str, address: str | 
 
     from wssweep import optuna_rounds, tracking
     from wssweep.sequential import Plan, plan_round, plan_search_round
+    from wssweep.space import fused_trials
 
     plan = Plan(sweep.seed_plan.min_seeds, sweep.seed_plan.max_seeds)
     settings = _unique([t.setting for t in sweep.grid] if sweep.grid is not None else
@@ -529,7 +560,8 @@ def run_rounds(sweep: SweepRecord, started: float, session: str, address: str | 
         wrapped, run_config, _ = _tuner_parts(sweep, len(trials), f"round-{number}")
         print(f"wssweep: round {number}: {len(trials)} trials "
               f"({len(step.verdicts)} of {family} settings decided)", flush=True)
-        tuner = tune.Tuner(wrapped, param_space={"trial": tune.grid_search(trials)},
+        entries = fused_trials(trials, sweep.fuse, sweep.experiment)
+        tuner = tune.Tuner(wrapped, param_space={"trial": tune.grid_search(entries)},
                            run_config=run_config,
                            tune_config=tune.TuneConfig(metric=sweep.objective, mode=sweep.mode,
                                                        reuse_actors=True))
@@ -564,7 +596,7 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
         return run_rounds(sweep, started, "resume", address)
     tune_dir = RunDir(run_dir).tune
     connect(address, sweep.wandb.mode)
-    total = len(list((tune_dir).glob("*/")))
+    total = sweep.expected_trials or len(list(tune_dir.glob("*/")))
     wrapped, _, _ = _tuner_parts(sweep, total)
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,
                                resume_errored=False)

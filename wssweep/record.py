@@ -94,6 +94,10 @@ class SweepRecord(_Record):
     threads: int = 1  # torch CPU threads per trial
     trials_per_gpu: int | None = None
     max_failures: int = 0
+    # How Tune trials group their members (resources.fuse, as it applies to this sweep: false
+    # for an experiment without networks; seeds for a search, whose settings come one by one).
+    # A record from before groups existed ran one member per trial.
+    fuse: Literal["seeds", "settings", False] = False
     wandb: WandbRecord = Field(default_factory=WandbRecord)
     expected_trials: int | None = None  # None: unknown (a record from before it was kept)
     grid: list[GridTrial] | None = None  # a grid sweep's trials, in order; None otherwise

@@ -248,6 +248,66 @@ def trial_identity(config: dict[str, Any], seeds: list[int]) -> tuple[dict[str, 
     return setting, int(seeds[0])
 
 
+def trial_members(config: dict[str, Any], seeds: list[int]) -> list[tuple[dict[str, Any], int]]:
+    """``(setting, seed)`` of each member of a trial's config: a group's
+    (``{"trial": {"group": [{"setting", "seed"}, ...]}}``, or ``{"setting", "seeds": [...]}`` for
+    the seeds of a drawn setting), else the one of ``trial_identity``.
+
+    Example:
+        >>> trial_members({"setting": {"lr": 0.1}, "seeds": [3, 4]}, seeds=[3, 4])
+        [({'lr': 0.1}, 3), ({'lr': 0.1}, 4)]
+    """
+    inner = config.get("trial", config)
+    if "group" in inner:
+        return [trial_identity(member, seeds) for member in inner["group"]]
+    if "seeds" in config:
+        setting = trial_identity(config, seeds)[0]
+        return [(setting, int(seed)) for seed in config["seeds"]]
+    return [trial_identity(config, seeds)]
+
+
+def fused_trials(trials: list[dict[str, Any]], fuse: str | bool,
+                 experiment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``trials`` (``{"setting", "seed"}`` each) as the entries of a grid: each alone
+    (``fuse`` false), or groups (``{"group": [...]}``) of the seeds of one setting
+    (``"seeds"``), or of every setting that can share one fused model (``"settings"``: the same
+    ``ExperimentConfig.fusion_signature``). A group of one stays a plain trial; an experiment
+    that trains no network (nqm) is never grouped.
+
+    Example:
+        >>> trials = [{"setting": {"lr": lr}, "seed": s} for lr in (0.1, 0.3) for s in (0, 1)]
+        >>> [len(e.get("group", [e])) for e in fused_trials(trials, "seeds")]
+        [2, 2]
+        >>> [len(e.get("group", [e])) for e in fused_trials(trials, "settings")]
+        [4]
+    """
+    if not fuse:
+        return [dict(t) for t in trials]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for trial in trials:
+        cfg = experiment_from_mapping(experiment or {},
+                                      setting={**trial["setting"], "seed": trial["seed"]})
+        signature = cfg.fusion_signature()
+        if signature is None:
+            by = json.dumps([id(trial)])  # not fusable: alone
+        elif fuse == "settings":
+            by = signature
+        else:
+            by = json.dumps([signature, trial["setting"]], sort_keys=True, default=str)
+        groups.setdefault(by, []).append(dict(trial))
+    return [members[0] if len(members) == 1 else {"group": members}
+            for members in groups.values()]
+
+
+def applied_fuse(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> str | bool:
+    """``resources.fuse`` as it applies: nothing to fuse without networks (kind: nqm), and a
+    search draws its settings one at a time, so only a grid's settings can share a group."""
+    if experiment_from_mapping(experiment or {}).fusion_signature() is None:
+        return False
+    fuse = spec.resources.fuse
+    return "seeds" if fuse == "settings" and spec.method != "grid" else fuse
+
+
 def _plain(value: Any) -> Any:
     """NumPy scalars as Python values, so settings serialize and compare plainly."""
     return value.item() if hasattr(value, "item") and not isinstance(value, list | dict) else value
@@ -284,22 +344,26 @@ def build_search(resolved: ResolvedSweep, run_dir: Path) -> SearchPlan:
     seeds = list(spec.first_seeds)
     metric, mode = spec.metric.objective, spec.metric.mode
     scheduler = build_scheduler(spec)
+    fuse = applied_fuse(spec, resolved.experiment)
     if spec.method == "grid":
         trials = grid_trials(spec, resolved.experiment)
-        return SearchPlan({"trial": tune.grid_search(trials)}, 1, None, scheduler, metric, mode,
+        entries = fused_trials(trials, fuse, resolved.experiment)
+        return SearchPlan({"trial": tune.grid_search(entries)}, 1, None, scheduler, metric, mode,
                           len(trials))
     space = {key: tune_domain(param) for key, param in spec.parameters.items()}
     if spec.method == "random":
         per_seed = spec.run_cap // len(seeds)
         search_alg = BasicVariantGenerator(random_state=RANDOM_STATE, constant_grid_search=True)
-        param_space = {"setting": space, "seed": tune.grid_search(seeds)}
+        # Fused: one trial per drawn setting, its seeds its members.
+        param_space = {"setting": space, **({"seeds": seeds} if fuse and len(seeds) > 1 else
+                                            {"seed": tune.grid_search(seeds)})}
         return SearchPlan(param_space, per_seed, search_alg, scheduler, metric, mode,
                           per_seed * len(seeds))
-    return _bayes_plan(spec, space, Path(run_dir), scheduler)
+    return _bayes_plan(spec, space, Path(run_dir), scheduler, fused=bool(fuse))
 
 
 def _bayes_plan(spec: SweepSpec, space: dict[str, Any], run_dir: Path,
-                scheduler: TrialScheduler | None) -> SearchPlan:
+                scheduler: TrialScheduler | None, fused: bool) -> SearchPlan:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.search.sample import Domain
@@ -317,11 +381,16 @@ def _bayes_plan(spec: SweepSpec, space: dict[str, Any], run_dir: Path,
     # Constants stay in param_space; Tune merges each suggestion into it.
     param_space: dict[str, Any] = {"setting": constants}
     search_alg: Any = searcher
-    if len(seeds) > 1:
-        search_alg = _ray_class("SafeRepeater")(searcher, repeat=len(seeds), set_index=True)
-    else:
+    settings = spec.run_cap // len(seeds)
+    if len(seeds) == 1:
         param_space["seed"] = seeds[0]
-    num_samples = (spec.run_cap // len(seeds)) * len(seeds)
+    elif fused:  # one trial per suggestion, its seeds the members; it reports their mean
+        param_space["seeds"] = seeds
+        return SearchPlan(param_space, settings, search_alg, scheduler, spec.metric.objective,
+                          spec.metric.mode, settings * len(seeds))
+    else:
+        search_alg = _ray_class("SafeRepeater")(searcher, repeat=len(seeds), set_index=True)
+    num_samples = settings * len(seeds)
     return SearchPlan(param_space, num_samples, search_alg, scheduler, spec.metric.objective,
                       spec.metric.mode, num_samples)
 

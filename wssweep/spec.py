@@ -270,6 +270,11 @@ class ResourcesSpec(_Strict):
     # last stage checkpoint; -1 retries forever. An exception the science raises is a result (the
     # trial reports it), not a failure, so it is not retried.
     max_failures: int = Field(default=3, ge=-1)
+    # Trial groups (wssweep.science.group): the members of one Ray Tune trial train as one fused
+    # model. seeds: the seeds of one setting (each method, ASHA and seeds until decided then
+    # work per setting); settings: every grid setting that shares the model's shapes; false:
+    # one (setting, seed) per trial, trained alone (the bit-reproducible path).
+    fuse: Literal["seeds", "settings", False] = "seeds"
 
 
 class WandbSpec(_Strict):
