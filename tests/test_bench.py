@@ -59,9 +59,9 @@ def test_trial_loop_benchmark_smoke():
 
 
 def test_fusion_benchmark_smoke():
-    out = subprocess.run([sys.executable, "bench/fusion.py", "--smoke", "--seeds", "2",
-                          "--threads", "1"], capture_output=True, text=True, cwd=REPO,
-                         timeout=300)
+    out = subprocess.run([sys.executable, "bench/fusion.py", "--in-process", "--smoke",
+                          "--seeds", "2", "--threads", "1"], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     # the three walls, the two ratios with their references, and the agreement line
     a = re.search(r"\(a\) run_trial one by one, shared cache: ([\d.]+) s", out.stdout)
@@ -74,6 +74,26 @@ def test_fusion_benchmark_smoke():
     assert float(c[2]) == pytest.approx(float(a[1]) / float(c[1]), rel=0.05, abs=0.01)
     # the fused runs train the same science: every setting's gap within the seeds' CI
     assert "(b) yes, (c) yes" in out.stdout, out.stdout
+
+
+def test_fusion_benchmark_runs_the_sweep_fused_and_unfused_side_by_side(tmp_path, ray_env):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_GRID)
+    out = run_bench("fusion.py", str(spec), "--smoke", "--seeds", "2", "--cores", "2", "--json",
+                    str(tmp_path / "f.json"), env={**ray_env, "WANDB_MODE": "disabled"})
+    runs = json.loads((tmp_path / "f.json").read_text())["runs"]
+    # three sweeps of the same 2 settings x 2 seeds: one row per (setting, seed) in each
+    assert {name: run["trials"] for name, run in runs.items()} == {
+        "false": 4, "seeds": 4, "settings": 4}
+    for name, ceiling in (("false", 1), ("seeds", 2), ("settings", 4)):
+        run = runs[name]
+        # each ratio is the reference's wall over its own, printed beside its ceiling
+        assert run["speedup"] == pytest.approx(runs["false"]["wall_s"] / run["wall_s"])
+        assert re.search(rf"fuse: {name} +4 rows +[\d.]+ s +[\d.]+x +ceiling {ceiling}x",
+                         out.stdout), out.stdout
+        # and the fused sweeps trained the same science: gaps within the reference's CI
+        assert run["gaps_agree"], out.stdout
+    assert "model-steps/s" in out.stdout and re.search(r"K=\s*4 ", out.stdout)
 
 
 def test_baselines_benchmark_smoke(tmp_path, ray_env):

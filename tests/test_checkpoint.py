@@ -106,3 +106,60 @@ def test_final_record_drops_the_stage_checkpoint(tmp_path):
     assert store.final()["gap"] != store.final()["gap"]
     # at the end of a sweep the remaining checkpoints go too
     assert clear_stage_checkpoints(tmp_path) == 1 and other.load() is None
+
+
+# --- a group's checkpoints: every member at the same stage, whenever the group was killed ---
+
+
+def group_of(tmp_path, n=3):
+    from wssweep.checkpoint import GroupStore
+
+    return GroupStore([TrialStore(tmp_path, unit_name("k", s)) for s in range(n)])
+
+
+def test_a_group_killed_while_writing_its_next_stage_comes_back_at_the_last_one(tmp_path,
+                                                                               monkeypatch):
+    from wssweep import checkpoint
+
+    group = group_of(tmp_path)
+    group.save([{"stages_done": 1, "m": k} for k in range(3)])
+    writes = []
+    real = checkpoint.atomic_write
+
+    def dying(path, *args, **kwargs):
+        writes.append(path.name)
+        if len(writes) == 2:  # the second member's new state: the process dies here
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", dying)
+    with pytest.raises(KeyboardInterrupt):
+        group.save([{"stages_done": 2, "m": k} for k in range(3)])
+    monkeypatch.setattr(checkpoint, "atomic_write", real)
+    assert group.stores[0].next_path.exists()  # the first member's new state was written
+    # every member is back at stage 1, and the half-done stage is gone
+    assert [(s["stages_done"], s["m"]) for s in group.load()] == [(1, 0), (1, 1), (1, 2)]
+    assert not any(store.next_path.exists() for store in group.stores)
+
+
+def test_a_group_killed_while_moving_its_next_stage_in_finishes_the_move(tmp_path):
+    group = group_of(tmp_path)
+    group.save([{"stages_done": 1} for _ in range(3)])
+    # as a save that died after writing every new state and moving the first one in
+    import torch
+    for store in group.stores:
+        torch.save({"stages_done": 2}, store.next_path)
+    group.stores[0].next_path.replace(group.stores[0].stage_path)
+    assert [s["stages_done"] for s in group.load()] == [2, 2, 2]
+    assert not any(store.next_path.exists() for store in group.stores)
+    assert all(store.load()["stages_done"] == 2 for store in group.stores)
+
+
+def test_a_group_killed_before_its_first_stage_starts_over(tmp_path):
+    import torch
+
+    group = group_of(tmp_path)
+    assert group.load() is None
+    group.stores[0].dir.mkdir(parents=True)
+    torch.save({"stages_done": 1}, group.stores[0].next_path)  # one member written, then killed
+    assert group.load() is None and not group.stores[0].next_path.exists()

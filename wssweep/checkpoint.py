@@ -63,6 +63,11 @@ def trial_members(
         for setting, seed in members(config, sweep.seeds)]
 
 
+def member_id(trial_id: str, index: int, grouped: bool) -> str:
+    """The id of a Tune trial's member ``index``: its W&B run id and results.csv ``trial_id``."""
+    return f"{trial_id}-{index}" if grouped else trial_id
+
+
 def member_stores(config: dict[str, Any], sweep: SweepRecord) -> list[TrialStore]:
     """The records of each member of the trial Tune runs with ``config``."""
     return [TrialStore(sweep.run_dir, unit_name(key, seed))

@@ -504,7 +504,8 @@ class ExperimentConfig(_Strict):
             >>> b = a.model_copy(update={"seed": 1, "lr": 0.5})
             >>> a.fusion_signature() == b.fusion_signature()
             True
-            >>> ExperimentConfig.model_validate({"kind": "nqm"}).fusion_signature() is None
+            >>> nqm = ExperimentConfig.model_validate({"kind": "nqm", "meta_horizon": 1})
+            >>> nqm.fusion_signature() is None
             True
         """
         if self.kind != "network":

@@ -177,7 +177,7 @@ def trial_rows(trial_id: str, config: dict[str, Any], result: dict[str, Any] | N
     """The results.csv rows of one Tune trial, keyed by member (``setting_key-seed``): a
     trial's row from its last result; a group's, one per member, from each member's final record
     (its last result is the members' mean), else with the group's status."""
-    from wssweep.checkpoint import TrialStore, trial_members, unit_name
+    from wssweep.checkpoint import TrialStore, member_id, trial_members, unit_name
 
     members = trial_members(config, sweep)
     if len(members) == 1:
@@ -189,11 +189,11 @@ def trial_rows(trial_id: str, config: dict[str, Any], result: dict[str, Any] | N
             result, error = {**recorded, "trial_id": trial_id}, None
         return {f"{key}-{seed}": row_from(trial_id, config, result, error, sweep, done)}
     rows = {}
-    for setting, seed, key in members:
+    for index, (setting, seed, key) in enumerate(members):
         recorded = TrialStore(sweep.run_dir, unit_name(key, seed)).final()
         rows[f"{key}-{seed}"] = (
             record_row(recorded, sweep) if recorded is not None else
-            row_from(trial_id, {"setting": setting, "seed": seed},
+            row_from(member_id(trial_id, index, True), {"setting": setting, "seed": seed},
                      {"stages_done": result.get("stages_done")} if result else None, error,
                      sweep, done))
     return rows

@@ -517,7 +517,8 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
         lines.append(f"Early termination: ASHA on {TIME_ATTR} (W&B hyperband), bands at "
                      f"{', '.join(str(b) for b in et.bands(4))}{' ...' if et.min_iter else ''} "
                      f"finished stages, keeping 1/{et.eta} at each")
-        if spec.method == "bayes" and len(spec.first_seeds) > 1:
+        if spec.method == "bayes" and len(spec.first_seeds) > 1 and not applied_fuse(
+                spec, resolved.experiment):
             lines.append("  note: ASHA may stop some seeds of a setting early; Optuna then gets "
                          "the mean over seeds of their last reported values")
     trials = f"Trials: {_count_text(spec, resolved.experiment)}"
@@ -532,6 +533,7 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
     elif plan is not None:  # seeds until decided: the first round; more where undecided
         trials += f" in the first round, at most {settings * plan.max} in all"
     lines.append(trials)
+    lines.append(_groups_text(spec, resolved.experiment))
     lines += _resources_lines(spec, num_cpus, num_gpus)
     wb = spec.wandb
     entity = f", entity {wb.entity}" if wb.entity else ""
@@ -540,6 +542,29 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
     lines.append(f"Gap tolerance: {spec.gap_tolerance:g} points")
     lines.append(f"Verdicts: {_verdict_text(spec)}")
     return "\n".join(lines)
+
+
+def _groups_text(spec: SweepSpec, experiment: dict[str, Any]) -> str:
+    """How the trials are grouped into Tune trials (``resources.fuse``)."""
+    fuse = applied_fuse(spec, experiment)
+    if not fuse:
+        why = (" (kind nqm trains no network)" if spec.resources.fuse
+               else " (resources.fuse: false)")
+        return f"Groups: none, each (setting, seed) is its own Tune trial, trained alone{why}"
+    if fuse == "seeds":
+        text = ("Groups: the seeds of each setting train as one fused model, one Tune trial per "
+                "setting (resources.fuse: seeds); ASHA and Optuna compare the seeds' mean")
+        if spec.resources.fuse == "settings":
+            text += "; fuse: settings applies to a grid only (a search draws settings one by one)"
+        return text
+    if spec.method == "grid" and spec.seed_plan is None:
+        sizes = [len(e.get("group", [e])) for e in
+                 fused_trials(grid_trials(spec, experiment), fuse, experiment)]
+        count = f"{len(sizes)} Tune trial{'s' if len(sizes) != 1 else ''} of {_fmt(sizes)} members"
+    else:
+        count = "one Tune trial per round and model shape"
+    return (f"Groups: every setting that shares the model's shapes trains as one fused model "
+            f"(resources.fuse: settings): {count}")
 
 
 def _verdict_text(spec: SweepSpec) -> str:

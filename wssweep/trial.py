@@ -25,7 +25,7 @@ from ray import tune
 
 from wssweep import tracking
 from wssweep.cache import ArtifactCache
-from wssweep.checkpoint import GroupStore, TrialStore, trial_members, unit_name
+from wssweep.checkpoint import GroupStore, TrialStore, member_id, trial_members, unit_name
 from wssweep.record import RunDir, SweepRecord
 from wssweep.results import error_line
 from wssweep.science.experiment import run_trial
@@ -99,6 +99,7 @@ class _Member:
     seed: int
     key: str  # the setting's key
     store: TrialStore
+    id: str  # its W&B run and results row: the Tune trial's id, then its index in a group
     identity: dict[str, Any] = field(default_factory=dict)
     run: Any = None  # its W&B run
     latest: dict[str, Any] = field(default_factory=dict)  # its last stage's STAGE_METRICS
@@ -127,9 +128,11 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
     started = time.time()
     run_dir = Path(sweep.run_dir)
     trial_id = tune.get_context().get_trial_id()
-    members = [_Member(setting, seed, key, TrialStore(run_dir, unit_name(key, seed)))
-               for setting, seed, key in trial_members(config, sweep)]
-    grouped = len(members) > 1
+    found = trial_members(config, sweep)
+    grouped = len(found) > 1
+    members = [_Member(setting, seed, key, TrialStore(run_dir, unit_name(key, seed)),
+                       member_id(trial_id, index, grouped))
+               for index, (setting, seed, key) in enumerate(found)]
 
     # Finished means finished. Tune's experiment snapshot (taken every TUNE_GLOBAL_CHECKPOINT_S)
     # can predate a trial's end, and Tuner.restore then runs that trial again; nor can a Tune
@@ -173,7 +176,7 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
         m.run = tracking.start(
             run_dir, project=sweep.wandb.project, entity=sweep.wandb.entity,
             group=sweep.name, name=f"{m.key}-seed{m.seed}",
-            run_id=f"{trial_id}-{members.index(m)}" if grouped else trial_id,
+            run_id=m.id,
             config={**tracking.flatten(cfgs[-1].model_dump()), **m.identity},
             mode=sweep.wandb.mode, tags=sweep.wandb.tags)
     objective = sweep.objective
@@ -236,7 +239,7 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
         final = {**metrics, **m.identity, "status": status, "error": error, "final": True,
                  "finished_at": time.time(), "stages_done": m.stages_done}
         final[objective] = _number(metrics.get(objective))
-        m.store.write_final({**final, "trial_id": trial_id})
+        m.store.write_final({**final, "trial_id": m.id})
         finals[m.unit] = final
     _hold(HOLD_AFTER_FINAL_ENV)
     tune.report({"final": True, **group_report(list(finals.values()), objective)} if grouped
