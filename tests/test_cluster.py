@@ -209,7 +209,9 @@ class TestLogicalGpu:
     def test_trials_per_gpu_packs_trials(self, per_gpu, gpu_node, cluster_env, tmp_path):
         spec = tmp_path / "gpu.yaml"
         spec.write_text(SLOW_EXPERIMENT + GRID_OF_4
-                        + f"resources: {{cpus_per_trial: 1, trials_per_gpu: {per_gpu}}}\n")
+                        # one (setting, seed) per Tune trial: what packs is Tune trials
+                        + f"resources: {{cpus_per_trial: 1, trials_per_gpu: {per_gpu}, "
+                        "fuse: false}\n")
         out = wssweep(cluster_env | NO_WANDB, "run", str(spec), "--name", "gpu", "--storage",
                       str(tmp_path / "runs"), "--address", gpu_node["address"])
         # the sweep finished on the cluster
@@ -286,6 +288,8 @@ def test_a_lost_node_costs_no_trial(two_nodes, cluster_env, tmp_path):
     table = rows(run_dir)
     assert len(table) == 4 and {r["status"] for r in table} == {"completed"}, table
     by_unit = {f"{r['setting_key']}-seed{r['seed']}": r for r in table}
+    # each Tune trial was a group: the seeds of a setting
+    assert {r["group_size"] for r in table} == {"2"}
     # the lost trial was retried (FailureConfig, default max_failures 3) and resumed mid-trial
     assert all(int(by_unit[u]["restarts"]) >= 1 for u in lost), [by_unit[u] for u in lost]
     assert all(int(by_unit[u]["resumed_stage"]) >= 1 for u in lost)

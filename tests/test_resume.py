@@ -19,7 +19,8 @@ from wssweep.record import TRIALS_DIR
 from wssweep.results import read_results
 from wssweep.trial import HOLD_AFTER_FINAL_ENV, HOLD_AFTER_STAGE_ENV, read_starts
 
-# 4 settings x 2 seeds of 3 stages; each trial ~1.5 s of wall time (tests.plugins:slow_net
+# 4 settings x 2 seeds of 3 stages, each setting's seeds one group (resources.fuse: seeds, the
+# default: what is killed, held and resumed is groups); each trial ~1.5 s of wall time (tests.plugins:slow_net
 # sleeps in forward), so trials overlap on any machine; where a stop lands is forced by holds.
 SPEC = """
 experiment:
@@ -54,6 +55,7 @@ def check_finished_sweep(run_dir: Path) -> list[dict]:
     # trained 2 epochs at a small rate may stay near chance: diverged is a finished result)
     assert len(rows) == TRIALS, rows
     assert len({(r["setting_key"], r["seed"]) for r in rows}) == TRIALS
+    assert {r["group_size"] for r in rows} == {"2"}
     assert {r["status"] for r in rows} <= {"completed", "diverged"}, rows
     assert sorted((r["lr"], r["seed"]) for r in rows) == sorted(
         (lr, s) for lr in ("0.03", "0.1", "0.3", "1.0") for s in ("0", "1"))
