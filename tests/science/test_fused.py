@@ -250,3 +250,40 @@ def test_float32_runs_are_deterministic(model):
         for p, q in zip(m1.model.parameters(), m2.model.parameters(), strict=True):
             s1, s2 = m1.optimizer.state[p], m2.optimizer.state[q]
             assert all(torch.equal(s1[k], s2[k]) for k in s2)
+
+
+def test_the_once_per_epoch_check_finds_each_members_divergence(float64, monkeypatch):
+    from wssweep.science import fused as fused_module
+
+    # the CUDA path's check (read once per epoch), forced on the CPU, against train_stage's
+    # per-step check: the diverging member trains on to the end of its epoch, then stops
+    monkeypatch.setattr(fused_module, "loss_checked_each_step", lambda device: False)
+    rates = [0.05, 1e4, 0.02]
+    group, ref = members("sgd", "mlp", penalty=False, k=3, rates=rates), members(
+        "sgd", "mlp", penalty=False, k=3, rates=rates)
+    got, want = train_stage_group(group), one_by_one(ref)
+    # the same results: the diverged member's steps are those before its first non-finite loss
+    assert [fields(r) for r in got] == [fields(r) for r in want]
+    assert got[1].diverged and got[1].steps % (N // BATCH) != 0
+    # the others are untouched by it, as with the per-step check
+    for position in (0, 2):
+        assert_same_member(group[position], ref[position])
+
+
+def test_the_amp_path_trains_the_fused_convs(monkeypatch):
+    from wssweep.science import fused as fused_module
+
+    # CUDA's bfloat16 autocast forced on the CPU: vmap's conv1d forward runs under it
+    plain = members("adam", "conv1d", penalty=True)
+    train_stage_group(plain)
+    monkeypatch.setattr(fused_module, "amp_dtype", lambda model, device: torch.bfloat16)
+    amp = members("adam", "conv1d", penalty=True)
+    results = train_stage_group(amp)
+    assert not any(r.diverged for r in results) and all(r.steps > 0 for r in results)
+    for a, p in zip(amp, plain, strict=True):
+        weights = list(a.model.parameters())
+        # the weights stay float32 (autocast casts inside the forward pass only) ...
+        assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights)
+        # ... and the bfloat16 forward pass did run: the trained weights are not float32's
+        assert not all(torch.equal(w, q) for w, q in zip(weights, p.model.parameters(),
+                                                         strict=True))

@@ -19,6 +19,11 @@ does not set (no Nesterov, dampening, AMSGrad, maximize, decoupled decay). Hyper
 differ between members. ``StageResult.seconds`` is the group's wall time until that member was
 done (its own share of the work cannot be measured).
 
+On CUDA, as in ``train_stage``: the losses are checked on the device and read back once per
+epoch (a member whose loss turned non-finite stops as diverged at the end of that epoch, with
+the steps before that loss counted), and conv models run their forward pass under bfloat16
+autocast (``models.amp_dtype``). On the CPU every step's losses are checked, as before.
+
 Example:
     >>> import torch
     >>> from wssweep.science.train import StopRule
@@ -47,8 +52,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wssweep.science.models import amp_dtype
 from wssweep.science.optim import GIAdam
-from wssweep.science.train import EVAL_BATCH, StageResult, StopRule, accuracy
+from wssweep.science.train import (
+    EVAL_BATCH,
+    StageResult,
+    StopRule,
+    accuracy,
+    amp_context,
+    loss_checked_each_step,
+)
 
 __all__ = ["Member", "fusable", "train_stage_group"]
 
@@ -183,6 +196,9 @@ def _per_member(values: list[float], ref: Tensor) -> float | Tensor:
     tensor."""
     if all(v == values[0] for v in values):
         return float(values[0])
+    if ref.is_cuda:  # from pinned memory, asynchronously: a plain copy would wait for the GPU
+        host = torch.tensor(values, dtype=ref.dtype, pin_memory=True)
+        return host.to(ref.device, non_blocking=True)
     return torch.tensor(values, dtype=ref.dtype, device=ref.device)
 
 
@@ -257,6 +273,7 @@ class _Stack:
         self.forward = bmm or _vmap_forward(self.base, self.names)
         self.x = torch.stack([m.x for m in members])
         self.y = torch.stack([m.y for m in members])
+        self.amp = amp_dtype(models[0], self.x.device)  # bfloat16 autocast for convs on CUDA
         self._init_penalty(models)
         self._init_state(per_model)
         self.last_lrs = [math.nan] * len(members)
@@ -366,9 +383,10 @@ class _Stack:
         # One flat gather is much cheaper than indexing with two broadcast index tensors.
         flat = (idx + n * torch.arange(k, device=idx.device).unsqueeze(1)).flatten()
         xb = self.x.flatten(0, 1).index_select(0, flat).view(k, b, *self.x.shape[2:])
-        logits = self.forward(self.params, xb)
-        ce = F.cross_entropy(logits.flatten(0, 1), self.y.flatten().index_select(0, flat),
-                             reduction="none").view(k, b).mean(1)
+        with amp_context(self.x.device, self.amp):
+            logits = self.forward(self.params, xb)
+            ce = F.cross_entropy(logits.flatten(0, 1), self.y.flatten().index_select(0, flat),
+                                 reduction="none").view(k, b).mean(1)
         if not self.penalized:
             return ce
         norms = [torch.linalg.vector_norm((self.params[j] - a).flatten(1), dim=1)
@@ -526,7 +544,11 @@ def train_stage_group(members: Sequence[Member], *, engine: Engine = "auto") -> 
     results: list[StageResult | None] = [None] * len(members)
     steps = 0
 
-    def finish(position: int, reason: str, lr: float) -> None:
+    each_step = loss_checked_each_step(device)
+
+    def finish(position: int, reason: str, lr: float, counted: int | None = None) -> None:
+        """Write member ``position`` back and record its result; ``counted`` is the steps its
+        result reports where that is not every step taken (a divergence found after them)."""
         i = stack.active[position]
         m = members[i]
         stack.write_back(position, steps, lr)
@@ -537,37 +559,58 @@ def train_stage_group(members: Sequence[Member], *, engine: Engine = "auto") -> 
                    else accuracy(m.model, m.x_val, m.y_val))
         results[i] = StageResult(
             test_acc=100 * test_acc, train_acc=100 * (history[-1] if history else math.nan),
-            steps=steps, epochs=len(history), seconds=time.perf_counter() - start, n_train=n,
-            stop_reason=reason, diverged=diverged, val_acc=100 * val_acc)
+            steps=steps if counted is None else counted, epochs=len(history),
+            seconds=time.perf_counter() - start, n_train=n, stop_reason=reason,
+            diverged=diverged, val_acc=100 * val_acc)
 
     while len(stack):
         # The same draws as train_stage's batches(): one randperm per epoch from each generator.
         order = torch.stack([torch.randperm(n, generator=members[i].generator).to(device)
                              for i in stack.active])
+        if not each_step:  # per member: losses all finite so far this epoch, and steps until then
+            finite_so_far = torch.ones(len(stack), dtype=torch.bool, device=device)
+            finite_steps = torch.zeros(len(stack), dtype=torch.long, device=device)
+            epoch_start = steps
         for b in range(per_epoch):
             idx = order[:, b * batch_size : (b + 1) * batch_size]
             lrs = [members[i].schedule(steps) for i in stack.active]
             losses = stack.losses(idx)
-            finite = torch.isfinite(losses).tolist()
-            while not all(finite):
-                # As train_stage: a non-finite loss ends that member's stage before its step.
-                for position in (p for p, ok in enumerate(finite) if not ok):
-                    finish(position, "diverged", lrs[position])
-                keep = [p for p, ok in enumerate(finite) if ok]
-                stack.keep(keep)
-                order, idx = order[keep], idx[keep]
-                lrs = [lrs[p] for p in keep]
+            if not each_step:
+                # A member's non-finite loss only spoils its own slice of the stacks (the sum's
+                # gradient is 1 for each loss), so the others train on unaffected.
+                finite_so_far.logical_and_(torch.isfinite(losses.detach()))
+                finite_steps.add_(finite_so_far)
+            else:
+                finite = torch.isfinite(losses).tolist()
+                while not all(finite):
+                    # As train_stage: a non-finite loss ends that member's stage before its step.
+                    for position in (p for p, ok in enumerate(finite) if not ok):
+                        finish(position, "diverged", lrs[position])
+                    keep = [p for p, ok in enumerate(finite) if ok]
+                    stack.keep(keep)
+                    order, idx = order[keep], idx[keep]
+                    lrs = [lrs[p] for p in keep]
+                    if not len(stack):
+                        break
+                    losses = stack.losses(idx)  # the graph was built on the dropped stacks
+                    finite = torch.isfinite(losses).tolist()
                 if not len(stack):
                     break
-                losses = stack.losses(idx)  # the graph was built on the dropped stacks
-                finite = torch.isfinite(losses).tolist()
-            if not len(stack):
-                break
             stack.backward(losses)
             stack.step(lrs)
             steps += 1
         if not len(stack):
             break
+        if not each_step:  # the epoch's one read-back of the losses' check
+            finite = finite_so_far.tolist()
+            if not all(finite):
+                counted = finite_steps.tolist()
+                for position in (p for p, ok in enumerate(finite) if not ok):
+                    finish(position, "diverged", stack.last_lrs[position],
+                           epoch_start + counted[position])
+                stack.keep([p for p, ok in enumerate(finite) if ok])
+                if not len(stack):
+                    break
         reasons = []
         for i, acc in zip(stack.active, stack.accuracy(), strict=True):
             histories[i].append(acc)

@@ -238,6 +238,65 @@ def _resnet18(shape: tuple[int, ...], num_classes: int, resnet_width: str) -> nn
     return ResNet18(shape[0], num_classes, RESNET_WIDTHS[resnet_width])
 
 
+#: The models whose forward pass runs under autocast on CUDA: their convolutions are most of
+#: the work and bfloat16 runs them on the Tensor cores; the MLPs and logreg stay float32 (too
+#: small to gain, and the reference the studies compare against).
+AMP_MODELS = (ConvBase, ResNet18)
+AMP_DTYPE = torch.bfloat16  # float16 would need a GradScaler (skipped steps): not used
+#: The models trained in channels_last on CUDA: cuDNN's NHWC kernels are faster for 2-D convs.
+CHANNELS_LAST_MODELS = (ResNet18,)
+
+
+def amp_dtype(model: nn.Module, device: torch.device | str, *,
+              bf16: bool | None = None) -> torch.dtype | None:
+    """The autocast dtype to train ``model`` with on ``device``, or ``None`` for no autocast.
+
+    bfloat16 for the conv models (``AMP_MODELS``) with float32 weights on a CUDA device with
+    native bfloat16 (``bf16``; ``None`` asks ``torch.cuda``, and only for a CUDA device); on the
+    CPU, for float64 weights, for the MLPs and logreg, and on a GPU without bfloat16, ``None``
+    (float16 would need a ``GradScaler``, whose skipped steps the stage loops do not count).
+
+    Example:
+        >>> from wssweep.config import ModelConfig
+        >>> conv = build_model(ModelConfig(name="conv1d"), input_shape=(40,), num_classes=10,
+        ...                    seed=0)
+        >>> amp_dtype(conv, "cpu"), amp_dtype(conv, "cuda", bf16=True)
+        (None, torch.bfloat16)
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or not isinstance(model, AMP_MODELS):
+        return None
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        return None
+    if bf16 is None:
+        bf16 = cuda_bf16_native()
+    return AMP_DTYPE if bf16 else None
+
+
+def cuda_bf16_native() -> bool:
+    """Whether the current CUDA device runs bfloat16 natively (not emulated, as before Ampere)."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch before 2.4 has no emulation flag and reports native support only
+        return torch.cuda.is_bf16_supported()
+
+
+def memory_format(model: nn.Module, device: torch.device | str) -> torch.memory_format | None:
+    """``torch.channels_last`` for ResNet-18 (``CHANNELS_LAST_MODELS``) on CUDA, where its
+    parameters and input batches are trained in that layout; ``None`` (as built) otherwise.
+
+    Example:
+        >>> from wssweep.config import ModelConfig
+        >>> net = build_model(ModelConfig(name="resnet18", resnet_width="narrow"),
+        ...                   input_shape=(3, 8, 8), num_classes=10, seed=0)
+        >>> memory_format(net, "cpu"), memory_format(net, "cuda")
+        (None, torch.channels_last)
+    """
+    if torch.device(device).type == "cuda" and isinstance(model, CHANNELS_LAST_MODELS):
+        return torch.channels_last
+    return None
+
+
 def last_linear(model: nn.Module) -> nn.Linear:
     """The last ``nn.Linear`` in ``model.modules()`` order (the classifier head in our models).
 

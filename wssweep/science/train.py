@@ -4,6 +4,12 @@ A stage trains on a fixed pool of examples until train accuracy (measured after 
 eval mode) reaches a threshold, or plateaus, or an epoch cap is hit. A NaN/inf loss stops the
 stage and marks it diverged instead of raising: divergence is a result to map, not an error.
 
+On CUDA the loop never waits for the device within an epoch: the loss is checked on the device
+and read back once per epoch (a diverged stage then stops at the end of that epoch, counting the
+steps before its first non-finite loss, as on the CPU); the conv models' forward pass runs under
+bfloat16 autocast and ResNet-18 in channels_last (``models.amp_dtype``, ``models.memory_format``).
+On the CPU none of this applies: every step's loss is checked on the host, in float32 (or 64).
+
 Example:
     >>> import torch
     >>> x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
@@ -19,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -28,6 +35,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from wssweep.science.models import amp_dtype, memory_format
 
 EVAL_BATCH = 1024  # examples per forward pass when measuring accuracy
 
@@ -94,6 +103,29 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return correct.item() / max(len(x), 1)
 
 
+def loss_checked_each_step(device: torch.device) -> bool:
+    """Whether the stage loops read each step's loss back to check it for NaN/inf: on the CPU
+    (free there); not on CUDA, where reading a value waits for every queued kernel, so the
+    check accumulates on the device and is read once per epoch."""
+    return device.type != "cuda"
+
+
+def amp_context(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` to ``dtype`` on ``device``'s type, or nothing when ``dtype`` is None."""
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def to_memory_format(model: nn.Module, optimizer: torch.optim.Optimizer,
+                     fmt: torch.memory_format) -> None:
+    """``model``'s 4-D parameters and their optimizer state in ``fmt``, in place (the parameter
+    objects stay those the optimizer holds; the state matches them for its fused kernels)."""
+    model.to(memory_format=fmt)
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.ndim == 4:
+                state[key] = value.contiguous(memory_format=fmt)
+
+
 def batches(
     n: int, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
 ) -> Iterator[torch.Tensor]:
@@ -126,27 +158,49 @@ def train_stage(
     ``penalty`` (for example an L2-init term) is added to every mini-batch loss; ``on_epoch``
     is called after every epoch with the epoch number (from 1) and the train accuracy (fraction).
     ``x_val``/``y_val``, if given, are evaluated at the end like the test set (``val_acc``).
+
+    On CUDA (``loss_checked_each_step``) a stage whose loss turns non-finite trains to the end
+    of that epoch before it stops as diverged: ``steps`` still counts the steps before that
+    loss, but the model and optimizer are left as the whole epoch left them.
     """
     start = time.perf_counter()
     model.train()
+    device = x.device
+    each_step = loss_checked_each_step(device)
+    amp = amp_dtype(model, device)
+    fmt = memory_format(model, device)
+    if fmt is not None:
+        to_memory_format(model, optimizer, fmt)
     steps, history, reason, diverged = 0, [], None, False
     per_epoch = math.ceil(len(x) / batch_size)
-    stream = batches(len(x), batch_size, generator, x.device)
+    stream = batches(len(x), batch_size, generator, device)
     while reason is None:
+        if not each_step:  # the epoch's losses all finite so far, and the steps until then
+            finite = torch.ones((), dtype=torch.bool, device=device)
+            finite_steps = torch.zeros((), dtype=torch.long, device=device)
+            epoch_start = steps
         for _ in range(per_epoch):
             idx = next(stream)
             for group in optimizer.param_groups:
                 group["lr"] = schedule(steps)
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            xb = x[idx] if fmt is None else x[idx].contiguous(memory_format=fmt)
+            with amp_context(device, amp):
+                loss = F.cross_entropy(model(xb), y[idx])
             if penalty is not None:
                 loss = loss + penalty()
-            if not torch.isfinite(loss):
-                diverged = True
-                break
+            if each_step:
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
+            else:
+                finite.logical_and_(torch.isfinite(loss.detach()))
+                finite_steps.add_(finite)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             steps += 1
+        if not each_step and not finite.item():  # the epoch's one read-back
+            diverged, steps = True, epoch_start + int(finite_steps.item())
         if diverged:
             reason = "diverged"
         else:
