@@ -285,7 +285,7 @@ def test_process_rejects_a_spec_path_too_long(tmp_path, command, spec):
 
 def test_booleans_still_set_boolean_keys(tmp_path):
     spec = write_case(tmp_path, "experiment: {cold_at_chosen_lr: true, model: {bias: false}}\n"
-                      "parameters: {warm.keep_optimizer: {values: [true, false]}}\n")
+                      "method: grid\nparameters: {warm.keep_optimizer: {values: [true, false]}}\n")
     resolved = load_sweep_spec(spec)
     cfg = resolved.config_for({"warm.keep_optimizer": True}, seed=0)
     # a boolean key takes true and false, inline, swept or overridden
@@ -306,6 +306,7 @@ def test_yaml_merge_keys_are_not_duplicates(tmp_path):
                       "    <<: {perturb: 0.1, intervention: shrink_perturb}\n"
                       "    perturb: 0.2\n"
                       "  optim: &sgd {name: sgd, momentum: 0.5}\n"
+                      "method: grid\n"
                       "parameters: {optim: {values: [*sgd, {<<: *sgd, momentum: 0.9}]}}\n")
     resolved = load_sweep_spec(spec)
     # a key after '<<:' overrides the merged one, as YAML means it to: no duplicate
@@ -325,10 +326,11 @@ def test_a_bare_config_with_a_key_twice_names_key_and_file(tmp_path):
 
 
 def test_max_failures_retries_by_default_and_forever_on_minus_1(tmp_path):
-    spec = write_case(tmp_path, "experiment: {}\n")
+    grid = "method: grid\nparameters: {lr: {value: 0.01}}\n"
+    spec = write_case(tmp_path, "experiment: {}\n" + grid)
     # node or worker loss is retried 3 times by default
     assert load_sweep_spec(spec).spec.resources.max_failures == 3
-    spec.write_text("experiment: {}\nresources: {max_failures: -1}\n")
+    spec.write_text("experiment: {}\n" + grid + "resources: {max_failures: -1}\n")
     # -1: Tune retries forever
     assert load_sweep_spec(spec).spec.resources.max_failures == -1
 

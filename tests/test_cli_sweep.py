@@ -28,6 +28,7 @@ BY_ID = {case[0]: case for case in MALFORMED}
 # The quickstart's search with a GPU share: 4 trials per GPU, 2 CPUs each.
 GPU_SPEC = """\
 experiment: configs/online_mnist1d_mlp.yaml
+method: grid
 parameters:
   warm.intervention: {values: [none, shrink_perturb]}
 seeds: [0, 1, 2]

@@ -43,6 +43,7 @@ def generated_configs(plan) -> list[dict]:
 
 
 GRID = (
+    "method: grid\n"
     "parameters:\n"
     "  warm.intervention: {values: [none, shrink_perturb]}\n"
     "  lr: {values: [0.01, 0.1, 1.0]}\n"
@@ -272,37 +273,36 @@ def test_bayes_survives_diverged_trials(tmp_path):
     assert "setting" in alg.suggest("t4")
 
 
-def test_asha_from_min_iter(tmp_path):
-    spec = load(tmp_path, GRID + "early_terminate: {type: hyperband, min_iter: 2, eta: 3}\n").spec
+def test_hyperband_from_min_iter(tmp_path):
+    spec = load(tmp_path, GRID + "metric: {name: gap}\n"
+                "early_terminate: {type: hyperband, min_iter: 2, eta: 3}\n").spec
     sched = space.build_scheduler(spec)
-    # ASHA over finished stages, reduction factor = eta
-    assert (sched._time_attr, sched._reduction_factor) == ("stages_done", 3)
-    # the spec's metric and goal, and no end to the bands (W&B's min_iter form)
+    # W&B's hyperband over finished stages, on the spec's metric and goal
     # (the gap is compared on the validation split: val_gap)
-    assert (sched._metric, sched._mode, sched._max_t) == ("val_gap", "min", space.ASHA_MAX_T)
-    rungs = sorted(m for m, _ in sched._brackets[0]._rungs)
-    # rungs at W&B's bands: min_iter * eta**k
-    assert rungs[:4] == [2, 6, 18, 54]
+    assert (sched._time_attr, sched._metric, sched._mode) == ("stages_done", "val_gap", "min")
+    # bands at W&B's min_iter * eta**k, 100 of them as W&B makes; strict by default
+    assert sched.bands[:4] == [2, 6, 18, 54] and len(sched.bands) == 100 and sched.strict
 
 
-def test_asha_from_max_iter_and_s_follows_wandb_bands(tmp_path):
+def test_hyperband_from_max_iter_and_s_follows_wandb_bands(tmp_path):
     spec = load(tmp_path, GRID + "metric: {name: warm/test_acc, goal: maximize}\n"
                 "early_terminate: {type: hyperband, max_iter: 27, s: 2, eta: 3}\n").spec
     sched = space.build_scheduler(spec)
     # W&B's bands for max_iter 27, s 2, eta 3 are 27/9 and 27/3
     assert spec.early_terminate.bands() == [3, 9]
-    # ASHA's rungs are exactly those bands
-    assert sorted(m for m, _ in sched._brackets[0]._rungs) == [3, 9]
+    # the scheduler stops at exactly those bands
+    assert sched.bands == [3, 9]
     # maximize becomes mode max
     assert (sched._mode, sched._metric) == ("max", "warm/val_acc")
 
 
-def test_asha_ignores_unusable_metrics_and_accepts_matching_tune_config(tmp_path):
-    spec = load(tmp_path, GRID + "early_terminate: {type: hyperband, min_iter: 1, eta: 2}\n").spec
+def test_hyperband_ignores_unusable_metrics_and_accepts_matching_tune_config(tmp_path):
+    spec = load(tmp_path, GRID + "metric: {name: gap}\n"
+                "early_terminate: {type: hyperband, min_iter: 1, eta: 2}\n").spec
     sched = space.build_scheduler(spec)
     trial = SimpleNamespace(trial_id="a")
     sched.on_trial_add(None, trial)
-    # a None gap (diverged) neither crashes ASHA nor counts as a result
+    # a None gap (diverged) neither crashes the scheduler nor counts as a result
     assert sched.on_trial_result(None, trial, {"stages_done": 1, "val_gap": None}) == \
         TrialScheduler.CONTINUE
     sched.on_trial_complete(None, trial, {"stages_done": 1, "val_gap": None})
@@ -371,7 +371,8 @@ def test_describe_grid_and_resources_without_gpu(tmp_path):
 
 
 def test_trial_resources_drop_the_gpu_only_without_one(tmp_path):
-    res = load(tmp_path, "resources: {cpus_per_trial: 2, trials_per_gpu: 4}\n").spec.resources
+    res = load(tmp_path, "method: grid\nparameters: {lr: {value: 0.1}}\n"
+               "resources: {cpus_per_trial: 2, trials_per_gpu: 4}\n").spec.resources
     request = (res.cpus_per_trial, res.trials_per_gpu)
     # a quarter of a GPU each where the cluster has GPUs
     assert space.trial_resources(*request, num_gpus=1) == {"cpu": 2.0, "gpu": 0.25}
@@ -407,6 +408,7 @@ def test_shipped_sweeps_plan_and_describe(tmp_path, path):
 
 
 REPEATS = (
+    "method: grid\n"
     "parameters:\n"
     "  warm.intervention: {values: [none, shrink_perturb]}\n"
     "  shrink: {values: [0.3, 0.6]}\n"

@@ -44,6 +44,7 @@ import json
 import math
 import numbers
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,9 +53,18 @@ from wssweep.comparisons import cold_keys
 from wssweep.config import ExperimentConfig
 from wssweep.record import OPTUNA_DB
 from wssweep.sequential import DESIGN_NAME
-from wssweep.spec import ParameterSpec, ResolvedSweep, SweepSpec, experiment_from_mapping
+from wssweep.spec import (
+    U_EDGE,
+    UNBOUNDED,
+    ParameterSpec,
+    ResolvedSweep,
+    SweepSpec,
+    _same,
+    experiment_from_mapping,
+)
 
 if TYPE_CHECKING:
+    from ray.tune import Stopper
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.search import SearchAlgorithm, Searcher
 
@@ -62,8 +72,6 @@ if TYPE_CHECKING:
 TIME_ATTR = "stages_done"
 #: Where the Repeater puts a trial's repeat index (``ray.tune.search.repeater.TRIAL_INDEX``).
 TRIAL_INDEX = "__trial_index__"
-#: ASHA's ``max_t`` for ``min_iter``: W&B's bands go on without an end; trials end on their own.
-ASHA_MAX_T = 10_000
 #: Fixed seeds, so the same spec draws the same settings every time.
 RANDOM_STATE = 0
 OPTUNA_SEED = 0
@@ -79,12 +87,15 @@ class SearchPlan:
     """
 
     param_space: dict[str, Any]
-    num_samples: int
+    num_samples: int  # -1: until stopped (random and bayes without run_cap)
     search_alg: Searcher | SearchAlgorithm | None
     scheduler: TrialScheduler | None
     metric: str
     mode: str
-    total_trials: int
+    total_trials: int | None  # None: until stopped
+    # metric.target: ``tune.RunConfig(stop=plan.stopper)`` ends the sweep once a finished trial
+    # reaches it (``TargetStopper``); None without a target.
+    stopper: Stopper | None = None
 
 
 def _usable(value: Any) -> bool:
@@ -93,29 +104,87 @@ def _usable(value: Any) -> bool:
             and math.isfinite(value))
 
 
+def hyperband_stops(history: dict[int, float], histories: Iterable[dict[int, float]],
+                    bands: list[int], eta: float, strict: bool) -> bool:
+    """W&B's hyperband rule (wandb/sweeps hyperband_stopping.py) for one running trial.
+
+    ``history`` maps finished stages to the trial's metric, signed so that lower is better;
+    ``histories`` holds every trial's, this one's included. The band is the last one the trial
+    has reached; the threshold is the value ranked ``int(n / eta)`` (from the best) among the n
+    trials that reached it; the trial stops when its value at the band (``strict``, W&B's
+    default) or its best so far is worse.
+
+    Example:
+        >>> runs = [{1: 10.0, 2: 9.0}, {1: 10.0, 2: 8.0}, {1: 10.0, 2: 7.0}]
+        >>> [hyperband_stops(h, runs, [1, 2], 2, strict=True) for h in runs]
+        [True, False, False]
+    """
+    reached = [band for band in bands if band <= max(history)]
+    if not reached:
+        return False
+    band = reached[-1]
+    at_band = sorted(h[band] for h in histories if band in h)
+    threshold = at_band[int(1.0 / eta * len(at_band))]
+    value = history.get(band, min(history.values())) if strict else min(history.values())
+    return value > threshold
+
+
 def _define_ray_classes() -> None:
     """Define the Ray subclasses below on first use (importing Ray takes seconds)."""
     if "SafeOptunaSearch" in globals():
         return
-    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+    from ray.tune import Stopper
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search.sample import Domain, _BackwardsCompatibleNumpyRng
 
     class SafeOptunaSearch(OptunaSearch):
         """OptunaSearch that survives a trial without a usable metric (diverged, ``None``).
 
         Ray 2.60's OptunaSearch passes ``None`` to ``Trial.report`` (a ``TypeError`` that stops
         the sweep) and tells Optuna NaN (left hanging as RUNNING); here such a trial is recorded
-        as FAIL and its intermediate results are skipped.
+        as FAIL and its intermediate results are skipped; with ``impute`` (W&B's
+        ``metric.impute``) Optuna is told W&B's imputed value instead (``imputed``).
         """
+
+        impute: str | None = None
+
+        def record_value(self, trial_id: str, value: float) -> None:
+            """Keep a reported value of the trial (what W&B's imputation reads)."""
+            self.__dict__.setdefault("_wss_histories", {}).setdefault(trial_id, []).append(value)
+
+        def imputed(self, trial_id: str) -> float:
+            """W&B's value for a failed run (bayes_search.impute): worst, the worst any finished
+            trial reached; best, this trial's best; latest, its last value; 0 without one."""
+            histories = self.__dict__.get("_wss_histories", {})
+            done = self.__dict__.get("_wss_done", set())
+            lower = self.mode == "min"
+            if self.impute == "worst":
+                worst = [max(h) if lower else min(h) for t, h in histories.items()
+                         if t in done and h]
+                return (max(worst) if lower else min(worst)) if worst else 0.0
+            own = histories.get(trial_id) or []
+            if not own:
+                return 0.0
+            if self.impute == "best":
+                return min(own) if lower else max(own)
+            return own[-1]
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if _usable(result.get(self.metric)):
+                self.record_value(trial_id, float(result[self.metric]))
                 super().on_trial_result(trial_id, result)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               error: bool = False) -> None:
-            if result is not None and not _usable(result.get(self.metric)):
+            self.__dict__.setdefault("_wss_done", set()).add(trial_id)
+            value = (result or {}).get(self.metric)
+            if _usable(value):
+                self.record_value(trial_id, float(value))
+            elif self.impute is not None and trial_id in self._ot_trials:
+                result, error = {self.metric: self.imputed(trial_id)}, False
+            elif result is not None:
                 result, error = None, True
             super().on_trial_complete(trial_id, result, error)
 
@@ -123,8 +192,15 @@ def _define_ray_classes() -> None:
         """Repeater whose mean over seeds skips seeds without a usable metric.
 
         Ray's Repeater raises on a ``None`` score; here it counts as missing (NaN), so the mean is
-        over the seeds that produced a number, and NaN (failed for Optuna) when none did.
+        over the seeds that produced a number, and NaN (failed for Optuna) when none did. Each
+        seed's running values reach the searcher under its setting's trial (for ``impute``).
         """
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            group = self._trial_id_to_group.get(trial_id)
+            value = result.get(self.searcher.metric)
+            if group is not None and _usable(value) and hasattr(self.searcher, "record_value"):
+                self.searcher.record_value(group.primary_trial_id, float(value))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               **kwargs: Any) -> None:
@@ -156,13 +232,85 @@ def _define_ray_classes() -> None:
                 return
             super().on_trial_complete(tune_controller, trial, result)
 
-    for cls in (SafeOptunaSearch, SafeRepeater, GapASHAScheduler):
+    class GapHyperbandScheduler(FIFOScheduler):
+        """W&B's hyperband early termination (``hyperband_stops``) at exactly its bands, over
+        ``TIME_ATTR`` (finished stages). Every trial's history is kept, finished ones too, as
+        W&B's thresholds read every run; a result without a usable metric is skipped."""
+
+        def __init__(self, time_attr: str, metric: str, mode: str, bands: list[int],
+                     eta: float, strict: bool) -> None:
+            super().__init__()
+            self._time_attr, self._metric, self._mode = time_attr, metric, mode
+            self.bands, self.eta, self.strict = list(bands), eta, strict
+            self._histories: dict[str, dict[int, float]] = {}
+
+        def set_search_properties(self, metric: str | None, mode: str | None,
+                                  **spec: Any) -> bool:
+            return metric in (None, self._metric) and mode in (None, self._mode)
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            value, stage = result.get(self._metric), result.get(self._time_attr)
+            if not _usable(value) or not _usable(stage):
+                return TrialScheduler.CONTINUE
+            sign = 1.0 if self._mode == "min" else -1.0
+            history = self._histories.setdefault(trial.trial_id, {})
+            history[int(stage)] = sign * float(value)
+            if hyperband_stops(history, self._histories.values(), self.bands, self.eta,
+                               self.strict):
+                return TrialScheduler.STOP
+            return TrialScheduler.CONTINUE
+
+        def debug_string(self) -> str:
+            return f"W&B hyperband at {TIME_ATTR} {self.bands[:6]}"
+
+    class TargetStopper(Stopper):
+        """W&B's ``metric.target``: the sweep ends once a finished trial's objective reaches it
+        (a trial's last report carries ``final``; a group's is its members' mean)."""
+
+        def __init__(self, metric: str, mode: str, target: float) -> None:
+            self.metric, self.mode, self.target = metric, mode, target
+            self.reached = False
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            value = result.get(self.metric)
+            if result.get("final") and _usable(value):
+                met = value <= self.target if self.mode == "min" else value >= self.target
+                self.reached = self.reached or met
+            return False
+
+        def stop_all(self) -> bool:
+            return self.reached
+
+    class WandbDomain(Domain):
+        """A W&B distribution as a Tune domain: a uniform variable u drawn from the parameter's
+        ``u_range``, transformed by ``ParameterSpec.ppf`` (q rounding included)."""
+
+        def __init__(self, param: ParameterSpec) -> None:
+            self.param = param
+
+        def sample(self, config: Any = None, size: int = 1, random_state: Any = None) -> Any:
+            if not isinstance(random_state, _BackwardsCompatibleNumpyRng):
+                random_state = _BackwardsCompatibleNumpyRng(random_state)
+            lo, hi = self.param.u_range
+            items = [copy.deepcopy(self.param.ppf(float(u)))
+                     for u in random_state.uniform(lo, hi, size=size)]
+            return items if len(items) > 1 else items[0]
+
+        def is_valid(self, value: Any) -> bool:
+            return True
+
+        def domain_str(self) -> str:
+            return domain_text(self.param)
+
+    for cls in (SafeOptunaSearch, SafeRepeater, GapASHAScheduler, GapHyperbandScheduler,
+                TargetStopper, WandbDomain):
         cls.__module__ = __name__
         cls.__qualname__ = cls.__name__  # importable by name, so Tune can pickle instances
         globals()[cls.__name__] = cls
 
 
-_RAY_CLASSES = ("SafeOptunaSearch", "SafeRepeater", "GapASHAScheduler")
+_RAY_CLASSES = ("SafeOptunaSearch", "SafeRepeater", "GapASHAScheduler", "GapHyperbandScheduler",
+                "TargetStopper", "WandbDomain")
 
 
 def _ray_class(name: str) -> type:
@@ -177,8 +325,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: Kinds whose Tune domain is Tune's own (the same draw as W&B's); the others are WandbDomain.
+TUNE_NATIVE = ("constant", "categorical", "int_uniform", "uniform", "log_uniform_values")
+
+
 def tune_domain(param: ParameterSpec) -> Any:
-    """A parameter as a Tune domain (or the constant). W&B's int_uniform max is inclusive."""
+    """A parameter as a Tune domain (or the constant). W&B's int_uniform max is inclusive; a
+    distribution Tune lacks draws a uniform variable and transforms it (``WandbDomain``)."""
     from ray import tune
 
     kind = param.kind
@@ -192,9 +345,44 @@ def tune_domain(param: ParameterSpec) -> Any:
         return tune.randint(param.min, param.max + 1)  # Tune's upper bound is exclusive
     if kind == "log_uniform_values":
         return tune.loguniform(param.min, param.max)
-    if kind == "q_uniform":
+    if param.tune_quniform:
         return tune.quniform(param.min, param.max, param.q)
-    raise ValueError(f"unknown parameter kind {kind!r}")
+    return _ray_class("WandbDomain")(param)
+
+
+class BayesSpace:
+    """Optuna's search space for bayes, define-by-run: TPE sees each parameter's underlying
+    variable (an integer for int_uniform, the choice for categorical values, else the uniform
+    variable u of ``ParameterSpec.ppf``) and the trial's config gets the transformed value
+    (Ray's OptunaSearch lets the returned dict override what was suggested under each name).
+    Seeded by the searcher, so a spec gets the same suggestions every time.
+    """
+
+    def __init__(self, parameters: dict[str, ParameterSpec]) -> None:
+        self.parameters = {k: p for k, p in parameters.items() if p.kind != "constant"}
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        return {f"setting/{key}": bayes_value(trial, f"setting/{key}", param)
+                for key, param in self.parameters.items()}
+
+
+def _plain_choices(values: list[Any]) -> bool:
+    """Whether Optuna can take ``values`` as its categories themselves (distinct scalars)."""
+    return all(v is None or isinstance(v, str | int | float) for v in values) and all(
+        not any(_same(v, w) for w in values[:i]) for i, v in enumerate(values))
+
+
+def bayes_value(trial: Any, name: str, param: ParameterSpec) -> Any:
+    """Suggest ``param``'s underlying variable from Optuna's ``trial`` and return its value."""
+    if param.kind == "categorical":
+        if _plain_choices(param.values):
+            return trial.suggest_categorical(name, param.values)
+        index = trial.suggest_categorical(name, list(range(len(param.values))))
+        return copy.deepcopy(param.values[index])  # lists, mappings, repeats: by position
+    if param.kind == "int_uniform":
+        return trial.suggest_int(name, param.min, param.max)
+    lo, hi = param.u_range
+    return copy.deepcopy(param.ppf(trial.suggest_float(name, lo, hi)))
 
 
 def grid_settings(
@@ -207,7 +395,7 @@ def grid_settings(
     the noise convention of a noiseless shrink-and-perturb) is dropped.
     """
     keys = list(spec.parameters)
-    choices = [p.candidates() for p in spec.parameters.values()]
+    choices = [p.candidates(grid=True) for p in spec.parameters.values()]
     settings = [dict(zip(keys, copy.deepcopy(combo), strict=True))
                 for combo in itertools.product(*choices)]
     if experiment is None:
@@ -313,26 +501,34 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") and not isinstance(value, list | dict) else value
 
 
-def trial_count(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> int:
-    """How many trials the sweep runs (for random and bayes: the most the cap allows)."""
+def trial_count(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> int | None:
+    """How many trials the sweep runs (for random and bayes: the most the cap allows); ``None``
+    for a search without run_cap, which runs until stopped."""
     n_seeds = len(spec.first_seeds)
     if spec.method == "grid":
         return len(grid_trials(spec, experiment))
+    if spec.until_stopped:
+        return None
     return (spec.run_cap // n_seeds) * n_seeds
 
 
 def build_scheduler(spec: SweepSpec) -> TrialScheduler | None:
-    """ASHA over finished stages for ``early_terminate`` (W&B hyperband); ``None`` without it."""
+    """W&B's hyperband for ``early_terminate``, stopping at exactly its bands (W&B's rule, its
+    ``strict``); ``None`` without it."""
     et = spec.early_terminate
     if et is None:
         return None
-    # min_iter: W&B's bands go on (it makes 100). max_iter: rungs below max_iter, as W&B's bands
-    # max_iter / eta**k for k = 1..s. Either way no trial is stopped for reaching max_t.
-    max_t = ASHA_MAX_T if et.min_iter is not None else et.max_iter - 1
-    return _ray_class("GapASHAScheduler")(
-        time_attr=TIME_ATTR, metric=spec.metric.objective, mode=spec.metric.mode, max_t=max_t,
-        grace_period=et.grace_period, reduction_factor=et.eta, brackets=1,
-        stop_last_trials=False)
+    return _ray_class("GapHyperbandScheduler")(
+        time_attr=TIME_ATTR, metric=spec.metric.objective, mode=spec.metric.mode,
+        bands=et.bands(), eta=et.eta, strict=et.strict)
+
+
+def build_stopper(spec: SweepSpec) -> Stopper | None:
+    """``metric.target`` as a Tune stopper (``TargetStopper``); ``None`` without a target."""
+    if spec.metric.target is None:
+        return None
+    return _ray_class("TargetStopper")(spec.metric.objective, spec.metric.mode,
+                                       spec.metric.target)
 
 
 def build_search(resolved: ResolvedSweep, run_dir: Path) -> SearchPlan:
@@ -349,50 +545,54 @@ def build_search(resolved: ResolvedSweep, run_dir: Path) -> SearchPlan:
         trials = grid_trials(spec, resolved.experiment)
         entries = fused_trials(trials, fuse, resolved.experiment)
         return SearchPlan({"trial": tune.grid_search(entries)}, 1, None, scheduler, metric, mode,
-                          len(trials))
-    space = {key: tune_domain(param) for key, param in spec.parameters.items()}
+                          len(trials), build_stopper(spec))
     if spec.method == "random":
-        per_seed = spec.run_cap // len(seeds)
+        space = {key: tune_domain(param) for key, param in spec.parameters.items()}
+        # Without run_cap Tune draws without end (num_samples -1) until the sweep is stopped.
+        per_seed = -1 if spec.until_stopped else spec.run_cap // len(seeds)
         search_alg = BasicVariantGenerator(random_state=RANDOM_STATE, constant_grid_search=True)
         # Fused: one trial per drawn setting, its seeds its members.
         param_space = {"setting": space, **({"seeds": seeds} if fuse and len(seeds) > 1 else
                                             {"seed": tune.grid_search(seeds)})}
         return SearchPlan(param_space, per_seed, search_alg, scheduler, metric, mode,
-                          per_seed * len(seeds))
-    return _bayes_plan(spec, space, Path(run_dir), scheduler, fused=bool(fuse))
+                          trial_count(spec), build_stopper(spec))
+    return _bayes_plan(spec, Path(run_dir), scheduler, fused=bool(fuse))
 
 
-def _bayes_plan(spec: SweepSpec, space: dict[str, Any], run_dir: Path,
-                scheduler: TrialScheduler | None, fused: bool) -> SearchPlan:
+def _bayes_plan(spec: SweepSpec, run_dir: Path, scheduler: TrialScheduler | None,
+                fused: bool) -> SearchPlan:
+    """Optuna TPE over ``BayesSpace`` (each parameter's underlying variable), its study in
+    ``run_dir``; several seeds run each suggestion as one group (``fused``) or through a
+    Repeater. ``metric.impute`` gives failed trials W&B's imputed value."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
-    from ray.tune.search.sample import Domain
 
     seeds = list(spec.first_seeds)
-    domains = {k: v for k, v in space.items() if isinstance(v, Domain)}
-    constants = {k: v for k, v in space.items() if not isinstance(v, Domain)}
+    constants = {k: copy.deepcopy(p.value) for k, p in spec.parameters.items()
+                 if p.kind == "constant"}
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / OPTUNA_DB}")
     searcher = _ray_class("SafeOptunaSearch")(
-        space=OptunaSearch.convert_search_space({"setting": domains}),
-        metric=spec.metric.objective, mode=spec.metric.mode, seed=OPTUNA_SEED, storage=storage,
-        study_name=spec.name or "wssweep")
+        space=BayesSpace(spec.parameters), metric=spec.metric.objective, mode=spec.metric.mode,
+        seed=OPTUNA_SEED, storage=storage, study_name=spec.name or "wssweep")
+    searcher.impute = spec.metric.impute
     # Constants stay in param_space; Tune merges each suggestion into it.
     param_space: dict[str, Any] = {"setting": constants}
     search_alg: Any = searcher
-    settings = spec.run_cap // len(seeds)
+    settings = -1 if spec.until_stopped else spec.run_cap // len(seeds)
+    total = trial_count(spec)
+    stopper = build_stopper(spec)
     if len(seeds) == 1:
         param_space["seed"] = seeds[0]
     elif fused:  # one trial per suggestion, its seeds the members; it reports their mean
         param_space["seeds"] = seeds
         return SearchPlan(param_space, settings, search_alg, scheduler, spec.metric.objective,
-                          spec.metric.mode, settings * len(seeds))
+                          spec.metric.mode, total, stopper)
     else:
         search_alg = _ray_class("SafeRepeater")(searcher, repeat=len(seeds), set_index=True)
-    num_samples = settings * len(seeds)
+    num_samples = -1 if spec.until_stopped else settings * len(seeds)
     return SearchPlan(param_space, num_samples, search_alg, scheduler, spec.metric.objective,
-                      spec.metric.mode, num_samples)
+                      spec.metric.mode, total, stopper)
 
 
 def trial_resources(cpus_per_trial: float, trials_per_gpu: int | None,
@@ -425,29 +625,45 @@ def domain_text(param: ParameterSpec) -> str:
         return f"fixed at {_fmt(param.value)}"
     if kind == "categorical":
         return f"one of {_fmt(param.values)}"
-    lo, hi = _fmt(param.min), _fmt(param.max)
-    return {
+    if kind == "categorical_w_probabilities":
+        return "one of " + _fmt(param.values) + " with probabilities " + _fmt(param.probabilities)
+    lo, hi, base = _fmt(param.min), _fmt(param.max), kind.removeprefix("q_")
+    text = {
         "uniform": f"uniform in [{lo}, {hi}]",
         "int_uniform": f"integer, uniform in [{lo}, {hi}] (both ends included)",
         "log_uniform_values": f"log-uniform in [{lo}, {hi}]",
-        "q_uniform": f"uniform in [{lo}, {hi}], rounded to a multiple of {_fmt(param.q)}",
-    }[kind]
+        "log_uniform": f"exp of uniform in [{lo}, {hi}] (log-uniform in [e^{lo}, e^{hi}])",
+        "inv_log_uniform": f"exp of minus uniform in [{lo}, {hi}] (in [e^-{hi}, e^-{lo}])",
+        "inv_log_uniform_values": f"inverse log-uniform in [{lo}, {hi}]",
+        "normal": f"normal, mean {_fmt(param.mu)}, sd {_fmt(param.sigma)}",
+        "log_normal": f"log-normal, log mean {_fmt(param.mu)}, log sd {_fmt(param.sigma)}",
+        "beta": f"beta, a {_fmt(param.a)}, b {_fmt(param.b)}",
+    }[base]
+    if kind.startswith("q_"):
+        text += f", rounded to a multiple of {_fmt(param.q)}"
+    if kind in UNBOUNDED:
+        lo_v, hi_v = param.candidates()[0], param.candidates()[-1]
+        text += f" (cut to [{_fmt(lo_v)}, {_fmt(hi_v)}], quantiles {U_EDGE:g} and 1 - {U_EDGE:g})"
+    return text
 
 
 def _count_text(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> str:
     n_seeds, total = len(spec.first_seeds), trial_count(spec, experiment)
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    drawn = "sampled at random" if spec.method == "random" else "suggested by Optuna TPE"
+    if total is None:
+        return (f"until stopped (settings {drawn} x {seeds}, no run_cap): stop it with Ctrl-C or "
+                "`wssweep stop RUN_DIR` from another shell; `wssweep resume RUN_DIR` continues it")
     if spec.method == "grid":
         n_settings = len(grid_settings(spec, experiment))
         text = f"{total} ({n_settings} setting{'s' if n_settings != 1 else ''} x {seeds}"
-        n_product = math.prod(len(p.candidates()) for p in spec.parameters.values())
+        n_product = math.prod(len(p.candidates(grid=True)) for p in spec.parameters.values())
         if n_settings < n_product:
             text += (f"; {n_product - n_settings} of the {n_product} combinations dropped as "
                      "repeats (they differ only in keys their experiment does not read)")
         if spec.run_cap is not None and spec.run_cap < n_settings * n_seeds:
             text += f", cut to run_cap {spec.run_cap}"
         return text + ")"
-    drawn = "sampled at random" if spec.method == "random" else "suggested by Optuna TPE"
     return (f"{total} ({total // n_seeds} settings {drawn} x {seeds}; run_cap {spec.run_cap})")
 
 
@@ -494,6 +710,13 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
     selected = (f", selected on {objective} (the validation split; test accuracy is only "
                 "reported)" if objective != spec.metric.name else "")
     lines.append(f"Metric: {spec.metric.name} ({spec.metric.goal}){selected}")
+    if spec.metric.target is not None:
+        lines.append(f"  target: the sweep ends once a finished trial's {objective} is "
+                     f"{'at most' if spec.metric.mode == 'min' else 'at least'} "
+                     f"{_fmt(spec.metric.target)}")
+    if spec.metric.impute is not None:
+        lines.append(f"  impute: a failed trial tells Optuna {spec.metric.impute} (W&B's "
+                     "imputation)" + ("" if spec.method == "bayes" else "; used by bayes only"))
     weakens = cold_keys(list(spec.parameters))
     if spec.metric.name == "gap" and weakens and (spec.method != "grid" or spec.early_terminate):
         # The search compares each setting with its own cold arm (the same-recipe gap).
@@ -514,15 +737,18 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
                  f"up to {plan.max} ({DESIGN_NAME})")
     et = spec.early_terminate
     if et is not None:
-        lines.append(f"Early termination: ASHA on {TIME_ATTR} (W&B hyperband), bands at "
-                     f"{', '.join(str(b) for b in et.bands(4))}{' ...' if et.min_iter else ''} "
-                     f"finished stages, keeping 1/{et.eta} at each")
+        bands = et.bands()
+        shown = ", ".join(str(b) for b in bands[:5]) + (" ..." if len(bands) > 5 else "")
+        rule = "its value at the band" if et.strict else "its best value so far"
+        lines.append(f"Early termination: W&B hyperband on {TIME_ATTR}, bands at {shown} "
+                     f"finished stages; a trial stops when {rule} is worse than the top "
+                     f"1/{_fmt(et.eta)} at its last band (strict: {str(et.strict).lower()})")
         if spec.method == "bayes" and len(spec.first_seeds) > 1 and not applied_fuse(
                 spec, resolved.experiment):
             lines.append("  note: ASHA may stop some seeds of a setting early; Optuna then gets "
                          "the mean over seeds of their last reported values")
     trials = f"Trials: {_count_text(spec, resolved.experiment)}"
-    settings = trial_count(spec, resolved.experiment) // len(spec.first_seeds)
+    settings = (trial_count(spec, resolved.experiment) or 0) // len(spec.first_seeds)
     if plan is not None and spec.method == "bayes":
         from wssweep.optuna_rounds import SEARCH_ROUNDS, batch_size
 
@@ -541,6 +767,7 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
                  + (f", tags {_fmt(wb.tags)}" if wb.tags else ""))
     lines.append(f"Gap tolerance: {spec.gap_tolerance:g} points")
     lines.append(f"Verdicts: {_verdict_text(spec)}")
+    lines += [f"  note: {note}" for note in spec.notes]
     return "\n".join(lines)
 
 

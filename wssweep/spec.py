@@ -44,14 +44,17 @@ import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -81,12 +84,67 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 #: ``kind: nqm`` experiments, the others from ``kind: network``.
 REPORTED_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.optimizable)
 
-#: Distributions that draw from a range (``min``, ``max``); a grid cannot enumerate them.
-RANGE_DISTRIBUTIONS: tuple[str, ...] = ("uniform", "int_uniform", "log_uniform_values", "q_uniform")
+#: W&B's distributions (wandb/sweeps, src/sweeps/config/schema.json) and the keys each takes
+#: besides ``distribution``. Declared once: inference, the checks, ``ppf``, the Tune and Optuna
+#: spaces (``wssweep.space``) and the README's list all read it.
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "constant": ("value",),
+    "categorical": ("values",),
+    "categorical_w_probabilities": ("values", "probabilities"),
+    "int_uniform": ("min", "max"),
+    "uniform": ("min", "max"),
+    "q_uniform": ("min", "max", "q"),
+    "log_uniform": ("min", "max"),  # min, max: natural-log exponents (W&B's v1)
+    "log_uniform_values": ("min", "max"),
+    "q_log_uniform": ("min", "max", "q"),
+    "q_log_uniform_values": ("min", "max", "q"),
+    "inv_log_uniform": ("min", "max"),  # value = exp(-x), x uniform in [min, max]
+    "inv_log_uniform_values": ("min", "max"),
+    "normal": ("mu", "sigma"),
+    "q_normal": ("mu", "sigma", "q"),
+    "log_normal": ("mu", "sigma"),
+    "q_log_normal": ("mu", "sigma", "q"),
+    "beta": ("a", "b"),
+    "q_beta": ("a", "b", "q"),
+}
+
+#: Distributions that draw from a range (``min``, ``max``).
+RANGE_DISTRIBUTIONS: tuple[str, ...] = tuple(d for d, keys in DISTRIBUTIONS.items()
+                                             if "min" in keys)
+#: What W&B's grid enumerates (grid_search.py): values, a constant, and these two ranges
+#: (int_uniform: min .. max; q_uniform: numpy.arange(min, max, q), so max is left out).
+GRID_DISTRIBUTIONS: tuple[str, ...] = ("constant", "categorical", "int_uniform", "q_uniform")
+#: W&B's v1 forms, whose min and max are exponents; its library now points to the _values forms.
+EXPONENT_DISTRIBUTIONS: dict[str, str] = {"log_uniform": "log_uniform_values",
+                                          "q_log_uniform": "q_log_uniform_values",
+                                          "inv_log_uniform": "inv_log_uniform_values"}
+#: W&B's defaults for the keys it fills in (schema.json).
+DISTRIBUTION_DEFAULTS: dict[str, float] = {"mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0, "q": 1.0}
+#: Distributions with unbounded support draw their uniform variable u from [U_EDGE, 1 - U_EDGE]
+#: (W&B draws from [0, 1], where u = 0 gives -inf): every value a trial can get is then between
+#: the two that validation tries against the experiment. The tails cut are 1e-9 of each side.
+U_EDGE = 1e-9
+UNBOUNDED: frozenset[str] = frozenset({"normal", "q_normal", "log_normal", "q_log_normal"})
+#: Most values one parameter of a grid enumerates (W&B has no limit; a grid this large would
+#: not finish).
+GRID_VALUES_MAX = 100_000
+#: int_uniform samples 64-bit integers (as W&B's numpy does).
+INT64_MAX = 2**63 - 1
 
 # A sweep name becomes a directory and an Optuna study name.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def name_slug(name: str) -> str:
+    """``name`` as a directory name: runs of other characters become '-'.
+
+    Example:
+        >>> name_slug("Elastic Sweep 07-06 1027")
+        'Elastic-Sweep-07-06-1027'
+    """
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+    return re.sub(r"^[^A-Za-z0-9]+", "", slug).rstrip("-")
 
 
 class _Nothing:
@@ -101,7 +159,7 @@ NOTHING = _Nothing()
 
 class _Strict(StrictModel):
     """A sweep-spec section. Not frozen, unlike the experiment config: ``ParameterSpec`` fills in
-    the distribution that min and max imply."""
+    the distribution that its keys imply, and W&B's defaults."""
 
 
 def _finite_number(value: Any) -> Any:
@@ -122,118 +180,298 @@ def _finite_number(value: Any) -> Any:
 Number = Annotated[int | float, BeforeValidator(_finite_number)]
 
 
+def _json_integer(value: Any) -> Any:
+    """An integer as W&B's JSON schema reads one: an int, or a float with no fraction (1.0); no
+    string ('1') and no boolean."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecRule("", "an integer", value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
 def _same(a: Any, b: Any) -> bool:
     return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
 def _on_grid(x: float, q: float) -> bool:
-    # The same test as Ray Tune's quniform, so every spec we accept builds. A tiny q makes x / q
-    # infinite, which round() cannot take: that is off any grid a search can use.
+    # Whether x is a multiple of q. A tiny q makes x / q infinite, which round() cannot take:
+    # that is off any grid a search can use.
     ratio = x / q if q else math.inf
     return math.isfinite(ratio) and math.isclose(ratio, round(ratio))
 
 
-class ParameterSpec(_Strict):
-    """One swept parameter, in W&B's sweep vocabulary.
+def round_to_q(x: float, q: float) -> float | int:
+    """W&B's quantization, ``numpy.round(x / q) * q`` (halves to even), an int when ``q`` is one.
 
-    Exactly one of ``value`` (a constant), ``values`` (categorical) or ``distribution`` (with
-    ``min`` and ``max``; ``q`` for ``q_uniform``; ``values`` for ``categorical``). ``min`` and
-    ``max`` alone imply ``int_uniform`` (both integers) or ``uniform``, as in W&B.
+    Where ``x / q`` overflows (``q: 1e-320``) the nearest multiple of ``q`` is ``x`` itself, to
+    float precision, so ``x`` is kept (W&B would give inf).
+
+    Example:
+        >>> round_to_q(0.37, 0.25), round_to_q(7.4, 5), round_to_q(0.25, 1.0e-320)
+        (0.25, 5, 0.25)
+    """
+    ratio = x / q
+    if not math.isfinite(ratio):
+        return int(round(x)) if isinstance(q, int) else x
+    n = round(ratio)
+    if isinstance(q, int):
+        return n * q
+    out = float(n) * q
+    return out if math.isfinite(out) else x
+
+
+def _between(lo: float, hi: float, u: float) -> float:
+    # (1 - u) lo + u hi is exact at both ends and cannot overflow where hi - lo would.
+    return (1 - u) * lo + u * hi
+
+
+def _beta_ppf(a: float, b: float, u: float) -> float:
+    if u <= 0 or u >= 1:  # the ends, as validation asks for them, without importing SciPy
+        return 0.0 if u <= 0 else 1.0
+    from scipy.special import betaincinv  # only beta pays for SciPy's import
+
+    return float(betaincinv(a, b, u))
+
+
+class ParameterSpec(_Strict):
+    """One swept parameter, in W&B's sweep vocabulary (wandb/sweeps ``schema.json``).
+
+    ``value`` (a constant), ``values`` (categorical; with ``probabilities``,
+    categorical_w_probabilities), ``distribution`` with the keys ``DISTRIBUTIONS`` lists, or
+    ``parameters`` (nested parameters, swept as dotted keys). As in W&B, the distribution is
+    implied when absent: ``value`` is constant, ``values`` categorical, ``min`` and ``max``
+    ``int_uniform`` when both are integers and ``uniform`` otherwise; ``mu``, ``sigma``, ``a``,
+    ``b`` and ``q`` default to W&B's 0, 1, 1, 1 and 1.0.
+
+    Example:
+        >>> p = ParameterSpec.model_validate({"distribution": "q_log_uniform_values",
+        ...                                   "min": 1, "max": 1000, "q": 1})
+        >>> p.ppf(0.0), p.ppf(0.5), p.ppf(1.0)
+        (1, 32, 1000)
     """
 
     value: Any = None
     values: list[Any] | None = Field(default=None, min_length=1)
-    distribution: (
-        Literal["categorical", "int_uniform", "uniform", "log_uniform_values", "q_uniform"] | None
-    ) = None
+    probabilities: list[Number] | None = Field(default=None, min_length=1)
+    distribution: Literal[tuple(DISTRIBUTIONS)] | None = None  # type: ignore[valid-type]
     min: Number | None = None
     max: Number | None = None
     q: Number | None = None
+    mu: Number | None = None
+    sigma: Number | None = None
+    a: Number | None = None
+    b: Number | None = None
+    parameters: dict[str, ParameterSpec] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ParameterSpec:
         given = {k: getattr(self, k) for k in type(self).model_fields if k in self.model_fields_set}
-        has_value = "value" in self.model_fields_set
-        bounds = [b for b in (self.min, self.max) if b is not None]
-        if self.distribution is None and self.values is None and not has_value and bounds:
-            # W&B: min/max without a distribution is int_uniform for integers, else uniform.
-            ints = all(isinstance(b, int) for b in bounds)
-            self.distribution = "int_uniform" if ints else "uniform"
-        if has_value and (self.values is not None or self.distribution is not None):
+        if "parameters" in given:
+            return self._check_nested(given)
+        has_value = "value" in given
+        if has_value and ("values" in given or self.distribution not in (None, "constant")):
             raise SpecRule("", "exactly one of value, values or distribution", given)
-        if not has_value and self.values is None and self.distribution is None:
-            raise SpecRule("", "one of value, values or distribution (with min and max)", given)
-        if self.distribution in RANGE_DISTRIBUTIONS:
+        if self.distribution is None:
+            self.distribution = self._implied(given)
+        dist = self.distribution
+        takes = DISTRIBUTIONS[dist]
+        for key, value in given.items():
+            if key != "distribution" and key not in takes:
+                raise SpecRule(key, f"no {key} with distribution {dist} (it takes "
+                               f"{', '.join(takes)})", value)
+        for key in takes:
+            if key in given:
+                continue
+            if key in DISTRIBUTION_DEFAULTS:
+                setattr(self, key, DISTRIBUTION_DEFAULTS[key])
+            elif key in ("min", "max"):
+                raise SpecRule(key, f"a number (distribution {dist} needs min and max)", None)
+            elif key == "value":
+                raise SpecRule(key, "a value (distribution constant)", NOTHING)
+            else:
+                raise SpecRule(key, f"a non-empty list (distribution {dist} draws from values"
+                               + (" with these probabilities)" if key == "probabilities" else ")"),
+                               None)
+        if "min" in takes:
             self._check_range()
-            return self
-        what = "value" if has_value else "values"
-        if self.distribution == "categorical" and self.values is None:
-            raise SpecRule("values", "a non-empty list (distribution categorical draws from "
-                           "values)", None)
-        for extra in ("min", "max", "q"):
-            if extra in self.model_fields_set:
-                ranges = ", ".join(RANGE_DISTRIBUTIONS)
-                raise SpecRule(extra, f"no {extra} with {what} (min, max and q go with "
-                               f"distribution {ranges})", getattr(self, extra))
-        for i, v in enumerate(self.values or []):
-            if any(_same(v, w) for w in self.values[:i]):
-                raise SpecRule("values", "distinct values", self.values)
+        self._check_shape()
+        if dist == "categorical_w_probabilities":
+            self._check_probabilities()
+        self._check_edges()
         return self
 
+    def _check_nested(self, given: dict[str, Any]) -> ParameterSpec:
+        for key, value in given.items():
+            if key != "parameters":
+                raise SpecRule(key, f"no {key} with parameters (a parameter with parameters "
+                               "nests others under its name, and takes nothing else)", value)
+        if not self.parameters:
+            raise SpecRule("parameters", "at least one nested parameter", self.parameters)
+        return self
+
+    @staticmethod
+    def _implied(given: dict[str, Any]) -> str:
+        """W&B's inference of a distribution from the keys given (its schemas, in order)."""
+        if "value" in given:
+            return "constant"
+        if "values" in given:
+            return "categorical_w_probabilities" if "probabilities" in given else "categorical"
+        bounds = [given[k] for k in ("min", "max") if k in given]
+        if bounds:
+            # W&B: min/max without a distribution is int_uniform for integers, else uniform.
+            return "int_uniform" if all(isinstance(b, int) for b in bounds) else "uniform"
+        raise SpecRule("", "one of value, values or distribution (with min and max)", given)
+
     def _check_range(self) -> None:
-        dist = self.distribution
-        if self.values is not None:
-            raise SpecRule("values", f"no values with distribution {dist} (it draws from min..max)",
-                           self.values)
-        for name in ("min", "max"):
-            bound = getattr(self, name)
-            if bound is None:
-                raise SpecRule(name, f"a number (distribution {dist} needs min and max)", None)
-            if dist == "int_uniform" and not isinstance(bound, int):
-                raise SpecRule(name, "an integer (distribution int_uniform)", bound)
-        if not self.min < self.max:
-            raise SpecRule("max", f"a number greater than min ({self.min})", self.max)
-        if dist == "log_uniform_values" and self.min <= 0:
-            raise SpecRule("min", "a number greater than 0 (log_uniform_values samples log(value))",
-                           self.min)
-        if dist != "q_uniform":
-            if self.q is not None:
-                raise SpecRule("q", f"no q with distribution {dist} (only q_uniform takes q)",
-                               self.q)
+        dist, lo, hi = self.distribution, self.min, self.max
+        if dist == "int_uniform":
+            for name in ("min", "max"):
+                if not isinstance(getattr(self, name), int):
+                    raise SpecRule(name, "an integer (distribution int_uniform)",
+                                   getattr(self, name))
+        if not lo < hi:
+            raise SpecRule("max", f"a number greater than min ({lo})", hi)
+        if dist.endswith("_values") and lo <= 0:
+            raise SpecRule("min", f"a number greater than 0 ({dist} samples log(value))", lo)
+
+    def _check_shape(self) -> None:
+        for name in ("sigma", "a", "b", "q"):
+            value = getattr(self, name)
+            if name in DISTRIBUTIONS[self.distribution] and not value > 0:
+                # sigma, a or b of 0 makes W&B's sampler return NaN; a q of 0 divides by zero.
+                raise SpecRule(name, f"a number greater than 0 (distribution {self.distribution})",
+                               value)
+
+    def _check_probabilities(self) -> None:
+        probs, values = self.probabilities, self.values
+        if len(probs) != len(values):
+            raise SpecRule("probabilities", f"one probability per value ({len(values)})", probs)
+        if any(p < 0 for p in probs):
+            raise SpecRule("probabilities", "numbers ≥ 0", probs)
+        if not math.isclose(math.fsum(probs), 1.0, rel_tol=1e-5, abs_tol=1e-8):
+            raise SpecRule("probabilities", "numbers that sum to 1", probs)
+
+    def _check_edges(self) -> None:
+        """Every value the distribution can give must be a finite number."""
+        if self.distribution in ("constant", "categorical", "categorical_w_probabilities"):
             return
-        if self.q is None or self.q <= 0:
-            raise SpecRule("q", "a number greater than 0 (q_uniform rounds to multiples of q)",
-                           self.q)
-        for name in ("min", "max"):
-            if not math.isfinite(getattr(self, name) / self.q):
-                raise SpecRule("q", f"a q large enough that {name} / q is a finite number "
-                               f"(q_uniform rounds value / q; {name} is {getattr(self, name)})",
-                               self.q)
-        for name in ("min", "max"):
-            if not _on_grid(getattr(self, name), self.q):
-                raise SpecRule(name, f"a multiple of q ({self.q}): Ray Tune's quniform needs "
-                               "bounds on the grid", getattr(self, name))
+        for u in self.u_range:
+            try:
+                edge = self.ppf(u)
+            except (OverflowError, ValueError):
+                edge = math.inf
+            if not math.isfinite(edge):
+                keys = ", ".join(k for k in DISTRIBUTIONS[self.distribution] if k != "q")
+                raise SpecRule("", f"{keys} whose values are finite numbers (distribution "
+                               f"{self.distribution} reaches {edge} at its "
+                               f"{'upper' if u > 0.5 else 'lower'} end)",
+                               {k: getattr(self, k) for k in DISTRIBUTIONS[self.distribution]})
 
     @property
     def kind(self) -> str:
-        """``constant``, ``categorical`` or the distribution's name."""
-        if "value" in self.model_fields_set:
-            return "constant"
+        """``constant``, ``categorical``, ``nested`` or the distribution's name."""
+        if self.parameters is not None:
+            return "nested"
         return self.distribution or "categorical"
 
-    def candidates(self) -> list[Any]:
-        """The values to try against the experiment: the constant, each value, or both bounds."""
-        if self.kind == "constant":
+    @property
+    def u_range(self) -> tuple[float, float]:
+        """Where the uniform variable behind a draw lies (``U_EDGE`` for unbounded support)."""
+        return (U_EDGE, 1 - U_EDGE) if self.distribution in UNBOUNDED else (0.0, 1.0)
+
+    @property
+    def integral(self) -> bool:
+        """Whether every value is an integer: int_uniform, or quantized by an integral q."""
+        if self.distribution == "int_uniform":
+            return True
+        return self.distribution.startswith("q_") and float(self.q).is_integer()
+
+    @property
+    def tune_quniform(self) -> bool:
+        """Whether Ray Tune's quniform draws this q_uniform exactly as W&B does: a float q, and
+        both bounds on its grid (Tune rounds to multiples inside the bounds, W&B beyond them)."""
+        return (self.distribution == "q_uniform" and isinstance(self.q, float)
+                and _on_grid(self.min, self.q) and _on_grid(self.max, self.q))
+
+    def ppf(self, u: float) -> Any:
+        """The value at quantile ``u`` in [0, 1]: W&B's transform of its uniform variable
+        (``HyperParameter.ppf`` in wandb/sweeps params.py), q rounding included."""
+        dist = self.distribution
+        if dist == "constant":
+            return self.value
+        if dist == "categorical":
+            return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
+        if dist == "categorical_w_probabilities":
+            total = 0.0
+            for value, p in zip(self.values, self.probabilities, strict=True):
+                total += p
+                if u < total:
+                    return value
+            return self.values[-1]
+        lo, hi = self.min, self.max
+        base = dist.removeprefix("q_")
+        if dist == "int_uniform":
+            # scipy's randint.ppf: ceil(u * (max + 1 - min) + min) - 1, kept inside [min, max]
+            return max(lo, min(hi, math.ceil(_between(lo, hi + 1, u)) - 1))
+        if base == "uniform":
+            x = _between(lo, hi, u)
+        elif base == "log_uniform":
+            x = math.exp(_between(lo, hi, u))
+        elif base == "log_uniform_values":
+            x = math.exp(_between(math.log(lo), math.log(hi), u))
+        elif dist == "inv_log_uniform":
+            x = math.exp(-_between(hi, lo, u))
+        elif dist == "inv_log_uniform_values":
+            x = math.exp(_between(math.log(lo), math.log(hi), u))
+        elif base in ("normal", "log_normal"):
+            x = self.mu + self.sigma * NormalDist().inv_cdf(min(max(u, U_EDGE), 1 - U_EDGE))
+            x = math.exp(x) if base == "log_normal" else x
+        else:  # beta
+            x = _beta_ppf(self.a, self.b, u)
+        return round_to_q(x, self.q) if dist.startswith("q_") else x
+
+    def grid_values(self) -> list[Any]:
+        """What W&B's grid enumerates for this parameter (``GRID_DISTRIBUTIONS``)."""
+        if self.distribution == "constant":
             return [self.value]
-        if self.values is not None:
-            return list(self.values)
-        return [self.min, self.max]
+        if self.distribution == "int_uniform":
+            return list(range(self.min, self.max + 1))
+        if self.distribution == "q_uniform":
+            import numpy as np  # W&B's own enumeration, float steps and all
+
+            return np.arange(self.min, self.max, self.q).tolist()
+        return list(self.values)
+
+    def grid_size(self) -> int:
+        """How many values ``grid_values`` gives, without building them."""
+        if self.distribution == "int_uniform":
+            return self.max - self.min + 1
+        if self.distribution == "q_uniform":
+            steps = (self.max - self.min) / self.q
+            return math.ceil(steps) if math.isfinite(steps) else INT64_MAX
+        return 1 if self.distribution == "constant" else len(self.values)
+
+    def candidates(self, grid: bool = False) -> list[Any]:
+        """The values to try against the experiment: the constant, each value, each value a grid
+        enumerates (``grid``), or both ends of what a draw can give."""
+        if self.distribution in ("constant", "categorical", "categorical_w_probabilities"):
+            values = self.grid_values() if self.distribution == "constant" else self.values
+            return [v for i, v in enumerate(values) if not any(_same(v, w) for w in values[:i])]
+        if grid:
+            return self.grid_values()
+        lo, hi = (self.ppf(u) for u in self.u_range)
+        return [lo] if _same(lo, hi) else [lo, hi]
 
     def default_value(self) -> Any:
-        """The value a single trial uses: ``value``, the first of ``values``, or the centre."""
+        """The value a single trial uses: ``value``, the first of ``values``, or the centre
+        (the median: the midpoint of a uniform range, the geometric one of a log range)."""
         if self.values is not None:
             return self.values[0]
-        if self.distribution is None:
+        if self.distribution == "constant":
             return self.value
         lo, hi = self.min, self.max
         # Halves and roots before combining: lo + hi or lo * hi can overflow near float's limit.
@@ -241,15 +479,43 @@ class ParameterSpec(_Strict):
             return math.sqrt(lo) * math.sqrt(hi)
         if self.distribution == "int_uniform":
             return int((lo + hi) // 2)
-        centre = lo / 2 + hi / 2
-        if self.distribution == "q_uniform":
-            return round(centre / self.q) * self.q
-        return centre
+        if self.distribution in ("uniform", "q_uniform"):
+            centre = lo / 2 + hi / 2
+            return round_to_q(centre, self.q) if self.distribution == "q_uniform" else centre
+        return self.ppf(0.5)
+
+
+def flat_parameters(parameters: dict[str, ParameterSpec], prefix: str = "") -> dict[
+        str, ParameterSpec]:
+    """Nested parameters as dotted keys, as W&B nests their values in the run's config.
+
+    Example:
+        >>> nested = ParameterSpec.model_validate({"parameters": {"lr": {"value": 0.1}}})
+        >>> list(flat_parameters({"optim": nested, "seedless": nested}))
+        ['optim.lr', 'seedless.lr']
+    """
+    out: dict[str, ParameterSpec] = {}
+    for key, param in parameters.items():
+        if param.parameters is not None:
+            out.update(flat_parameters(param.parameters, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = param
+    return out
 
 
 class MetricSpec(_Strict):
-    name: Literal[REPORTED_METRICS] = "gap"  # type: ignore[valid-type]
+    """W&B's ``metric``: ``name`` (required once metric is given), ``goal``, ``target`` (the sweep
+    ends when a finished trial reaches it), ``impute`` (what bayes is told for a failed trial)."""
+
+    name: Literal[REPORTED_METRICS]  # type: ignore[valid-type]
     goal: Literal["minimize", "maximize"] = "minimize"
+    target: Number | None = None
+    # W&B's imputation for runs that fail (bayes_search.py): the worst value any finished trial
+    # reached, this trial's best, or its latest reported value (0 where there is none, as W&B).
+    impute: Literal["latest", "best", "worst"] | None = None
+    # Optuna's TPE reads only finished trials, so a value imputed while running has no use: the
+    # key is accepted and has no effect (named in the README).
+    impute_while_running: Literal["latest", "best", "worst", "false", False] | None = None
 
     @property
     def mode(self) -> Literal["min", "max"]:
@@ -261,6 +527,12 @@ class MetricSpec(_Strict):
         """What the search and ASHA compare: the metric's validation twin for a metric on test
         data (``gap`` → ``val_gap``), else the metric itself."""
         return METRIC[self.name].objective
+
+    def reached(self, value: float) -> bool:
+        """Whether ``value`` meets ``target`` for the goal (W&B: ≤ to minimize, ≥ to maximize)."""
+        if self.target is None:
+            return False
+        return value <= self.target if self.goal == "minimize" else value >= self.target
 
 
 class ResourcesSpec(_Strict):
@@ -285,48 +557,58 @@ class WandbSpec(_Strict):
 
 
 class EarlyTerminateSpec(_Strict):
-    """W&B's hyperband early termination, run as Ray Tune's ASHA over finished stages.
+    """W&B's hyperband early termination over finished stages (``wssweep.space`` stops trials at
+    exactly these bands, by W&B's rule).
 
-    Either ``min_iter`` (the first band; later bands at min_iter * eta**k) or ``max_iter`` with
-    ``s`` (W&B's bands max_iter / eta**k for k = 1..s, those ≥ 1).
+    ``min_iter`` (bands at min_iter * eta**k, 100 of them, as W&B makes) or ``max_iter`` with
+    ``s`` (bands max_iter / eta**k for k = 1..s, those ≥ 1); when both are given W&B uses
+    ``max_iter``. ``strict`` (W&B's default true) compares a trial's value at the band, else its
+    best so far.
+
+    Example:
+        >>> EarlyTerminateSpec(type="hyperband", max_iter=100, s=3).bands()
+        [3, 11, 33]
     """
 
     type: Literal["hyperband"]
-    min_iter: int | None = Field(default=None, ge=1)
-    max_iter: int | None = Field(default=None, ge=1)
-    s: int | None = Field(default=None, ge=1)
-    eta: int = Field(default=3, ge=2)
+    min_iter: JsonInt | None = Field(default=None, ge=1)
+    max_iter: JsonInt | None = None
+    # W&B's schema says number, but its code runs range(s): an integer it is.
+    s: int | None = Field(default=None, ge=1, strict=True)
+    eta: Number = 3
+
+    strict: bool = Field(default=True, strict=True)
 
     @model_validator(mode="after")
     def _one_form(self) -> EarlyTerminateSpec:
         given = self.model_dump(exclude_unset=True)
-        if (self.min_iter is None) == (self.max_iter is None):
-            raise SpecRule("", "exactly one of min_iter or max_iter (with s)", given)
+        if not self.eta > 1:
+            raise SpecRule("eta", "a number greater than 1", self.eta)
+        if self.max_iter is None and self.min_iter is None:
+            raise SpecRule("", "min_iter, or max_iter with s", given)
         if self.max_iter is not None and self.s is None:
+            # W&B's code reads s whenever max_iter is given (a KeyError without it).
             raise SpecRule("s", "an integer ≥ 1 with max_iter (the number of bands)", None)
-        if self.min_iter is not None and self.s is not None:
-            raise SpecRule("s", "no s with min_iter (s goes with max_iter)", self.s)
-        if self.max_iter is not None and self.max_iter < self.eta:
+        if self.max_iter is not None and self.max_iter / self.eta < 1:
             raise SpecRule("max_iter", f"at least eta ({self.eta}), so that the band "
                            "max_iter / eta is at least 1", self.max_iter)
         return self
 
-    def bands(self, limit: int = 5) -> list[int]:
-        """Where trials are compared (finished stages): W&B's bands, the first ``limit`` of them."""
-        if self.min_iter is not None:
-            return [self.min_iter * self.eta**k for k in range(limit)]
-        found, band = [], float(self.max_iter)
-        for _ in range(self.s):
-            band /= self.eta
-            if band < 1:
-                break
-            found.append(int(band))
-        return sorted(found)[:limit]
-
-    @property
-    def grace_period(self) -> int:
-        """The first band: ASHA's grace period."""
-        return self.bands(1)[0]
+    def bands(self) -> list[int]:
+        """Where trials are compared (finished stages), computed as W&B's hyperband_stopping."""
+        if self.max_iter is not None:
+            found, band = [], self.max_iter
+            for _ in range(self.s):
+                band /= self.eta
+                if band < 1:
+                    break
+                found.append(int(band))
+            return sorted(found)
+        out, band = [], self.min_iter
+        for _ in range(100):
+            out.append(int(band))
+            band *= self.eta
+        return out
 
 
 def _experiment_ref(value: Any) -> Any:
@@ -350,15 +632,44 @@ class SeedsUntil(_Strict):
         return self
 
 
+class ControllerSpec(StrictModel):
+    """W&B's ``controller``: where its sweep controller runs. wssweep's driver is the controller."""
+
+    model_config = ConfigDict(extra="allow")  # W&B's schema allows more keys here
+    type: Literal["local", "cloud"]
+
+
+#: W&B keys that do not apply here, accepted with this note each (``SweepSpec.notes``).
+IGNORED_KEYS: dict[str, str] = {
+    "program": "wssweep runs its experiment, not a script",
+    "command": "wssweep runs its experiment, not a command line",
+    "controller": "wssweep's driver is the sweep's controller",
+    "job": "a W&B Launch job; wssweep runs its experiment",
+    "image_uri": "a W&B Launch image; wssweep runs its experiment",
+    "apiVersion": "W&B's config version; nothing here depends on it",
+    "kind": "W&B's config kind; nothing here depends on it",
+}
+
+
+def _method(value: Any) -> Any:
+    if value == "custom":
+        raise SpecRule("", "grid, random or bayes (method: custom hands the search to a W&B "
+                       "Launch scheduler, which wssweep does not run)", value)
+    return value
+
+
 class SweepSpec(_Strict):
     """A sweep: an experiment plus the search over its settings (W&B sweep vocabulary)."""
 
     experiment: Annotated[str | dict[str, Any], BeforeValidator(_experiment_ref)]
-    # It becomes a directory name, hence the file system's limit.
-    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=NAME_MAX)
+    # W&B's display name. It becomes a directory name (hence the file system's limit), so one
+    # that is not a plain file name runs as its slug (name_slug), with a note.
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     description: str | None = None
-    method: Literal["grid", "random", "bayes"] = "grid"
-    metric: MetricSpec = Field(default_factory=MetricSpec)
+    # Required by W&B (and by load_sweep_spec); wssweep trial runs one setting of any method.
+    method: Annotated[Literal["grid", "random", "bayes"], BeforeValidator(_method)] = "grid"
+    metric: MetricSpec = Field(default_factory=lambda: MetricSpec(name="gap"))
+    # Flattened once validated: nested parameters become dotted keys (flat_parameters).
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     # A list of seeds, or seeds until decided: {min: 3, max: 40, until: decided}.
     seeds: Annotated[
@@ -367,7 +678,8 @@ class SweepSpec(_Strict):
         # A mapping is seeds until decided, anything else a list: one kind of error, not both.
         Discriminator(lambda v: "until" if isinstance(v, dict | SeedsUntil) else "list"),
     ] = Field(default_factory=lambda: [0])
-    run_cap: int | None = Field(default=None, gt=0)
+    # None with random or bayes: the sweep runs until stopped (W&B: until the sweep is stopped).
+    run_cap: JsonInt | None = Field(default=None, gt=0)
     early_terminate: EarlyTerminateSpec | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     wandb: WandbSpec = Field(default_factory=WandbSpec)
@@ -379,6 +691,19 @@ class SweepSpec(_Strict):
     # How the verdicts' error rate is controlled across the settings: holm (family-wise), bh
     # (false discovery rate) or none (each setting alone).
     correction: Literal["holm", "bh", "none"] = DEFAULT_CORRECTION
+    # W&B's top-level keys. project and entity set wandb.project / wandb.entity (unless wandb:
+    # sets them); the others do not apply (IGNORED_KEYS); scheduler and metrics are refused.
+    project: str | None = Field(default=None, min_length=1)
+    entity: str | None = None
+    program: str | None = None
+    command: list[Any] | None = None
+    controller: ControllerSpec | None = None
+    job: str | None = None
+    image_uri: str | None = None
+    apiVersion: str | None = None  # noqa: N815 (W&B's spelling)
+    kind: Literal["sweep"] | None = None
+    scheduler: Any = None
+    metrics: Any = None
 
     @property
     def first_seeds(self) -> list[int]:
@@ -390,6 +715,81 @@ class SweepSpec(_Strict):
     def seed_plan(self) -> SeedsUntil | None:
         """Seeds until decided, if the spec asks for it."""
         return self.seeds if isinstance(self.seeds, SeedsUntil) else None
+
+    @property
+    def until_stopped(self) -> bool:
+        """A random or bayes search without run_cap: it draws settings until it is stopped."""
+        return self.method != "grid" and self.run_cap is None
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per W&B key given that does not apply here, and per v1 distribution."""
+        out = [f"{key}: ignored ({why})" for key, why in IGNORED_KEYS.items()
+               if key in self.model_fields_set]
+        if self._given_name is not None:
+            out.append(f"name: {self._given_name!r} runs as {self.name} (a directory name)")
+        for key in ("project", "entity"):
+            if key in self.model_fields_set:
+                used = getattr(self.wandb, key) == getattr(self, key)
+                out.append(f"{key}: {'sets' if used else 'ignored, the spec sets'} wandb.{key}")
+        for key, param in self.parameters.items():
+            if param.distribution in EXPONENT_DISTRIBUTIONS:
+                out.append(f"parameters.{key}: {param.distribution} takes min and max as "
+                           f"natural-log exponents (W&B's library now asks for "
+                           f"{EXPONENT_DISTRIBUTIONS[param.distribution]}, which takes values)")
+        if self.metric.impute_while_running not in (None, False, "false"):
+            out.append("metric.impute_while_running: no effect (Optuna's TPE reads only finished "
+                       "trials)")
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _launch_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("scheduler") is not None:
+            raise SpecRule("scheduler", "no scheduler (a W&B Launch custom scheduler; wssweep "
+                           "runs its own search: method grid, random or bayes)",
+                           data["scheduler"])
+        if data.get("metrics") is not None:
+            raise SpecRule("metrics", "one metric: (metrics: is W&B's multi-objective search, "
+                           "which needs method: custom, a W&B Launch scheduler)", data["metrics"])
+        return data
+
+    _given_name: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _name_slug(self) -> SweepSpec:
+        if self.name is not None and not re.match(NAME_PATTERN, self.name):
+            slug = name_slug(self.name)
+            if not slug:
+                raise SpecRule("name", "a name with a letter or digit (it names the run's "
+                               "directory)", self.name)
+            self._given_name, self.name = self.name, slug
+        return self
+
+    @model_validator(mode="after")
+    def _wandb_keys(self) -> SweepSpec:
+        # W&B's project and entity name the W&B project; wandb: in the spec says it first.
+        for key in ("project", "entity"):
+            if getattr(self, key) is not None and key not in self.wandb.model_fields_set:
+                setattr(self.wandb, key, getattr(self, key))
+        return self
+
+    @model_validator(mode="after")
+    def _flatten(self) -> SweepSpec:
+        """Nested parameters become dotted keys; a key reached twice is an error."""
+        flat: dict[str, ParameterSpec] = {}
+        for key, param in self.parameters.items():
+            inner = flat_parameters({key: param})
+            for dotted in inner:
+                if dotted in flat:
+                    raise SpecRule(f"parameters.{key}", f"each swept key once ({dotted} is "
+                                   "given flat and nested)", dotted)
+            flat.update(inner)
+        if list(flat) != list(self.parameters):  # an assignment would mark parameters as given
+            self.parameters = flat
+        return self
 
     @model_validator(mode="after")
     def _reference_keys(self) -> SweepSpec:
@@ -433,31 +833,64 @@ class SweepSpec(_Strict):
         if not (info.context or {}).get("search"):
             return self
         n_seeds = len(self.first_seeds)
-        if self.method in ("random", "bayes"):
-            if self.run_cap is None:
-                raise SpecRule("run_cap", f"an integer ≥ {n_seeds} with method {self.method} "
-                               "(random and bayes draw settings until the cap)", None)
-            if self.run_cap < n_seeds:
-                raise SpecRule("run_cap", f"at least the number of seeds ({n_seeds}) with method "
-                               f"{self.method}: each drawn setting runs on every seed",
-                               self.run_cap)
-        if self.method == "grid":
-            for key, param in self.parameters.items():
-                if param.distribution in RANGE_DISTRIBUTIONS:
-                    raise SpecRule(f"parameters.{key}.distribution", "value, values or "
-                                   "categorical with method grid (a grid cannot enumerate a range; "
-                                   "use method random or bayes)", param.distribution)
+        if self.method != "grid" and self.run_cap is not None and self.run_cap < n_seeds:
+            raise SpecRule("run_cap", f"at least the number of seeds ({n_seeds}) with method "
+                           f"{self.method}: each drawn setting runs on every seed", self.run_cap)
+        if self.seed_plan is not None and self.until_stopped:
+            raise SpecRule("run_cap", f"an integer ≥ {n_seeds} with method {self.method} and "
+                           "seeds until decided (its rounds are planned from the cap)", None)
+        for key, param in self.parameters.items():
+            where = f"parameters.{key}"
+            if self.method == "grid" and param.distribution not in GRID_DISTRIBUTIONS:
+                raise SpecRule(f"{where}.distribution", "value, values, int_uniform or q_uniform "
+                               "with method grid (W&B's grid enumerates only those; use method "
+                               "random or bayes)", param.distribution)
+            if param.distribution == "int_uniform" and max(-param.min, param.max) > INT64_MAX:
+                raise SpecRule(f"{where}.max", "integer bounds within ±(2**63 - 1) "
+                               "(int_uniform samples 64-bit integers)",
+                               shown_int(max(param.max, param.min, key=abs)))
+            if self.method == "grid" and param.grid_size() > GRID_VALUES_MAX:
+                raise SpecRule(where, f"at most {GRID_VALUES_MAX} values for a grid to "
+                               "enumerate", Shown(f"{param.grid_size()} values"))
         if self.method == "bayes":
             if not any(p.kind != "constant" for p in self.parameters.values()):
                 raise SpecRule("parameters", "at least one parameter with values or a "
                                "distribution with method bayes", list(self.parameters))
-            for key, param in self.parameters.items():
-                if param.values is not None and not all(
-                    v is None or isinstance(v, str | int | float) for v in param.values
-                ):
-                    raise SpecRule(f"parameters.{key}.values", "strings, numbers, booleans or "
-                                   "null with method bayes (Optuna's categorical)", param.values)
+            if self.seed_plan is not None:
+                for key, param in self.parameters.items():
+                    if param.distribution not in ROUNDS_DISTRIBUTIONS or (
+                            param.distribution == "q_uniform" and not param.tune_quniform):
+                        raise SpecRule(f"parameters.{key}.distribution", "value, values, "
+                                       f"{', '.join(ROUNDS_DISTRIBUTIONS[2:])} with method bayes "
+                                       "and seeds until decided (its rounds rebuild Optuna's "
+                                       "study from these)", param.distribution)
+                    if param.values is not None and not all(
+                            v is None or isinstance(v, str | int | float) for v in param.values):
+                        raise SpecRule(f"parameters.{key}.values", "strings, numbers, booleans "
+                                       "or null with method bayes and seeds until decided "
+                                       "(Optuna's categorical)", param.values)
         return self
+
+
+#: What bayes with seeds until decided takes (``wssweep.optuna_rounds`` rebuilds Optuna's study
+#: from each setting's values, through Tune's conversion).
+ROUNDS_DISTRIBUTIONS: tuple[str, ...] = ("constant", "categorical", "int_uniform", "uniform",
+                                         "log_uniform_values", "q_uniform")
+
+
+def _check_wandb_required(spec: SweepSpec) -> None:
+    """W&B's required keys, checked once the rest passed: a method, and parameters."""
+    if "method" not in spec.model_fields_set:
+        raise InputError("method", "grid, random or bayes (W&B requires method)", NOTHING)
+    if not spec.parameters:
+        raise InputError("parameters", "at least one parameter (W&B requires parameters; to run "
+                         "the experiment as it is, give one constant, e.g. lr: {value: 0.01})",
+                         NOTHING if "parameters" not in spec.model_fields_set else {})
+    for why, needed in (("method bayes", spec.method == "bayes"),
+                        ("early_terminate", spec.early_terminate is not None)):
+        if needed and "metric" not in spec.model_fields_set:
+            raise InputError("metric", f"a metric with {why} (W&B's search and hyperband compare "
+                             "trials on it)", NOTHING)
 
 
 @dataclass
@@ -916,19 +1349,20 @@ def _check_parameters(experiment: dict[str, Any], spec: SweepSpec) -> list[Exper
     settings of a grid, the first ``COMBINATIONS_CHECKED`` of random and bayes (each parameter's
     values, or both ends of its range). Returns the experiments checked."""
     configs = []
+    grid = spec.method == "grid"
     for key, param in spec.parameters.items():
         where = f"parameters.{key}"
-        for value in param.candidates():
+        for value in param.candidates(grid):
             configs.append(_probe(experiment, {key: value}, combined=False))
-        integral_q = param.kind == "q_uniform" and float(param.q).is_integer()
-        fractional = param.kind in RANGE_DISTRIBUTIONS and param.kind != "int_uniform"
-        if fractional and not integral_q and _integer_only(key):
-            raise InputError(f"{where}.distribution", f"int_uniform or q_uniform with an "
-                             f"integer q ({key} takes integers)", param.distribution)
+        drawn = param.distribution not in ("constant", "categorical",
+                                           "categorical_w_probabilities")
+        if drawn and not param.integral and _integer_only(key):
+            raise InputError(f"{where}.distribution", f"int_uniform or a q_ distribution with "
+                             f"an integer q ({key} takes integers)", param.distribution)
     if len(spec.parameters) < 2:
         return configs
     keys = list(spec.parameters)
-    combos = itertools.product(*(p.candidates() for p in spec.parameters.values()))
+    combos = itertools.product(*(p.candidates(grid) for p in spec.parameters.values()))
     cap = None if spec.method == "grid" else COMBINATIONS_CHECKED
     for combo in itertools.islice(combos, cap):
         configs.append(_probe(experiment, dict(zip(keys, combo, strict=True)), combined=True))
@@ -991,6 +1425,7 @@ def load_sweep_spec(
     cfg = _validate(experiment, prefix="experiment.")
     candidates = _check_parameters(experiment, spec)
     _check_metric(cfg, spec)
+    _check_wandb_required(spec)
     if preflight:
         from wssweep import preflight as machine
 

@@ -162,7 +162,7 @@ def test_a_validated_nqm_spec_runs(tmp_path, method):
     from wssweep.spec import load_sweep_spec
 
     spec = tmp_path / "spec.yaml"
-    spec.write_text("experiment: configs/nqm.yaml\nmetric: {name: nqm/final_loss}\n"
+    spec.write_text("experiment: configs/nqm.yaml\nmethod: grid\nmetric: {name: nqm/final_loss}\n"
                     "parameters: {meta_horizon: {values: [1, 20]}}\n")
     resolved = load_sweep_spec(spec, [f"nqm.method={method}", "nqm.iters=5"], smoke=True)
     for horizon in (1, 20):
