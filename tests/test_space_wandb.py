@@ -9,6 +9,7 @@ hyperband_stopping.py, bayes_search.py), with SciPy where W&B uses it.
 from __future__ import annotations
 
 import math
+import pickle
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -322,3 +323,17 @@ def test_keys_that_do_not_apply_are_noted_and_project_sets_wandb(tmp_path):
                  "note: command: ignored", "note: controller: ignored", "note: project: sets",
                  "note: entity: ignored, the spec sets wandb.entity"):
         assert line in text
+
+
+def test_new_domains_and_the_bayes_space_pickle(tmp_path):
+    # Tune pickles param_space (with its W&B domains) and saves the searcher (with its space)
+    plan = space.build_search(load(tmp_path, RANDOM_ALL), tmp_path / "run")
+    restored = pickle.loads(pickle.dumps(plan.param_space))
+    assert type(restored["setting"]["lr"]) is type(plan.param_space["setting"]["lr"])
+    alg = space.build_search(load(tmp_path, BAYES_ALL), tmp_path / "run2").search_alg
+    first = alg.suggest("t0")
+    alg.save(str(tmp_path / "searcher.pkl"))
+    again = space.build_search(load(tmp_path, BAYES_ALL), tmp_path / "run3").search_alg
+    again.restore(str(tmp_path / "searcher.pkl"))
+    # the restored searcher knows its trial and goes on suggesting
+    assert "t0" in again._ot_trials and "setting" in again.suggest("t1") and first

@@ -8,20 +8,26 @@ and its seed; ``trial_identity`` reads both back for each of the three layouts:
 - ``random``: ``{"setting": {key: Tune domain}, "seed": tune.grid_search(seeds)}`` with
   ``BasicVariantGenerator(constant_grid_search=True)``: each drawn setting runs on every seed
   (without that flag Tune would draw a new setting per seed, and a setting's seeds could not be
-  averaged). ``run_cap // len(seeds)`` settings are drawn, so at most ``run_cap`` trials run.
-- ``bayes``: Optuna TPE over ``{"setting": ...}``, its study in ``<run_dir>/optuna.db`` (so a
+  averaged). ``run_cap // len(seeds)`` settings are drawn, so at most ``run_cap`` trials run;
+  without ``run_cap``, settings are drawn until the sweep is stopped (``num_samples`` -1). A
+  distribution Tune lacks is a ``WandbDomain``: a uniform variable through W&B's transform
+  (``ParameterSpec.ppf``).
+- ``bayes``: Optuna TPE over ``BayesSpace`` (each parameter's underlying variable: the uniform
+  variable of its transform, an integer, or a choice), its study in ``<run_dir>/optuna.db`` (so a
   resumed run continues it). With several seeds a ``Repeater`` runs each suggested setting on
   every seed (``config["__trial_index__"]`` picks the seed) and tells Optuna the mean over seeds.
   With seeds until decided, bayes runs in rounds instead (``wssweep.optuna_rounds``), each
   trial in the grid layout.
 
 A trial whose metric is missing, ``None`` or not finite (a diverged arm reports ``gap: None``) never
-crashes the search: Optuna records it as failed, the repeat mean skips it, ASHA ignores the result.
+crashes the search: Optuna records it as failed (or, with ``metric.impute``, is told W&B's imputed
+value), the repeat mean skips it, the scheduler ignores the result.
 
-``early_terminate`` (W&B hyperband) becomes ASHA over ``stages_done``, the count of stages a trial
-has finished, which the trial reports (with the running metric) after every stage. The first band
-is ASHA's grace period: ``min_iter``, or W&B's smallest band ``max_iter / eta**s`` (W&B's bands are
-``max_iter / eta**k`` for k = 1..s; rungs then follow at grace * eta**k up to ``max_iter``).
+``early_terminate`` (W&B hyperband) is ``GapHyperbandScheduler`` over ``stages_done``, the count
+of stages a trial has finished, which the trial reports (with the running metric) after every
+stage: W&B's bands (``EarlyTerminateSpec.bands``) and W&B's rule (``hyperband_stops``: a trial
+is compared at the last band it reached with the top 1/eta there; ``strict`` compares its value
+at the band, else its best). ``metric.target`` is ``TargetStopper`` (``SearchPlan.stopper``).
 
 Ray is imported only where a Tune object is built, so ``describe`` (``wssweep validate``) stays
 fast.
@@ -618,9 +624,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def domain_text(param: ParameterSpec) -> str:
-    """A parameter's resolved domain in words, e.g. ``log-uniform in [0.0001, 0.1]``."""
+def domain_text(param: ParameterSpec, grid: bool = False) -> str:
+    """A parameter's resolved domain in words, e.g. ``log-uniform in [0.0001, 0.1]``; in a
+    ``grid``, the values W&B's grid enumerates for a range."""
     kind = param.kind
+    if grid and kind in ("int_uniform", "q_uniform"):
+        values = param.grid_values()
+        shown = _fmt(values) if len(values) <= 8 else (
+            f"[{_fmt(values[0])}, {_fmt(values[1])}, ..., {_fmt(values[-1])}]")
+        how = ("min .. max" if kind == "int_uniform"
+               else f"min by {_fmt(param.q)} below max, as numpy.arange")
+        return f"{len(values)} values on W&B's grid ({how}): {shown}"
     if kind == "constant":
         return f"fixed at {_fmt(param.value)}"
     if kind == "categorical":
@@ -728,7 +742,8 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
     if spec.parameters:
         lines.append("Parameters:")
         width = max(len(k) for k in spec.parameters)
-        lines += [f"  {key:<{width}}  {domain_text(p)}" for key, p in spec.parameters.items()]
+        lines += [f"  {key:<{width}}  {domain_text(p, grid=spec.method == 'grid')}"
+                  for key, p in spec.parameters.items()]
     else:
         lines.append("Parameters: none (the experiment as it is)")
     plan = spec.seed_plan

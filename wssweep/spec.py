@@ -7,19 +7,25 @@ and validated against ``ExperimentConfig``. Every problem becomes an ``InputErro
 path, what was expected and what was given; that includes a key given twice in a YAML file (YAML
 would silently keep the last), a boolean where a number goes, and NaN or an infinity.
 
-The search space uses W&B's sweep vocabulary (``method``, ``metric``, ``parameters`` with
-``value`` / ``values`` / ``distribution`` + ``min`` / ``max`` / ``q``, ``run_cap``,
-``early_terminate``), so an existing W&B sweep ports by adding ``experiment:``. As in W&B, a
-parameter with ``min`` and ``max`` but no ``distribution`` is ``int_uniform`` when both bounds are
-integers and ``uniform`` otherwise. Our own keys: ``experiment``, ``seeds``, ``resources``,
-``wandb``, ``gap_tolerance``.
+The search space is W&B's sweep config (wandb/sweeps' ``schema.json``, search and stopping code):
+``method``, ``metric`` (``name``, ``goal``, ``target``, ``impute``), ``parameters`` (``value``,
+``values`` with optional ``probabilities``, every W&B ``distribution`` with its keys, nested
+``parameters`` as dotted keys), ``run_cap``, ``early_terminate`` (hyperband); W&B's keys that do
+not apply here (``program``, ``command``, ``controller``, ...) are accepted with a note, and
+``project`` / ``entity`` set ``wandb.project`` / ``entity``. So an existing W&B sweep ports by
+adding ``experiment:`` (and naming experiment keys and a reported metric). As in W&B, a
+parameter's distribution is implied by its keys: ``min`` and ``max`` are ``int_uniform`` when
+both are integers and ``uniform`` otherwise. Our own keys: ``experiment``, ``seeds``,
+``resources``, ``wandb``, ``gap_tolerance``, ``reference``, ``correction``.
 
 Two entry points:
 
 - ``load_sweep_spec(path, overrides)`` (``wssweep run`` / ``validate``): the full check, including
-  the rules that only matter for running the search (``random`` and ``bayes`` need ``run_cap``, a
-  ``grid`` cannot enumerate a continuous range, ...) and every parameter's candidate values tried
-  against the experiment, alone and combined (every setting of a grid).
+  the rules that only matter for running the search (a ``grid`` enumerates only values and
+  int_uniform or q_uniform ranges; W&B's required ``method`` and ``parameters``; a ``metric`` for
+  bayes and hyperband) and every parameter's candidate values tried against the experiment,
+  alone and combined (every setting of a grid). Random and bayes without ``run_cap`` run until
+  stopped.
 - ``load_trial_config(path, overrides)`` (``wssweep trial``): one setting of any file; it checks the
   spec's schema but not the search rules, since it runs no search.
 
