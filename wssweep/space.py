@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.search import SearchAlgorithm, Searcher
 
-#: The trial reports this monotone counter of finished stages; ASHA's time axis.
+#: The trial reports this monotone counter of finished stages; the early termination's time axis.
 TIME_ATTR = "stages_done"
 #: Where the Repeater puts a trial's repeat index (``ray.tune.search.repeater.TRIAL_INDEX``).
 TRIAL_INDEX = "__trial_index__"
@@ -219,7 +219,8 @@ def _define_ray_classes() -> None:
 
     class GapASHAScheduler(ASHAScheduler):
         """ASHA that skips results without a usable metric and accepts a matching metric/mode
-        from ``TuneConfig`` (Ray's raises when the scheduler already has them)."""
+        from ``TuneConfig`` (Ray's raises when the scheduler already has them). No longer built
+        (hyperband is ``GapHyperbandScheduler``); kept so that a run started with it resumes."""
 
         def set_search_properties(self, metric: str | None, mode: str | None,
                                   **spec: Any) -> bool:
@@ -760,8 +761,8 @@ def describe(resolved: ResolvedSweep, num_cpus: float | None = None,
                      f"1/{_fmt(et.eta)} at its last band (strict: {str(et.strict).lower()})")
         if spec.method == "bayes" and len(spec.first_seeds) > 1 and not applied_fuse(
                 spec, resolved.experiment):
-            lines.append("  note: ASHA may stop some seeds of a setting early; Optuna then gets "
-                         "the mean over seeds of their last reported values")
+            lines.append("  note: hyperband may stop some seeds of a setting early; Optuna then "
+                         "gets the mean over seeds of their last reported values")
     trials = f"Trials: {_count_text(spec, resolved.experiment)}"
     settings = (trial_count(spec, resolved.experiment) or 0) // len(spec.first_seeds)
     if plan is not None and spec.method == "bayes":
@@ -795,7 +796,8 @@ def _groups_text(spec: SweepSpec, experiment: dict[str, Any]) -> str:
         return f"Groups: none, each (setting, seed) is its own Tune trial, trained alone{why}"
     if fuse == "seeds":
         text = ("Groups: the seeds of each setting train as one fused model, one Tune trial per "
-                "setting (resources.fuse: seeds); ASHA and Optuna compare the seeds' mean")
+                "setting (resources.fuse: seeds); the early termination and Optuna compare the "
+                "seeds' mean")
         if spec.resources.fuse == "settings":
             text += "; fuse: settings applies to a grid only (a search draws settings one by one)"
         return text

@@ -530,8 +530,8 @@ class MetricSpec(_Strict):
 
     @property
     def objective(self) -> str:
-        """What the search and ASHA compare: the metric's validation twin for a metric on test
-        data (``gap`` → ``val_gap``), else the metric itself."""
+        """What the search and the early termination compare: the metric's validation twin for
+        a metric on test data (``gap`` → ``val_gap``), else the metric itself."""
         return METRIC[self.name].objective
 
     def reached(self, value: float) -> bool:
@@ -549,7 +549,7 @@ class ResourcesSpec(_Strict):
     # trial reports it), not a failure, so it is not retried.
     max_failures: int = Field(default=3, ge=-1)
     # Trial groups (wssweep.science.group): the members of one Ray Tune trial train as one fused
-    # model. seeds: the seeds of one setting (each method, ASHA and seeds until decided then
+    # model. seeds: the seeds of one setting (each method, hyperband and seeds until decided then
     # work per setting); settings: every grid setting that shares the model's shapes; false:
     # one (setting, seed) per trial, trained alone (the bit-reproducible path).
     fuse: Literal["seeds", "settings", False] = "seeds"
