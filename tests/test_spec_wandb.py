@@ -9,6 +9,8 @@ the script logs; ours is the gap, or warm accuracy to maximize).
 from __future__ import annotations
 
 import copy
+import json
+import math
 import os
 import re
 import subprocess
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -173,3 +176,44 @@ def test_validate_refuses_a_sample_with_exit_2_and_no_traceback(tmp_path):
         assert out.returncode == 2, (case["source"], out.stderr)
         assert "Traceback" not in out.stderr + out.stdout
         assert f"{renamed_key(case['key'], names)}: expected" in out.stderr, out.stderr
+
+
+# W&B's own schema (wandb/sweeps src/sweeps/config/schema.json, MIT licence, copied unchanged):
+# the cases are what W&B says they are.
+SCHEMA = json.loads((Path(__file__).parent / "wandb_sweep_schema.json").read_text())
+
+
+def wandb_violations(config: dict[str, Any]) -> list[str]:
+    """What W&B's ``schema_violations_from_proposed_config`` reports, bar its deprecation notes
+    and its Launch scheduler rules: the JSON schema (with W&B's float and integer formats), a
+    required ``parameters``, min below max, probabilities that fit their values."""
+    formats = jsonschema.FormatChecker()
+    formats.checks("float")(lambda v: isinstance(v, float))
+    formats.checks("integer")(lambda v: isinstance(v, int))
+    found = [e.message for e in jsonschema.Draft7Validator(
+        SCHEMA, format_checker=formats).iter_errors(config)]
+    params = config.get("parameters")
+    if params is None:
+        found.append("parameters is required")
+    for name, p in (params or {}).items() if isinstance(params, dict) else ():
+        if isinstance(p, dict) and "min" in p and "max" in p and not p["min"] < p["max"]:
+            found.append(f"{name}: min is not less than max")
+        probs = p.get("probabilities") if isinstance(p, dict) else None
+        if probs is not None and (len(probs) != len(p.get("values", [])) or
+                                  not math.isclose(sum(probs), 1.0, rel_tol=1e-5)):
+            found.append(f"{name}: probabilities do not fit the values")
+    return found
+
+
+@pytest.mark.parametrize("case", VALID, ids=[_id(c) for c in VALID])
+def test_wandbs_schema_accepts_each_valid_case(case):
+    assert wandb_violations(case["config"]) == []
+
+
+SCHEMA_INVALID = [c for c in INVALID if "schema.json" in c["source"]
+                  or "test_config.py::test_min_max" in c["source"]]
+
+
+@pytest.mark.parametrize("case", SCHEMA_INVALID, ids=[_id(c) for c in SCHEMA_INVALID])
+def test_wandbs_schema_refuses_each_case_taken_from_it(case):
+    assert wandb_violations(case["config"])

@@ -5,6 +5,9 @@ code), which wssweep must accept once ported. ``INVALID``: configs W&B refuses, 
 issue asks wssweep to refuse (``method: custom``, ``scheduler:``: W&B Launch), each with the key
 path the error must name, in W&B's parameter names (the test renames them as it ports).
 
+tests/test_spec_wandb.py also checks the cases against W&B's JSON schema, copied unchanged to
+tests/wandb_sweep_schema.json (wandb/sweeps, MIT licence, Copyright (c) 2021 Weights and Biases).
+
 Every entry cites where it came from: ``SWEEPS`` is github.com/wandb/sweeps at commit b1dfc5f
 (tests/<file>::<test>, examples/<file>, or src/sweeps/config/schema.json#<definition> for a rule
 of the schema that a config breaks); ``DOCS`` is docs.wandb.ai's sweep pages. Tuples in W&B's
