@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.wandb_configs import DOCS, INVALID, SWEEPS, VALID
+from tests.wandb_configs import DOCS, EXAMPLES_REPO, INVALID, SWEEPS, VALID
 from wssweep import space
 from wssweep.errors import InputError
 from wssweep.spec import load_sweep_spec
@@ -125,14 +125,17 @@ def write(folder: Path, spec: Any) -> Path:
 
 
 def _id(case: dict[str, Any]) -> str:
-    return case["source"].removeprefix(SWEEPS + " ").removeprefix(DOCS + "/")
+    return case["source"].removeprefix(SWEEPS + " ").removeprefix(DOCS + "/").removeprefix(
+        EXAMPLES_REPO + " ")
 
 
 def test_the_suite_is_large_and_every_case_cites_its_source():
     # at least 100 configs W&B accepts and 50 it refuses
     assert len(VALID) >= 100 and len(INVALID) >= 50
     # each from W&B's sweeps repository (tests, examples, schema, code) or its docs
-    assert all(c["source"].startswith((SWEEPS, DOCS)) for c in VALID + INVALID)
+    assert all(c["source"].startswith((SWEEPS, EXAMPLES_REPO, DOCS)) for c in VALID + INVALID)
+    # among them wandb/examples' published example sweeps
+    assert sum(c["source"].startswith(EXAMPLES_REPO) for c in VALID) >= 15
 
 
 @pytest.mark.parametrize("case", VALID, ids=[_id(c) for c in VALID])

@@ -10,7 +10,9 @@ tests/wandb_sweep_schema.json (wandb/sweeps, MIT licence, Copyright (c) 2021 Wei
 
 Every entry cites where it came from: ``SWEEPS`` is github.com/wandb/sweeps at commit b1dfc5f
 (tests/<file>::<test>, examples/<file>, or src/sweeps/config/schema.json#<definition> for a rule
-of the schema that a config breaks); ``DOCS`` is docs.wandb.ai's sweep pages. Tuples in W&B's
+of the schema that a config breaks); ``EXAMPLES_REPO`` is github.com/wandb/examples at 5cab887
+(its published example sweeps: YAML files, and dicts in its notebooks); ``DOCS`` is
+docs.wandb.ai's sweep pages. Tuples in W&B's
 tests are lists here (YAML has no tuples); NumPy expressions are written out (np.exp(-2) ->
 0.1353352832366127).
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+import yaml
 
 SWEEPS = "wandb/sweeps@b1dfc5f"
 DOCS = "https://docs.wandb.ai/models/sweeps"
@@ -739,3 +743,436 @@ INVALID: list[dict[str, Any]] = [
     {"source": f"{SCHEMA} (additionalProperties: false)", "key": "epochs",
      "config": {"method": "random", "epochs": 5, "parameters": ABC}},
 ]
+
+
+# --- wandb/examples: published example sweeps, their YAML as published (comments dropped)
+EXAMPLES_REPO = "wandb/examples@5cab887"
+
+EXAMPLE_YAML: dict[str, str] = {
+    "colabs/pyg/pointnet-classification/sweep_config.yaml": """\
+program: train.py
+method: bayes
+metric:
+    name: Validation/Accuracy
+    goal: maximize
+parameters:
+    batch_size:
+        values: [8, 16, 32]
+    sample_points:
+        values: [512, 1024, 2048]
+    set_abstraction_ratio_1:
+        min: 0.1
+        max: 0.9
+    set_abstraction_radius_1:
+        min: 0.1
+        max: 0.5
+    set_abstraction_ratio_2:
+        min: 0.1
+        max: 0.9
+    set_abstraction_radius_2:
+        min: 0.1
+        max: 0.5
+    dropout:
+        min: 0.1
+        max: 0.7
+""",
+    "examples/fastai/fastai-v1-examples/fastai1-simpsons/sweep.yaml": """\
+program: train_sweep.py
+method: bayes
+metric:
+  name: accuracy
+  goal: maximize
+parameters:
+  epochs:
+    distribution: constant
+    value: 20
+  dropout:
+    distribution: uniform
+    min: 0
+    max: 1
+  img_size:
+    distribution: categorical
+    values:
+      - 64
+      - 100
+  one_cycle:
+    distribution: categorical
+    values:
+      - True
+      - False
+  batch_size:
+    distribution: categorical
+    values:
+      - 8
+      - 16
+      - 32
+      - 64
+  pretrained:
+    distribution: categorical
+    values:
+      - True
+      - False
+  learning_rate:
+    distribution: log_uniform
+    min: -11
+    max: -2
+""",
+    "examples/keras/keras-cnn-fashion/sweep-bayes-hyperband.yaml": """\
+program: train.py
+method: bayes
+metric:
+  goal: minimize
+  name: val_loss
+parameters:
+  dropout:
+    values: [0.15, 0.2, 0.25, 0.3, 0.4]
+  hidden_layer_size:
+    values: [96, 128, 148]
+  layer_1_size:
+    values: [10, 12, 14, 16, 18, 20]
+  layer_2_size:
+    values: [24, 28, 32, 36, 40, 44]
+  learn_rate:
+    values: [0.001, 0.01, 0.003]
+  decay:
+    values: [1e-5, 1e-6, 1e-7]
+  momentum:
+    values: [0.8, 0.9, 0.95]
+  epochs:
+    value: 27
+early_terminate:
+  type: hyperband
+  s: 2
+  eta: 3
+  max_iter: 27
+""",
+    "examples/keras/keras-cnn-fashion/sweep-grid-hyperband.yaml": """\
+program: train.py
+method: grid
+metric:
+  goal: minimize
+  name: val_loss
+parameters:
+  dropout:
+    values: [0.15, 0.2, 0.25, 0.3, 0.4]
+  hidden_layer_size:
+    values: [96, 128, 148]
+  layer_1_size:
+    values: [10, 12, 14, 16, 18, 20]
+  layer_2_size:
+    values: [24, 28, 32, 36, 40, 44]
+  learn_rate:
+    values: [0.001, 0.01, 0.003]
+  decay:
+    values: [1e-5, 1e-6, 1e-7]
+  momentum:
+    values: [0.8, 0.9, 0.95]
+  epochs:
+    value: 27
+early_terminate:
+  type: hyperband
+  s: 2
+  eta: 3
+  max_iter: 27
+""",
+    "examples/keras/keras-cnn-fashion/sweep-random-hyperband.yaml": """\
+program: train.py
+method: random
+metric:
+  goal: minimize
+  name: val_loss
+parameters:
+  dropout:
+    values: [0.15, 0.2, 0.25, 0.3, 0.4]
+  hidden_layer_size:
+    values: [96, 128, 148]
+  layer_1_size:
+    values: [10, 12, 14, 16, 18, 20]
+  layer_2_size:
+    values: [24, 28, 32, 36, 40, 44]
+  learn_rate:
+    values: [0.001, 0.01, 0.003]
+  decay:
+    values: [1e-5, 1e-6, 1e-7]
+  momentum:
+    values: [0.8, 0.9, 0.95]
+  epochs:
+    value: 27
+early_terminate:
+  type: hyperband
+  s: 2
+  eta: 3
+  max_iter: 27
+""",
+    "examples/llama-cpp/sweep.yaml": """\
+program: evaluate.py
+method: random
+metric:
+  goal: maximize
+  name: diff_score
+parameters:
+  model:
+    distribution: categorical
+    values:
+      - codellama-13b-instruct.Q4_K_M.gguf
+      - codellama-7b.Q5_K_S.gguf
+      - mistral-7b-instruct-v0.1.Q5_K_M.gguf
+      - gpt-3.5-turbo
+  system_prompt:
+    distribution: categorical
+    values:
+      - You're a Docker expert. Translate the following sentence to a simple docker command.
+      - >-
+        You'll be asked a question about Docker.  Your job is to convert this question to a
+        succinct docker command.  Only provide a single command and limit your use of
+        pipeing to other unix tools.
+  temperature:
+    distribution: uniform
+    max: 0.6
+    min: 0
+""",
+    "examples/minimal-hydra-example/wandb_sweep.yaml": """\
+program: main.py
+metric:
+  name: val_loss
+  goal: minimize
+method: bayes
+parameters:
+  optimizer.config.learning_rate:
+    min: !!float 1e-5
+    max: 0.1
+  experiment:
+    values: [expt001, expt002]
+  optimizer:
+    values: [sgd, adagrad, adam]
+command:
+- ${env}
+- ${interpreter}
+- ${program}
+- ${args_no_hyphens}
+""",
+    "examples/pytorch/pytorch-cnn-fashion/sweep-grid-hyperband.yaml": """\
+program: train.py
+method: grid
+metric:
+  goal: minimize
+  name: loss
+parameters:
+  dropout:
+    values: [0.1, 0.2, 0.4, 0.5, 0.7]
+  channels_one:
+    values: [10, 12, 14, 16, 18, 20]
+  channels_two:
+    values: [24, 28, 32, 36, 40, 44]
+  learning_rate:
+    values: [0.001, 0.005, 0.0005]
+  epochs:
+    value: 27
+early_terminate:
+  type: hyperband
+  s: 2
+  eta: 3
+  max_iter: 27
+""",
+    "examples/wandb-sweeps/sweeps-boolean-parameters/sweep-bool.yaml": """\
+program: train-bool.py
+method: grid
+parameters:
+  optimizer:
+    values: ["sgd", "adam"]
+  flag1:
+    values:
+    - false
+    - true
+  flag2:
+    values:
+    - false
+    - true
+""",
+    "examples/wandb-sweeps/sweeps-cross-validation/sweep-cross-validation.yaml": """\
+method: random
+metric:
+  goal: maximize
+  name: val_accuracy
+parameters:
+  batch_size:
+    distribution: int_uniform
+    max: 128
+    min: 32
+  epochs:
+    distribution: constant
+    value: 200
+  node_size1:
+    distribution: categorical
+    values:
+    - 64
+    - 128
+    - 256
+  node_size2:
+    distribution: categorical
+    values:
+    - 64
+    - 128
+    - 256
+  node_size3:
+    distribution: categorical
+    values:
+    - 64
+    - 128
+    - 256
+  node_size4:
+    distribution: categorical
+    values:
+    - 64
+    - 128
+    - 256
+  node_size5:
+    distribution: categorical
+    values:
+    - 64
+    - 128
+    - 256
+  num_layers:
+    distribution: categorical
+    values:
+    - 1
+    - 2
+    - 3
+  optimizer:
+    distribution: categorical
+    values:
+    - Adam
+    - Adamax
+    - Adagrad
+program: train-cross-validation.py
+""",
+    "examples/launch/launch-sweeps/custom-scheduler/custom_job_sweep_config.yaml": """\
+scheduler:
+  job: <INSERT SCHEDULER JOB>
+  settings:
+    verbose_logging: True
+    method: grid
+job: wandb/sweep-jobs/job-fashion-MNIST-train:latest
+parameters:
+  param1:
+    max: 10
+    min: 0
+""",
+    "examples/launch/launch-sweeps/optuna-scheduler/optuna_config_basic.yaml": """\
+description: A basic configuration for an Optuna scheduler
+job: wandb/sweep-jobs/job-fashion-MNIST-train:latest
+run_cap: 5
+metric:
+  name: epoch/val_loss
+  goal: minimize
+scheduler:
+  job: wandb/sweep-jobs/job-optuna-sweep-scheduler:latest
+  resource: local-container
+  num_workers: 2
+  settings:
+    pruner:
+      type: PercentilePruner
+      args:
+        percentile: 25.0
+        n_warmup_steps: 10
+parameters:
+  learning_rate:
+    min: 0.0001
+    max: 1.0
+""",
+    "examples/launch/launch-sweeps/quickstart/launch_sweep_config.yaml": """\
+description: sweeps on launch quickstart
+method: grid
+run_cap: 10
+job: wandb/sweep-jobs/job-fashion-MNIST-train:latest
+metric:
+  name: epoch/val_loss
+  goal: minimize
+parameters:
+  learning_rate:
+    values: [0, 0.0001, 0.001, 0.01, 0.1, 1]
+  epochs:
+    max: 20
+    min: 10
+    distribution: int_uniform
+scheduler:
+  num_workers: 8
+""",
+}
+
+
+def _example(path: str) -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE_YAML[path])
+
+
+# Sweeps written as Python dicts in wandb/examples' notebooks and scripts (assembled where the
+# notebook builds one up with parameters_dict.update).
+EXAMPLE_DICTS: dict[str, dict[str, Any]] = {
+    "colabs/boosting/Using_W&B_Sweeps_with_XGBoost.ipynb": {
+        "method": "random", "metric": {"name": "accuracy", "goal": "maximize"},
+        "parameters": {"booster": {"values": ["gbtree", "gblinear"]},
+                       "max_depth": {"values": [3, 6, 9, 12]},
+                       "learning_rate": {"values": [0.1, 0.05, 0.2]},
+                       "subsample": {"values": [1, 0.5, 0.3]}}},
+    "colabs/keras/Keras_param_opti_using_sweeps.ipynb": {
+        "method": "bayes", "metric": {"name": "val_loss", "goal": "minimize"},
+        "parameters": {"optimizer": {"values": ["adam", "sgd"]},
+                       "dropout": {"values": [0.1, 0.3, 0.5]}, "epochs": {"value": 1},
+                       "learning_rate": {"distribution": "uniform", "min": 0.001, "max": 0.1},
+                       "batch_size": {"values": [64, 128]}}},
+    "colabs/pyg/8_Node_Classification_(with_W&B).ipynb": {
+        "name": "gcn-sweep", "method": "bayes",
+        "metric": {"name": "gcn/accuracy", "goal": "maximize"},
+        "parameters": {"hidden_channels": {"values": [8, 16, 32]},
+                       "weight_decay": {"distribution": "normal", "mu": 0.0005, "sigma": 1e-05},
+                       "lr": {"min": 0.0001, "max": 0.001}}},
+    "colabs/pyg/pointnet-classification/03_sweep.ipynb": {
+        "method": "bayes", "metric": {"goal": "maximize", "name": "Validation/Accuracy"},
+        "parameters": {"batch_size": {"values": [8, 16, 32, 64]},
+                       "sample_points": {"values": [512, 1024, 2048]},
+                       "set_abstraction_ratio_1": {"min": 0.1, "max": 0.9},
+                       "set_abstraction_ratio_2": {"min": 0.1, "max": 0.9},
+                       "dropout": {"min": 0.1, "max": 0.7}}},
+    "colabs/pytorch-lightning/Fine_tuning_a_Transformer_with_Pytorch_Lightning.ipynb": {
+        "method": "random", "metric": {"name": "validation/epoch_acc", "goal": "maximize"},
+        "parameters": {"learning_rate": {"values": [5e-05, 3e-05, 2e-05]},
+                       "batch_size": {"values": [16, 32]}, "epochs": {"values": [1, 2]}}},
+    "colabs/pytorch/Organizing_Hyperparameter_Sweeps_in_PyTorch_with_W&B.ipynb": {
+        "method": "random", "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"optimizer": {"values": ["adam", "sgd"]},
+                       "fc_layer_size": {"values": [128, 256, 512]},
+                       "dropout": {"values": [0.3, 0.4, 0.5]}, "epochs": {"value": 1},
+                       "learning_rate": {"distribution": "uniform", "min": 0, "max": 0.1},
+                       "batch_size": {"distribution": "q_log_uniform_values", "q": 8,
+                                      "min": 32, "max": 256}}},
+    "colabs/super-gradients/yolo_nas_sweep_run.ipynb": {
+        "name": "yolo-nas-sweep",  # WANDB_EXP_NAME in the notebook
+        "metric": {"name": "Valid_mAP@0.50", "goal": "maximize"}, "method": "bayes",
+        "parameters": {
+            "batch_size": {"values": [16, 24, 32]},
+            "optimizer": {"values": ["Adam", "SGD", "RMSProp", "AdamW"]},
+            "ema_decay": {"min": 0.5, "max": 0.9},
+            "ema_decay_type": {"values": ["constant", "threshold"]},
+            "cosine_lr_ratio": {"min": 0.01, "max": 0.4},
+            "iou_loss_weight": {"min": 0.25, "max": 2.0},
+            "dfl_loss_weight": {"min": 0.25, "max": 2.0},
+            "classification_loss_weight": {"min": 0.25, "max": 2.0},
+            "model_flavor": {"values": ["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"]},
+            "weight_decay": {"min": 0.0001, "max": 0.01}}},
+    "colabs/tensorflow/Hyperparameter_Optimization_in_TensorFlow_using_W&B_Sweeps.ipynb": {
+        "method": "random", "metric": {"name": "val_loss", "goal": "minimize"},
+        "early_terminate": {"type": "hyperband", "min_iter": 5},
+        "parameters": {"batch_size": {"values": [32, 64, 128, 256]},
+                       "learning_rate": {"values": [0.01, 0.005, 0.001, 0.0005, 0.0001]}}},
+    "examples/wandb-sweeps/sweeps-python/sweep.py": {
+        "method": "grid", "parameters": {"layers": {"values": [32, 64, 96, 128, 256]}}},
+}
+
+VALID += [{"source": f"{EXAMPLES_REPO} {path}", "config": _example(path)}
+          for path in EXAMPLE_YAML if "launch-sweeps" not in path]
+VALID += [{"source": f"{EXAMPLES_REPO} {path}", "config": config}
+          for path, config in EXAMPLE_DICTS.items()]
+# W&B Launch's sweeps (a scheduler job): refused, saying so.
+INVALID += [{"source": f"{EXAMPLES_REPO} {path} (W&B Launch)", "key": "scheduler",
+             "config": _example(path)}
+            for path in EXAMPLE_YAML if "launch-sweeps" in path]
