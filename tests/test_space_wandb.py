@@ -195,6 +195,12 @@ def test_bayes_samples_the_uniform_variable_and_transforms_it_reproducibly(tmp_p
         assert trial.params["setting/warmup_steps"] == config["setting"]["warmup_steps"]
         assert config["setting"]["optim.betas"] == [[0.9, 0.999], [0.5, 0.9], [0.9, 0.999]][
             trial.params["setting/optim.betas"]]
+    # values Optuna would take as one (true and 1) are chosen by position too
+    spec = BAYES_ALL.replace("optim.betas: {values: [[0.9, 0.999], [0.5, 0.9], [0.9, 0.999]]}",
+                             "model.bias: {values: [true, false]}\n  warm.keep_optimizer: "
+                             "{values: [true, false]}")
+    assert space._plain_choices([True, False]) and not space._plain_choices([True, 1])
+    assert load(tmp_path, spec).spec.parameters["model.bias"].values == [True, False]
     # the same spec (a fresh study) suggests the same settings
     again = space.build_search(resolved, tmp_path / "run2").search_alg
     assert [again.suggest(f"t{i}") for i in range(4)] == configs

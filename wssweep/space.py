@@ -65,7 +65,6 @@ from wssweep.spec import (
     ParameterSpec,
     ResolvedSweep,
     SweepSpec,
-    _same,
     experiment_from_mapping,
 )
 
@@ -374,9 +373,10 @@ class BayesSpace:
 
 
 def _plain_choices(values: list[Any]) -> bool:
-    """Whether Optuna can take ``values`` as its categories themselves (distinct scalars)."""
+    """Whether Optuna can take ``values`` as its categories themselves: scalars no two of which
+    are equal (Optuna finds a choice by ==, so true and 1, or 1 and 1.0, would be one)."""
     return all(v is None or isinstance(v, str | int | float) for v in values) and all(
-        not any(_same(v, w) for w in values[:i]) for i, v in enumerate(values))
+        not any(v == w for w in values[:i]) for i, v in enumerate(values))
 
 
 def bayes_value(trial: Any, name: str, param: ParameterSpec) -> Any:
