@@ -96,3 +96,15 @@ def test_unknown_sweep_key_is_rejected(tmp_path):
         load_trial_config(write(tmp_path, "experiment: {}\nmethd: grid\n"))
     # a misspelt top-level sweep key is named
     assert str(info.value).startswith("methd: expected a known key (one of: experiment, name")
+
+
+def test_a_wandb_style_spec_runs_one_setting_of_each_distribution(tmp_path):
+    path = write(tmp_path, "experiment: {}\nmethod: random\nprogram: train.py\nparameters:\n"
+                 "  lr: {distribution: log_normal, mu: -4, sigma: 1}\n"
+                 "  shrink: {distribution: q_beta, a: 2, b: 2, q: 0.25}\n"
+                 "  optim:\n    parameters:\n      momentum: {distribution: constant, value: 0.5}\n"
+                 "  warmup_steps: {distribution: q_normal, mu: 10, sigma: 2, q: 1}\n")
+    cfg = load_trial_config(path)
+    # the median of each: exp(mu), the rounded median, the constant, mu rounded
+    assert abs(cfg.lr - 0.01831563888873418) < 1e-12 and cfg.shrink == 0.5
+    assert (cfg.optim.momentum, cfg.warmup_steps) == (0.5, 10)
