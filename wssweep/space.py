@@ -538,6 +538,29 @@ def build_stopper(spec: SweepSpec) -> Stopper | None:
                                        spec.metric.target)
 
 
+def target_reached(spec: SweepSpec, rows: Iterable[dict[str, Any]]) -> bool:
+    """Whether a finished trial among ``rows`` (results.csv rows or final records) reached
+    ``metric.target``: a resumed sweep that had ended there has nothing left to run.
+
+    Example:
+        >>> spec = SweepSpec.model_validate({"experiment": {}, "metric": {"name": "gap",
+        ...     "target": 0.5}, "parameters": {"lr": {"values": [0.1]}}})
+        >>> target_reached(spec, [{"status": "completed", "val_gap": "0.75"},
+        ...                       {"status": "completed", "val_gap": 0.25}])
+        True
+    """
+    objective = spec.metric.objective
+    for row in rows:
+        try:
+            value = float(row.get(objective))
+        except (TypeError, ValueError):
+            continue
+        if row.get("status") == "completed" and math.isfinite(value) and spec.metric.reached(
+                value):
+            return True
+    return False
+
+
 def build_search(resolved: ResolvedSweep, run_dir: Path) -> SearchPlan:
     """The Tune search for ``resolved``; bayes keeps its Optuna study in ``run_dir``."""
     from ray import tune
