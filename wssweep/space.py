@@ -243,6 +243,9 @@ def _define_ray_classes() -> None:
         ``TIME_ATTR`` (finished stages). Every trial's history is kept, finished ones too, as
         W&B's thresholds read every run; a result without a usable metric is skipped."""
 
+        # Each stage's result on its own, so a trial is stopped at the band, not later.
+        _supports_buffered_results = False
+
         def __init__(self, time_attr: str, metric: str, mode: str, bands: list[int],
                      eta: float, strict: bool) -> None:
             super().__init__()
