@@ -36,6 +36,32 @@ def test_a_signal_becomes_tunes_graceful_stop(sig, tune_stop, capsys):
     assert signal.getsignal(sig) == before
 
 
+def test_wssweep_stop_from_another_shell_becomes_tunes_graceful_stop(tune_stop, tmp_path, capsys):
+    from wssweep.orchestrate import STOP_REQUEST
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "sweep.json").write_text(
+        SWEEP.model_copy(update={"run_dir": str(run_dir)}).model_dump_json())
+    with stop_on_signal(run_dir) as received:
+        assert cli.main(["stop", str(run_dir)]) == 0
+        wait_for(lambda: tune_stop, "Tune's stop signal")
+    # the stop file was seen and passed on to Tune's stop, as a signal is
+    assert received == [STOP_REQUEST] and tune_stop == [signal.SIGUSR1]
+    assert "stop requested" in capsys.readouterr().err
+    # the driver then ends with status 0 and the line saying how to go on
+    stopped = Interrupted(STOP_REQUEST, run_dir)
+    assert stopped.exit_status == 0 and f"wssweep resume {run_dir}" in str(stopped)
+
+
+def test_wssweep_stop_of_a_directory_that_is_no_run_is_refused(tmp_path, capsys):
+    assert cli.main(["stop", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "RUN_DIR" in err and "sweep.json" in err and "Traceback" not in err
+    # and it created nothing
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_second_signal_aborts_at_once(tune_stop):
     with pytest.raises(KeyboardInterrupt), stop_on_signal():
         os.kill(os.getpid(), signal.SIGTERM)
@@ -48,7 +74,7 @@ def test_a_second_signal_aborts_at_once(tune_stop):
 def test_an_interrupted_run_exits_with_the_shells_status_and_says_how_to_go_on(
         sig, status, monkeypatch, tmp_path, capsys):
     spec = tmp_path / "s.yaml"
-    spec.write_text("experiment: {lr: 0.01}\n")
+    spec.write_text("experiment: {lr: 0.01}\nmethod: grid\nparameters: {lr: {value: 0.01}}\n")
 
     def interrupted(resolved, *, name, storage, address):
         raise Interrupted(sig, tmp_path / "runs" / name)
@@ -92,7 +118,7 @@ def test_a_signal_before_the_sweep_runs_exits_quietly(sig, status, monkeypatch, 
     # background hands them SIGINT ignored, and Python then installs none.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = tmp_path / "s.yaml"
-    spec.write_text("experiment: {lr: 0.01}\n")
+    spec.write_text("experiment: {lr: 0.01}\nmethod: grid\nparameters: {lr: {value: 0.01}}\n")
 
     def starting_ray(resolved, *, name, storage, address):
         os.kill(os.getpid(), sig)  # arrives while Ray starts, before Tune's fit()

@@ -20,8 +20,9 @@ from wssweep.results import read_results
 from wssweep.trial import HOLD_AFTER_FINAL_ENV, HOLD_AFTER_STAGE_ENV, read_starts
 
 # 4 settings x 2 seeds of 3 stages, each setting's seeds one group (resources.fuse: seeds, the
-# default: what is killed, held and resumed is groups); each trial ~1.5 s of wall time (tests.plugins:slow_net
-# sleeps in forward), so trials overlap on any machine; where a stop lands is forced by holds.
+# default: what is killed, held and resumed is groups); each trial ~1.5 s of wall time
+# (tests.plugins:slow_net sleeps in forward), so trials overlap on any machine; where a stop
+# lands is forced by holds.
 SPEC = """
 experiment:
   data: {name: digits, train_size: 300, test_size: 100}
@@ -83,6 +84,7 @@ SESSIONS = [
     ("kill -9", {"final": 2}, HOLD_AFTER_FINAL_ENV),
     ("kill -9", {"final": 4}, HOLD_AFTER_FINAL_ENV),
     ("SIGINT", {"final": 4, "mid-stage": True}, HOLD_AFTER_STAGE_ENV),
+    ("wssweep stop", {"mid-stage": True}, HOLD_AFTER_STAGE_ENV),
     ("kill -9", {"mid-stage": True}, HOLD_AFTER_STAGE_ENV),
 ]
 
@@ -119,6 +121,10 @@ def test_every_way_a_driver_dies_then_resume_loses_and_repeats_nothing(tmp_path,
             if how == "kill -9":
                 kill_group(driver.pid)  # the driver and the local Ray it started
                 driver.communicate()
+            elif how == "wssweep stop":  # from another shell
+                asked = wssweep(env, "stop", str(run_dir), timeout=60)
+                assert asked.returncode == 0, show(asked)
+                out = finish(driver, timeout=120)
             else:
                 kill_group(driver.pid, signal.SIGINT)
                 out = finish(driver, timeout=120)
@@ -132,14 +138,19 @@ def test_every_way_a_driver_dies_then_resume_loses_and_repeats_nothing(tmp_path,
             held_after_final |= {p.parent.name for p in finals(run_dir)} - finished_before
         # the sweep was stopped mid-way: not every trial had finished
         assert len(finals(run_dir)) < TRIALS
-        if how == "SIGINT":
+        if how == "wssweep stop":
+            # a stop asked from another shell ends the sweep as Ctrl-C does, with status 0
+            assert out.returncode == 0, show(out)
+            assert "stopped by `wssweep stop`" in out.stderr, show(out)
+        if how in ("SIGINT", "wssweep stop"):
             # Ctrl-C stops it cleanly: status 130, one line saying how to go on, no traceback
-            assert out.returncode == 130, show(out)
+            assert out.returncode == (130 if how == "SIGINT" else 0), show(out)
             assert f"wssweep resume {run_dir}" in out.stderr, show(out)
             assert "Traceback" not in out.stderr, show(out)
             # results.csv and the map are written for what finished
             rows = read_results(run_dir / "results.csv")
-            assert sum(r["status"] in ("completed", "diverged") for r in rows) >= when["final"]
+            assert sum(r["status"] in ("completed", "diverged") for r in rows) >= when.get(
+                "final", 0)
             assert (run_dir / "map" / "report.html").is_file()
             # and the trials held inside a stage keep their stage checkpoints
             assert held and held <= {u.name for u in mid_stage(run_dir)}, held

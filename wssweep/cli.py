@@ -2,8 +2,9 @@
 
 Exit status: 0 when the work finished (diverged trials are results, not errors); 2 for bad input
 (spec, path, option), with the key path, what was expected and what was given, and no traceback;
-130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when a sweep was stopped: what finished is written and
-``wssweep resume RUN_DIR`` continues it; 1 only for a bug.
+130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when a sweep was interrupted, 0 when ``wssweep stop``
+stopped it: either way what finished is written and ``wssweep resume RUN_DIR`` continues it; 1
+only for a bug.
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
     run_dir = resume_sweep(Path(args.run_dir), address=args.address)
     print(f"wssweep: results in {RunDir(run_dir).results_csv}")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from wssweep.orchestrate import request_stop
+
+    request_stop(Path(args.run_dir))
+    print(f"wssweep: asked the sweep in {args.run_dir} to stop: its driver ends within a second "
+          "or so, running trials keep their stage checkpoints, and `wssweep resume "
+          f"{args.run_dir}` continues it")
     return 0
 
 
@@ -199,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", metavar="RUN_DIR")
     resume.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     resume.set_defaults(func=_cmd_resume)
+
+    stop = sub.add_parser("stop", help="stop a running sweep cleanly from another shell (as "
+                          "Ctrl-C does; wssweep resume continues it)")
+    stop.add_argument("run_dir", metavar="RUN_DIR")
+    stop.set_defaults(func=_cmd_stop)
 
     gap_map = sub.add_parser("map", help="(re)build RUN_DIR/map/ from results.csv: summary.csv, "
                              "heatmaps, Pareto plot, report.html, and the W&B map run")

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from wssweep.spec import NAME_PATTERN
 from wssweep.verdicts import DEFAULT_ALPHA
 
 PROGRESS_EVERY_S = 30.0  # seconds between progress lines when nothing changed
+STOP_POLL_S = 0.5  # how often a running sweep looks for RUN_DIR/stop (wssweep stop)
+STOP_REQUEST = 0  # in place of a signal number: the stop was asked by `wssweep stop`
 
 
 def loopback_env() -> None:
@@ -355,22 +358,28 @@ def finish(grid, sweep: SweepRecord, *, interrupted: bool = False) -> Path:
 
 
 class Interrupted(Exception):
-    """The sweep was stopped by SIGINT or SIGTERM; what finished is written, the rest resumes."""
+    """The sweep was stopped by SIGINT, SIGTERM or ``wssweep stop``; what finished is written,
+    the rest resumes."""
 
     def __init__(self, signum: int, run_dir: Path) -> None:
         self.signum, self.run_dir = signum, run_dir
-        super().__init__(f"interrupted by {signal.Signals(signum).name}: results so far in "
-                         f"{RunDir(run_dir).results_csv}; `wssweep resume {run_dir}` continues it")
+        how = ("stopped by `wssweep stop`" if signum == STOP_REQUEST else
+               f"interrupted by {signal.Signals(signum).name}")
+        super().__init__(f"{how}: results so far in {RunDir(run_dir).results_csv}; "
+                         f"`wssweep resume {run_dir}` continues it")
 
     @property
     def exit_status(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        # A stop the user asked for is a normal end; a signal gets the shell's convention: 130
+        # for SIGINT, 143 for SIGTERM.
+        return 0 if self.signum == STOP_REQUEST else 128 + self.signum
 
 
 @contextmanager
-def stop_on_signal() -> Iterator[list[int]]:
-    """While ``tuner.fit()`` runs: SIGINT or SIGTERM ends the sweep cleanly; yields the signals
-    received (empty if none).
+def stop_on_signal(run_dir: Path | None = None) -> Iterator[list[int]]:
+    """While ``tuner.fit()`` runs: SIGINT, SIGTERM or ``RUN_DIR/stop`` (``wssweep stop``) ends
+    the sweep cleanly; yields the signals received (empty if none; ``STOP_REQUEST`` for the stop
+    file).
 
     Tune's own handler covers SIGINT only; SIGTERM (what a scheduler or ``kill`` sends) would kill
     the driver with nothing written. Both are routed to Tune's graceful stop instead (it listens
@@ -392,9 +401,24 @@ def stop_on_signal() -> Iterator[list[int]]:
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     for sig in previous:
         signal.signal(sig, handler)
+    done = threading.Event()
+
+    def watch(stop_file: Path) -> None:
+        while not done.wait(STOP_POLL_S):
+            if stop_file.exists() and not received:
+                received.append(STOP_REQUEST)
+                print("wssweep: stop requested (wssweep stop): stopping the sweep (running "
+                      "trials keep their stage checkpoints)", file=sys.stderr, flush=True)
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+
+    if run_dir is not None:
+        threading.Thread(target=watch, args=(RunDir(run_dir).stop,), name="wssweep-stop",
+                         daemon=True).start()
     try:
         yield received
     finally:
+        done.set()
         for sig, old in previous.items():
             signal.signal(sig, old)
 
@@ -402,7 +426,7 @@ def stop_on_signal() -> Iterator[list[int]]:
 def _fit(tuner, sweep: SweepRecord, started: float, session: str) -> Path:
     """Run the sweep to its end or to a signal; write results and the map either way."""
     run_dir = Path(sweep.run_dir)
-    with stop_on_signal() as received:
+    with stop_on_signal(run_dir) as received:
         grid = tuner.fit()
     path = finish(grid, sweep, interrupted=bool(received))
     record_wall(run_dir, started, session)
@@ -565,7 +589,7 @@ def run_rounds(sweep: SweepRecord, started: float, session: str, address: str | 
                            run_config=run_config,
                            tune_config=tune.TuneConfig(metric=sweep.objective, mode=sweep.mode,
                                                        reuse_actors=True))
-        with stop_on_signal() as received:
+        with stop_on_signal(Path(sweep.run_dir)) as received:
             grid = tuner.fit()
         if received:
             finish(grid, sweep, interrupted=True)
@@ -585,6 +609,17 @@ def _unique(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def request_stop(run_dir: Path) -> Path:
+    """Ask the sweep running in ``run_dir`` to stop cleanly (``wssweep stop``): its driver
+    looks for the stop file every ``STOP_POLL_S`` and ends as after Ctrl-C, exit status 0."""
+    run = RunDir(Path(run_dir).absolute())
+    if path_kind(run.sweep_json, "RUN_DIR") != "file":
+        raise InputError("RUN_DIR", "a wssweep run directory (with sweep.json)", str(run.path))
+    with atomic_write(run.stop) as handle:
+        handle.write(json.dumps({"requested_at": time.time()}))
+    return run.stop
+
+
 def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     """Finish an interrupted sweep without re-running its finished trials."""
     from ray import tune
@@ -592,6 +627,8 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     started = time.time()
     run_dir = Path(run_dir).absolute()
     sweep = load_run(run_dir)
+    # A stop asked of an earlier session (or of none running) does not stop this one.
+    RunDir(run_dir).stop.unlink(missing_ok=True)
     if _in_rounds(sweep):
         return run_rounds(sweep, started, "resume", address)
     tune_dir = RunDir(run_dir).tune

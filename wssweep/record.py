@@ -42,6 +42,7 @@ WANDB_DIR = "wandb"
 STARTS_FILE = "trial_starts.jsonl"
 SPEC_COPY = "spec.yaml"
 OPTUNA_DB = "optuna.db"  # bayes: Optuna's study, under the spec's name
+STOP_FILE = "stop"  # `wssweep stop RUN_DIR` writes it; the driver stops cleanly when it appears
 DRAWN_FILE = "settings.json"  # bayes with seeds until decided: the settings drawn, in rounds/
 DEFAULT_TOLERANCE = 0.5  # points of test accuracy that count as closed (the spec's default)
 
@@ -122,6 +123,7 @@ class RunDir:
     sweep_json = property(lambda self: self.path / SWEEP_FILE)
     results_csv = property(lambda self: self.path / RESULTS_FILE)
     wall_json = property(lambda self: self.path / WALL_FILE)
+    stop = property(lambda self: self.path / STOP_FILE)
     tune = property(lambda self: self.path / TUNE_DIR)
     rounds = property(lambda self: self.path / ROUNDS_DIR)
     map = property(lambda self: self.path / MAP_DIR)
