@@ -219,7 +219,10 @@ def test_bayes_imputes_a_failed_trial_as_wandb(tmp_path):
             alg.on_trial_result("t1", {"val_gap": value, "training_iteration": step})
         alg.on_trial_complete("t1", {"val_gap": None})
         alg.on_trial_complete("t2", {"val_gap": float("nan")})  # nothing reported
-        return [t.value for t in alg._ot_study.get_trials(deepcopy=False)]
+        trials = alg._ot_study.get_trials(deepcopy=False)
+        # the study marks the imputed values
+        assert [t.user_attrs.get("imputed") for t in trials] == [None, impute, impute]
+        return [t.value for t in trials]
 
     # worst: the worst value any finished trial reached (here t1's own 5), for every failure
     assert searcher("worst") == [1.0, 5.0, 5.0]

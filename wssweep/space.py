@@ -189,6 +189,8 @@ def _define_ray_classes() -> None:
                 self.record_value(trial_id, float(value))
             elif self.impute is not None and trial_id in self._ot_trials:
                 result, error = {self.metric: self.imputed(trial_id)}, False
+                # the study says which of its values no trial produced
+                self._ot_trials[trial_id].set_user_attr("imputed", self.impute)
             elif result is not None:
                 result, error = None, True
             super().on_trial_complete(trial_id, result, error)
