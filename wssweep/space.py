@@ -336,10 +336,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-#: Kinds whose Tune domain is Tune's own (the same draw as W&B's); the others are WandbDomain.
-TUNE_NATIVE = ("constant", "categorical", "int_uniform", "uniform", "log_uniform_values")
-
-
 def tune_domain(param: ParameterSpec) -> Any:
     """A parameter as a Tune domain (or the constant). W&B's int_uniform max is inclusive; a
     distribution Tune lacks draws a uniform variable and transforms it (``WandbDomain``)."""

@@ -114,9 +114,6 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "q_beta": ("a", "b", "q"),
 }
 
-#: Distributions that draw from a range (``min``, ``max``).
-RANGE_DISTRIBUTIONS: tuple[str, ...] = tuple(d for d, keys in DISTRIBUTIONS.items()
-                                             if "min" in keys)
 #: What W&B's grid enumerates (grid_search.py): values, a constant, and these two ranges
 #: (int_uniform: min .. max; q_uniform: numpy.arange(min, max, q), so max is left out).
 GRID_DISTRIBUTIONS: tuple[str, ...] = ("constant", "categorical", "int_uniform", "q_uniform")
