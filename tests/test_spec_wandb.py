@@ -25,7 +25,7 @@ import yaml
 from tests.wandb_configs import DOCS, EXAMPLES_REPO, INVALID, SWEEPS, VALID
 from wssweep import space
 from wssweep.errors import InputError
-from wssweep.spec import load_sweep_spec
+from wssweep.spec import DISTRIBUTIONS, load_sweep_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -220,3 +220,12 @@ SCHEMA_INVALID = [c for c in INVALID if "schema.json" in c["source"]
 @pytest.mark.parametrize("case", SCHEMA_INVALID, ids=[_id(c) for c in SCHEMA_INVALID])
 def test_wandbs_schema_refuses_each_case_taken_from_it(case):
     assert wandb_violations(case["config"])
+
+
+def test_the_readme_lists_every_distribution_with_its_keys():
+    text = (REPO / "README.md").read_text()
+    section = text.split("### The sweep spec")[1].split("\n### ")[0]
+    for dist, keys in DISTRIBUTIONS.items():
+        # each distribution, and each key it takes, is in the spec section
+        assert f"`{dist}`" in section, dist
+        assert all(f"`{key}`" in section for key in keys), dist

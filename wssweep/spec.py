@@ -91,8 +91,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 REPORTED_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.optimizable)
 
 #: W&B's distributions (wandb/sweeps, src/sweeps/config/schema.json) and the keys each takes
-#: besides ``distribution``. Declared once: inference, the checks, ``ppf``, the Tune and Optuna
-#: spaces (``wssweep.space``) and the README's list all read it.
+#: besides ``distribution``. Declared once: inference, the checks, ``ppf`` and the Tune and
+#: Optuna spaces (``wssweep.space``) read it; tests/test_spec_wandb.py holds the README to it.
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "constant": ("value",),
     "categorical": ("values",),
