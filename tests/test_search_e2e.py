@@ -104,3 +104,29 @@ def test_random_search_honours_run_cap(searched):
     for r in rows:
         by_lr.setdefault(r["lr"], set()).add(r["seed"])
     assert list(by_lr.values()) == [{"0", "1"}, {"0", "1"}]
+
+
+def test_a_random_search_without_run_cap_runs_until_its_metric_target_is_reached(tmp_path,
+                                                                               ray_env):
+    spec = tmp_path / "target.yaml"
+    # W&B's semantics: no run_cap, so it samples until stopped; metric.target ends it once a
+    # finished trial reaches it (any validation gap is below 100 points)
+    spec.write_text(EXPERIMENT.replace("CHUNKS", "2").replace(
+        "goal: minimize}", "goal: minimize, target: 100}") + """
+method: random
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}
+seeds: [0]
+""")
+    out = run_many({**ray_env, "WANDB_MODE": "disabled"},
+                   [["run", str(spec), "--name", "t", "--storage", str(tmp_path)]])
+    assert out.returncode == 0, show(out)
+    rows = read_results(tmp_path / "t" / "results.csv")
+    # it ended on its own: a trial finished and reached the target; no more trials were created
+    # than the cluster runs at once (no queue of pending trials left behind)
+    assert any(r["status"] == "completed" for r in rows), rows
+    assert 1 <= len(rows) <= 4 and not any(r["status"] == "pending" for r in rows), rows
+    # resuming it runs nothing more: the target was reached
+    again = run_many({**ray_env, "WANDB_MODE": "disabled"}, [["resume", str(tmp_path / "t")]])
+    assert again.returncode == 0 and "was reached" in again.stdout, show(again)
+    assert len(read_results(tmp_path / "t" / "results.csv")) == len(rows)

@@ -102,6 +102,7 @@ from wssweep.studies import (  # noqa: E402
     StudyRun,
     compare_nqm,
     compare_online,
+    compare_two_regime,
     compare_warmup,
     verdict_table,
 )
@@ -138,6 +139,43 @@ def test_online_disagrees_without_a_gap():
     run = fake_run(["shrink", "warm.perturb"], online_trials([-1, 0.5, -0.5], [1, 2, 3]))
     # no warm-start gap, and shrinking only widens it: disagree
     assert compare_online(run)[0] == "disagree"
+
+
+def two_regime_trials(small, phased, constant):
+    """Per-seed gaps of the small rate alone, 100 large steps first, and the large rate held
+    constant (its switch and ratio inert)."""
+    out = []
+    for schedule, switch, gaps in (("two_regime", 0, small), ("two_regime", 100, phased),
+                                   ("constant", 0, constant)):
+        for seed, gap in enumerate(gaps):
+            out.append({"optim.schedule": schedule, "optim.switch_step": switch,
+                        "optim.ratio": 0.2, "seed": seed, "gap": gap, "saving": 2.0,
+                        "warm/test_acc": 60 - gap, "cold/test_acc": 60})
+    return out
+
+
+TWO_REGIME = ["optim.schedule", "optim.switch_step", "optim.ratio"]
+
+
+@pytest.mark.parametrize("phased, constant, verdict, says", [
+    # the phase narrows the gap and beats the large rate throughout: Leclerc & Madry's reading
+    ([0.1, 0.3, 0.2, 0.0], [2.9, 3.1, 3.0, 3.2], "agree", "support the large-step phase"),
+    # the large rate throughout does better than the phase: a larger rate is all it takes
+    ([1.1, 1.3, 1.2, 1.0], [0.1, 0.2, 0.0, 0.1], "disagree", "large rate throughout does better"),
+    # the phase and the constant large rate do as well: the readings cannot be told apart
+    ([0.1, 0.3, 0.2, 0.0], [0.3, 0.0, 0.1, 0.2], "unclear", "cannot tell the two readings"),
+])
+def test_two_regime_says_which_reading_the_data_support(phased, constant, verdict, says):
+    run = fake_run(TWO_REGIME, two_regime_trials([3.0, 3.5, 2.5, 3.2], phased, constant))
+    got, text = compare_two_regime(run)
+    assert got == verdict and says in text, text
+
+
+def test_two_regime_without_the_constant_control_cannot_agree():
+    trials = [t for t in two_regime_trials([3.0, 3.5, 2.5, 3.2], [0.1, 0.3, 0.2, 0.0],
+                                           [0, 0, 0, 0]) if t["optim.schedule"] != "constant"]
+    got, text = compare_two_regime(fake_run(TWO_REGIME, trials))
+    assert got == "unclear" and "no constant large-rate control" in text
 
 
 def test_nqm_needs_a_ten_fold_rate_and_a_higher_loss():

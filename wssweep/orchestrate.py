@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -215,7 +216,7 @@ class Progress:
     It counts (setting, seed) trials: a group's members count one each.
     """
 
-    def __init__(self, total: int, metric: str, mode: str, seeds: list[int]) -> None:
+    def __init__(self, total: int | None, metric: str, mode: str, seeds: list[int]) -> None:
         self.total, self.metric, self.mode, self.seeds = total, metric, mode, seeds
         self.start = time.time()
         self.last = 0.0
@@ -254,8 +255,10 @@ class Progress:
         best = (min if self.mode == "min" else max)(values) if values else None
         finished = done + failed
         elapsed = now - self.start
-        eta = elapsed / finished * (self.total - finished) if finished else None
-        print(f"[wssweep] {finished}/{self.total} finished ({done} done, {failed} failed), "
+        eta = (elapsed / finished * (self.total - finished) if finished and self.total
+               else None)
+        total = "" if self.total is None else f"/{self.total}"  # None: until stopped
+        print(f"[wssweep] {finished}{total} finished ({done} done, {failed} failed), "
               f"{running} running | best {self.metric}: "
               f"{'-' if best is None else f'{best:.2f}'} | elapsed {elapsed:.0f}s"
               f"{'' if eta is None else f', ETA {eta:.0f}s'}", flush=True)
@@ -275,6 +278,7 @@ def sweep_record(resolved, run_dir: Path, name: str) -> SweepRecord:
         overrides=list(resolved.overrides), smoke=resolved.smoke,
         spec=spec.model_dump(mode="json", exclude_unset=True), experiment=resolved.experiment,
         seeds=spec.first_seeds, swept=list(spec.parameters), metric=spec.metric.name,
+        target=spec.metric.target,
         seed_plan=None if spec.seed_plan is None else SeedPlanRecord(
             min_seeds=spec.seed_plan.min, max_seeds=spec.seed_plan.max),
         mode=spec.metric.mode, method=spec.method, gap_tolerance=spec.gap_tolerance,
@@ -300,7 +304,8 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
     run_one_trial(config, sweep)
 
 
-def _tuner_parts(sweep: SweepRecord, total: int, round_name: str | None = None):
+def _tuner_parts(sweep: SweepRecord, total: int | None, round_name: str | None = None,
+                 stopper=None):
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -314,6 +319,7 @@ def _tuner_parts(sweep: SweepRecord, total: int, round_name: str | None = None):
         storage_path=sweep.run_dir if round_name is None else str(run.rounds), verbose=0,
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        stop=stopper,  # metric.target (space.build_stopper), or None
         callbacks=[JsonLoggerCallback(), writer.callback(),
                    Progress(total, sweep.objective, sweep.mode, sweep.seeds).callback()])
     wrapped = tune.with_resources(tune.with_parameters(trainable, sweep=sweep),
@@ -497,6 +503,28 @@ def load_run(run_dir: Path) -> SweepRecord:
     return sweep
 
 
+def _at_once(sweep: SweepRecord) -> int:
+    """How many trials the cluster runs at once: a sweep that runs until stopped creates no
+    more than that (Tune would otherwise queue ~200 pending trials that a stop leaves behind)."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // sweep.cpus_per_trial))
+
+
+def target_reached(sweep: SweepRecord) -> bool:
+    """Whether a finished trial of ``sweep`` reached ``metric.target`` (so it has ended)."""
+    from wssweep.spec import MetricSpec
+
+    if sweep.target is None:
+        return False
+    metric = MetricSpec(name=sweep.metric, goal="minimize" if sweep.mode == "min" else
+                        "maximize", target=sweep.target)
+    values = [r.get(sweep.objective) for r in final_records(sweep.run_dir)
+              if r.get("status") == "completed"]
+    return any(isinstance(v, int | float) and math.isfinite(v) and metric.reached(v)
+               for v in values)
+
+
 def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Path:
     """Run the resolved sweep; returns the run directory (results.csv inside)."""
     from ray import tune
@@ -524,12 +552,13 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
         plan = build_search(resolved, run_dir)
         RunDir(run_dir).write_record(sweep)
         shutil.copyfile(resolved.path, RunDir(run_dir).spec_copy)
-        wrapped, run_config, _ = _tuner_parts(sweep, plan.total_trials)
+        wrapped, run_config, _ = _tuner_parts(sweep, plan.total_trials, stopper=plan.stopper)
         tuner = tune.Tuner(
             wrapped, param_space=plan.param_space, run_config=run_config,
             tune_config=tune.TuneConfig(
                 metric=plan.metric, mode=plan.mode, search_alg=plan.search_alg,
-                scheduler=plan.scheduler, num_samples=plan.num_samples, reuse_actors=True))
+                scheduler=plan.scheduler, num_samples=plan.num_samples, reuse_actors=True,
+                max_concurrent_trials=_at_once(sweep) if plan.total_trials is None else None))
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
@@ -631,6 +660,27 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     RunDir(run_dir).stop.unlink(missing_ok=True)
     if _in_rounds(sweep):
         return run_rounds(sweep, started, "resume", address)
+    if target_reached(sweep):
+        # It ended at metric.target; Tune's restored stopper would not know and run on.
+        print(f"wssweep: metric.target {sweep.target:g} was reached: nothing left to run",
+              flush=True)
+        from wssweep import tracking
+
+        tracking.quiet_env()
+        from wssweep.results import read_results
+
+        csv = RunDir(run_dir).results_csv
+        rows = {f"{r.get('setting_key')}-{r.get('seed')}-{r.get('trial_id')}": dict(r)
+                for r in (read_results(csv) if csv.is_file() else [])}
+        for recorded in final_records(run_dir):  # newer than a csv a killed driver left
+            rows = {k: v for k, v in rows.items() if not k.startswith(
+                f"{recorded.get('setting_key')}-{recorded.get('seed')}-")}
+            rows[f"{recorded.get('setting_key')}-{recorded.get('seed')}-"] = record_row(
+                recorded, sweep)
+        path = write_results(run_dir, list(rows.values()), sweep.swept)
+        publish_map(run_dir, sweep)
+        record_wall(run_dir, started, "resume")
+        return path.parent
     tune_dir = RunDir(run_dir).tune
     connect(address, sweep.wandb.mode)
     total = sweep.expected_trials or len(list(tune_dir.glob("*/")))

@@ -43,6 +43,7 @@ STARTS_FILE = "trial_starts.jsonl"
 SPEC_COPY = "spec.yaml"
 OPTUNA_DB = "optuna.db"  # bayes: Optuna's study, under the spec's name
 STOP_FILE = "stop"  # `wssweep stop RUN_DIR` writes it; the driver stops cleanly when it appears
+WORKSPACE_FILE = "wandb_workspace.json"  # the sweep's W&B workspace, as `wssweep sync` saves it
 DRAWN_FILE = "settings.json"  # bayes with seeds until decided: the settings drawn, in rounds/
 DEFAULT_TOLERANCE = 0.5  # points of test accuracy that count as closed (the spec's default)
 
@@ -87,6 +88,7 @@ class SweepRecord(_Record):
     swept: list[str]  # dotted experiment keys the search sets
     metric: str
     mode: Literal["min", "max"]
+    target: float | None = None  # metric.target: the sweep ends once a finished trial reaches it
     method: Literal["grid", "random", "bayes"] = "grid"
     gap_tolerance: float = DEFAULT_TOLERANCE
     reference: dict[str, Any] | None = None  # the spec's named reference cold start, if any
@@ -135,6 +137,7 @@ class RunDir:
     spec_copy = property(lambda self: self.path / SPEC_COPY)
     optuna_db = property(lambda self: self.path / OPTUNA_DB)
     drawn = property(lambda self: self.path / ROUNDS_DIR / DRAWN_FILE)
+    workspace = property(lambda self: self.path / WORKSPACE_FILE)
 
     def write_record(self, record: SweepRecord) -> None:
         """Write ``sweep.json`` (atomically)."""
