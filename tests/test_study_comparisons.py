@@ -296,9 +296,6 @@ def test_four_axes_names_settings_closed_against_their_own_cold_arm_only():
     assert "The smallest gap to the reference is at lr 0.1, shrink 1: +3.1 [" in text
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "compare_four_axes on a run with no settings: min() of an empty sequence (judged or "
-    "run.rows) raises before its `run.rows and ...` guard can return unclear"))
 def test_four_axes_without_any_setting_is_unclear():
     # a run whose results.csv has no trial yet
     got, _ = compare_four_axes(fake_run(FOUR_AXES, []))
@@ -330,11 +327,6 @@ def test_nqm_disagree_and_unclear(long_lr, long_loss, verdict, says):
     assert got == verdict and says in text, text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compare_nqm: when the short horizon has an interval (>= 2 seeds) and the long one has a "
-    "single seed, `r0['metric_lo'] > r1['metric_hi']` compares with NaN, so `worse` is False and "
-    "the verdict is disagree whatever the losses; the fallback to the means covers only a short "
-    "horizon without an interval"))
 def test_nqm_long_horizon_on_one_seed_is_not_a_disagreement():
     # two of the long horizon's three seeds did not finish; the one left ends far lower, at a
     # 13x larger rate

@@ -127,6 +127,7 @@ def fmt(x: float, digits: int = 1, signed: bool = False) -> str:
     """A number for the page; a missing or infinite one as an em dash."""
     if missing(x, infinite=True):
         return DASH
+    x = round(x, digits) + 0.0  # a mean that rounds to zero is 0.0, never -0.0
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
@@ -440,6 +441,8 @@ def compare_four_axes(run: StudyRun) -> tuple[str, str]:
     warmup, so a small same-recipe gap can be a weak cold arm). Agree: some setting closes it
     against the reference; disagree: every setting's gap to the reference is significantly
     above the tolerance (verdict ``open``); unclear otherwise."""
+    if not run.rows:
+        return "unclear", "The run has no finished setting yet."
     closed = [r for r in run.rows if r["verdict"] in ("closed", "better")]
     ranked = sorted(closed, key=lambda r: -r["saving_mean"] if math.isfinite(r["saving_mean"])
                     else math.inf)
@@ -497,8 +500,10 @@ def compare_nqm(run: StudyRun) -> tuple[str, str]:
     rows = _nqm_rows(run)
     (h0, r0, lr0), (h1, r1, lr1) = rows[0], rows[-1]
     ratio = lr1 / lr0
-    worse = r0["metric_lo"] > r1["metric_hi"] if math.isfinite(r0["metric_lo"]) else (
-        r0["metric_mean"] > r1["metric_mean"])
+    # Intervals where both horizons have one; a horizon with a single seed has only its mean.
+    both = math.isfinite(r0["metric_lo"]) and math.isfinite(r1["metric_hi"])
+    worse = (r0["metric_lo"] > r1["metric_hi"] if both
+             else r0["metric_mean"] > r1["metric_mean"])
     text = (f"At H = {h0} the rate in force mid-run is {fmt_lr(lr0)}, at H = {h1} it is "
             f"{fmt_lr(lr1)}: {ratio:.1f}x larger. The final expected loss is "
             f"{fmt(r0['metric_mean'], 3)} at H = {h0} against {fmt(r1['metric_mean'], 3)} at "
