@@ -97,6 +97,12 @@ def _cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from wssweep.dashboard import sync
+
+    return sync(Path(args.run_dir), dry_run=args.dry_run)
+
+
 def _cmd_results(args: argparse.Namespace) -> int:
     from wssweep.studies import write_results
 
@@ -220,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "heatmaps, Pareto plot, report.html, and the W&B map run")
     gap_map.add_argument("run_dir", metavar="RUN_DIR")
     gap_map.set_defaults(func=_cmd_map)
+
+    sync = sub.add_parser("sync", help="upload RUN_DIR's offline W&B runs (wandb sync) and, "
+                          "with WANDB_API_KEY set, save the sweep's W&B workspace")
+    sync.add_argument("run_dir", metavar="RUN_DIR")
+    sync.add_argument("--dry-run", action="store_true", help="list what would be uploaded "
+                      "(wandb sync --dry-run) and the workspace, without any network call")
+    sync.set_defaults(func=_cmd_sync)
 
     results = sub.add_parser("results", help="write docs/results.md (and its figures) from the "
                              "newest full run of each study in sweeps/")

@@ -7,7 +7,9 @@ import.
 W&B layout (docs/architecture.md): project = the spec's project, group = the sweep run's name,
 one run per trial (job type ``trial``) whose config is the flattened experiment plus the
 setting key and every swept axis, metrics per epoch with an explicit ``step``, and one final
-run (job type ``map``) holding the summary table and the map images.
+run (job type ``map``) holding the summary table and the map images, and one run per setting
+(job type ``setting``) holding its row of the summary table, which the workspace's
+parallel-coordinates plot reads (``wssweep.dashboard``).
 
 Offline runs land in ``<run_dir>/wandb/offline-run-<YYYYmmdd_HHMMSS>-<id>[-N]/run-<id>.wandb``;
 ``wandb sync`` uploads them later. (The tests read those files back with
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAP_METRICS",
     "MODES",
+    "SETTING_JOB",
+    "SUMMARY_TABLE",
     "TrialRun",
     "flatten",
     "quiet_env",
@@ -48,6 +52,12 @@ __all__ = [
 ]
 
 MODES = ("auto", "online", "offline", "disabled")
+#: The map run's table key: ``summary.csv`` as a W&B table (the workspace's table panel reads it).
+SUMMARY_TABLE = "summary"
+#: Job type of the runs that hold one setting's row of the summary table each: W&B's
+#: parallel-coordinates plot draws runs, and a trial run holds one seed, not the setting's
+#: reference gap (a number the map computes once every seed has finished).
+SETTING_JOB = "setting"
 
 # The map metrics (docs/architecture.md): their summary is the last value. wandb 0.31 accepts
 # summary= "min", "max", "mean", "best", "last", "first", "none" (and deprecated "copy").
@@ -186,6 +196,7 @@ class TrialRun:
         self._run = run
         self.run_dir = run_dir
         self.finished = False
+        self._open_step: int | None = None  # the step of the history row not yet committed
 
     @property
     def id(self) -> str:
@@ -204,8 +215,11 @@ class TrialRun:
         metric); only a *string* value under such a name is dropped, as a possible secret.
 
         The step also goes in as the ``step`` metric, the x-axis every metric is defined on.
-        ``commit=True`` writes the row now: otherwise wandb holds the last row until finish,
-        and flushing it then would overwrite the final summary written by :meth:`finish`.
+        Rows logged at the same step are one row: a stage's record (both arms' test accuracy,
+        the gap) comes at the step of the stage's last epoch, and wandb drops a row at a step
+        it has already committed. So a row is committed when a later step arrives, or by
+        :meth:`finish` before it writes the final summary (which flushing the row after it
+        would overwrite). A step below the last one is dropped, as wandb does.
         """
         row = {
             key: value
@@ -215,19 +229,28 @@ class TrialRun:
             and not (isinstance(value, str) and _is_secret_name(key))
         }
         row["step"] = int(step)
-        self._run.log(row, step=int(step), commit=True)
+        self._run.log(row, step=int(step), commit=False)
+        self._open_step = max(int(step), self._open_step or 0)
+
+    def _commit(self) -> None:
+        """Commit the open history row, if any (see :meth:`log`)."""
+        if self._open_step is not None:
+            self._run.log({}, step=self._open_step, commit=True)
+            self._open_step = None
 
     def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
         """Log a table (e.g. the map's summary) at the next step; it lands in ``files``."""
         import wandb
 
         data = uniform_columns(rows)
+        self._commit()
         self._run.log({key: wandb.Table(columns=list(columns), data=data)}, commit=True)
 
     def log_images(self, images: Mapping[str, Path | str]) -> None:
         """Log image files (e.g. the map's heatmap PNGs), one key each, at the next step."""
         import wandb
 
+        self._commit()
         self._run.log({key: wandb.Image(str(path)) for key, path in images.items()}, commit=True)
 
     def finish(self, summary: Mapping[str, Any] | None = None, exit_code: int = 0) -> None:
@@ -242,6 +265,7 @@ class TrialRun:
             for key, value in (summary or {}).items()
             if value is not None and not (isinstance(value, str) and _is_secret_name(key))
         }
+        self._commit()
         if values:
             self._run.summary.update(values)
         self._run.finish(exit_code=int(exit_code))
@@ -385,9 +409,11 @@ def teardown() -> None:
 
 def log_map_run(run_dir: Path, sweep: SweepRecord, files: Any) -> Path | None:
     """One W&B run per sweep (job type ``map``): the summary table, the map's images, and the
-    verdict counts in its summary. ``files`` is what ``wssweep.report.build_map`` returned.
+    verdict counts in its summary; one run per setting (:func:`log_setting_runs`); and the
+    sweep's W&B workspace definition in ``RUN_DIR/wandb_workspace.json``
+    (``wssweep.dashboard``). ``files`` is what ``wssweep.report.build_map`` returned.
 
-    Returns the run's directory (None when W&B is disabled).
+    Returns the map run's directory (None when W&B is disabled, which writes nothing).
     """
     settings = sweep.wandb
     rows = files.rows
@@ -403,9 +429,35 @@ def log_map_run(run_dir: Path, sweep: SweepRecord, files: Any) -> Path | None:
         mode=settings.mode, tags=settings.tags, job_type="map")
     # W&B tables want one type per column: a missing value is None, W&B's own empty cell.
     table = [[None if missing(row.get(c)) else row.get(c) for c in columns] for row in rows]
-    run.log_table("summary", columns, table)
+    run.log_table(SUMMARY_TABLE, columns, table)
     run.log_images({path.stem: path for path in files.images})
     summary = {f"verdict/{name}": count for name, count in files.verdicts.items()}
     summary.update({f"trials/{name}": count for name, count in files.counts.as_dict().items()})
     run.finish(summary)
-    return getattr(run, "dir", None)
+    if not run.enabled:
+        return None
+    log_setting_runs(Path(run_dir), sweep, rows)
+    from wssweep import dashboard  # imports wandb-workspaces: only when W&B is on
+
+    dashboard.write_workspace(Path(run_dir), dashboard.build_workspace(
+        sweep, files.mapped, [path.stem for path in files.heatmaps]))
+    return run.dir
+
+
+def log_setting_runs(run_dir: Path, sweep: SweepRecord, rows: list[dict[str, Any]]) -> None:
+    """One W&B run per setting (job type ``setting``, in the sweep's group): config its
+    ``setting_key`` and swept values, as its trial runs have them; summary its row of
+    ``summary.csv`` (the reference gap ``ref_gap_mean``, the verdict, the pooled means).
+
+    A rebuilt map resumes the same runs (id ``setting-<key>-<sweep>``), updating them.
+    """
+    settings = sweep.wandb
+    for row in rows:
+        key = str(row["setting_key"])
+        run = start(
+            run_dir, project=settings.project, entity=settings.entity, group=sweep.name,
+            name=f"{key}-setting", run_id=f"setting-{key}-{sweep.name}"[:64],
+            config={"setting_key": key, **{k: row.get(k) for k in sweep.swept}},
+            mode=settings.mode, tags=settings.tags, job_type=SETTING_JOB)
+        run.finish({name: value for name, value in row.items()
+                    if name not in sweep.swept and not missing(value)})
