@@ -11,6 +11,8 @@ import json
 import shutil
 import socket
 import statistics
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import optuna
@@ -199,6 +201,68 @@ def test_sync_without_a_key_says_it_skipped_the_workspace(run_dir, tmp_path, mon
     assert "no offline W&B runs" in said
     assert (f"skipped saving the W&B workspace: WANDB_API_KEY is not set (saving needs the W&B "
             f"API); its definition is in {copy / WORKSPACE_FILE}") in said
+
+
+class FakeWandb(BaseHTTPRequestHandler):
+    """W&B's GraphQL endpoint, as much of it as saving a workspace asks: who the key is (its
+    default entity ``me``) and ``upsertView``; anything else gets empty data."""
+
+    received: list[dict] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        try:
+            query = json.loads(body)
+        except ValueError:  # wandb-core's metrics (protobuf): not ours to answer
+            query = {}
+        self.received.append(query)
+        text = json.dumps(query)
+        data = ({"upsertView": {"view": {"id": "VmlldzoxMjM=", "name": "nw-abc-v"},
+                                "inserted": True}} if "upsertView" in text else
+                {"viewer": {"id": "1", "entity": "me", "username": "me", "flags": "{}",
+                            "teams": {"edges": []}}} if "viewer" in text else {})
+        out = json.dumps({"data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_sync_with_a_key_saves_the_workspace_through_wandbs_api(run_dir, tmp_path,
+                                                                monkeypatch, capsys):
+    from wssweep.tracking import teardown
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeWandb)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    copy = tmp_path / "b1"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("wandb", "tune", "trials"))
+    key = "k3y" * 13 + "x"  # 40 characters, as W&B's keys
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    try:
+        assert dashboard.sync(copy) == 0
+    finally:
+        server.shutdown()
+        teardown()
+    said = capsys.readouterr()
+    (upsert,) = [q for q in FakeWandb.received if "upsertView" in q.get("query", "")]
+    sent = upsert["variables"]
+    # saved to the key's default entity (the record names none), in the spec's project...
+    assert (sent["entityName"], sent["projectName"]) == ("me", "dash-test")
+    # ...the view its definition file now holds, with that entity
+    view = json.loads((copy / WORKSPACE_FILE).read_text())
+    assert view["entity"] == "me" and json.loads(sent["spec"]) == view["spec"]
+    assert "saved the W&B workspace (Gap map: 3 panels; Per stage: warm vs cold: 3 panels): " \
+        f"http://127.0.0.1:{server.server_port}/me/dash-test?nw=abc" in said.out
+    # the key went to W&B, never to the output
+    assert key not in said.out + said.err
 
 
 def test_sync_of_a_directory_that_is_not_a_run_exits_2(tmp_path, env):
