@@ -23,7 +23,7 @@ from tests.wandb_files import find_runs, read_run
 from wssweep import dashboard
 from wssweep.dashboard import LINE, MEDIA, PARALLEL, WEAVE, panels
 from wssweep.gapmap import Mapped
-from wssweep.record import WORKSPACE_FILE, RunDir
+from wssweep.record import WORKSPACE_FILE, RunDir, WandbRecord
 from wssweep.results import read_results
 from wssweep.tracking import SETTING_JOB, SUMMARY_TABLE
 
@@ -201,6 +201,16 @@ def test_sync_without_a_key_says_it_skipped_the_workspace(run_dir, tmp_path, mon
     assert "no offline W&B runs" in said
     assert (f"skipped saving the W&B workspace: WANDB_API_KEY is not set (saving needs the W&B "
             f"API); its definition is in {copy / WORKSPACE_FILE}") in said
+
+
+def test_sync_of_a_sweep_without_wandb_does_nothing_and_says_so(run_dir, tmp_path, capsys):
+    copy = RunDir(tmp_path / "b1")
+    shutil.copytree(run_dir, copy.path, ignore=shutil.ignore_patterns("tune", "trials"))
+    record = copy.record()
+    copy.write_record(record.model_copy(update={"wandb": WandbRecord(mode="disabled")}))
+    assert dashboard.sync(copy.path) == 0
+    assert capsys.readouterr().out == ("wssweep: W&B was disabled for b1 (wandb.mode): no runs "
+                                       "to upload and no workspace to save\n")
 
 
 class FakeWandb(BaseHTTPRequestHandler):

@@ -183,6 +183,10 @@ def sync(run_dir: Path, dry_run: bool = False) -> int:
     """
     run = RunDir(Path(run_dir).absolute())
     sweep = run.record()  # InputError on RUN_DIR (exit 2) when it is not a run
+    if sweep.wandb.mode == "disabled":
+        print(f"wssweep: W&B was disabled for {run.path.name} (wandb.mode): no runs to upload and "
+              "no workspace to save")
+        return 0
     dirs = offline_runs(run.path)
     if dirs:
         command = sync_command(run.path, dry_run)
