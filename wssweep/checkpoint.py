@@ -208,4 +208,6 @@ def clear_stage_checkpoints(run_dir: str | Path) -> int:
     for path in sorted((Path(run_dir) / TRIALS_DIR).glob(f"*/{STAGE_FILE}")):
         path.unlink(missing_ok=True)
         removed += 1
+    for path in (Path(run_dir) / TRIALS_DIR).glob(f"*/{STAGE_FILE}{NEXT_SUFFIX}"):
+        path.unlink(missing_ok=True)  # a group's half-written next stage: nothing resumes it
     return removed
