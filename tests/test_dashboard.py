@@ -176,6 +176,21 @@ def test_the_workspace_is_a_function_of_the_run_built_without_network(
     assert dashboard.definition(dashboard.workspace_of(run_dir, "team"))["entity"] == "team"
 
 
+def test_a_sweep_without_a_gap_is_coloured_by_its_metric_and_has_no_stage_panels(run_dir):
+    # an NQM sweep maps its metric: summary.csv's metric_mean colours the plot, and there is no
+    # warm/cold accuracy to show per stage
+    sweep = RunDir(run_dir).record().model_copy(update={"metric": "nqm/final_loss",
+                                                       "swept": ["lr", "nqm.d", "warm.lr"]})
+    view = dashboard.definition(dashboard.build_workspace(
+        sweep, Mapped("nqm/final_loss", True), ["heatmap_b_vs_a", "heatmap_a_vs_b"]))
+    (plot,) = panels(view, PARALLEL)
+    assert [c["accessor"] for c in plot["config"]["columns"]] == [
+        "config:lr.value", "config:nqm.d.value", "config:warm.lr.value", "summary:metric_mean"]
+    assert panels(view, LINE) == []
+    # the heatmaps in one order, however they were given
+    assert panels(view, MEDIA)[0]["config"]["mediaKeys"] == ["heatmap_a_vs_b", "heatmap_b_vs_a"]
+
+
 def test_sync_dry_run_lists_the_offline_runs_and_the_workspace(run_dir, env):
     out = wssweep(env, "sync", str(run_dir), "--dry-run", timeout=120)
     assert out.returncode == 0, show(out)

@@ -56,9 +56,15 @@ PARALLEL, LINE, WEAVE, MEDIA = ("Parallel Coordinates Plot", "Run History Line P
 #: Per-stage panels: the arms' test accuracy and their gap, after each stage.
 STAGE_METRICS = ("warm/test_acc", "cold/test_acc", "gap")
 STAGE_AXIS = "stages_done"
-# Lower is better for the gap: green (closed, negative) to red (open), as the heatmaps read.
-_GRADIENT = [wr.GradientPoint(color="#1a9850", offset=0), wr.GradientPoint(color="#ffffbf",
-             offset=50), wr.GradientPoint(color="#d73027", offset=100)]
+# The parallel-coordinates colours, lowest to highest value of the colour axis: the heatmaps'
+# (wssweep.plots): RdBu_r's ends for the gap (blue: warm better, red: the gap open), else viridis.
+_GAP_COLOURS, _METRIC_COLOURS = ("#2166ac", "#f7f7f7", "#b2182b"), ("#440154", "#21918c",
+                                                                      "#fde725")
+
+
+def _gradient(colours: Sequence[str]) -> list[wr.GradientPoint]:
+    step = 100 / (len(colours) - 1)
+    return [wr.GradientPoint(color=c, offset=i * step) for i, c in enumerate(colours)]
 
 
 @pydantic_dataclass(config={"validate_assignment": True, "extra": "forbid"}, repr=False)
@@ -91,12 +97,14 @@ def build_workspace(sweep: SweepRecord, mapped: Mapped, heatmaps: Sequence[str],
     gap_map: list[Any] = [
         wr.ParallelCoordinatesPlot(
             title=f"{mapped.described} over the swept axes (setting runs)", columns=columns,
-            gradient=_GRADIENT if mapped.lower_is_better else _GRADIENT[::-1],
+            gradient=_gradient(_GAP_COLOURS if mapped.is_gap else _METRIC_COLOURS),
             layout=wr.Layout(w=24, h=8)),
         wr.WeavePanelSummaryTable(table_name=SUMMARY_TABLE, layout=wr.Layout(w=24, h=10)),
     ]
     if heatmaps:
-        gap_map.append(wr.MediaBrowser(title="heatmaps", media_keys=list(heatmaps),
+        # Sorted: the same keys in the same order whether they come from build_map or from the
+        # map directory (heatmap_keys).
+        gap_map.append(wr.MediaBrowser(title="heatmaps", media_keys=sorted(heatmaps),
                                        num_columns=min(len(heatmaps), 3),
                                        layout=wr.Layout(w=24, h=10)))
     sections = [ws.Section(name="Gap map", panels=gap_map, is_open=True)]
@@ -130,8 +138,8 @@ def panels(view: dict[str, Any], view_type: str) -> list[dict[str, Any]]:
 
 
 def heatmap_keys(run_dir: Path) -> list[str]:
-    """The map run's image keys of the map's heatmaps (``tracking.log_map_run`` logs each PNG
-    under its stem)."""
+    """The map run's image keys of the map's heatmaps: ``tracking.log_map_run`` logs each PNG
+    under its stem, and ``report.build_map`` names them ``heatmap_<y>_vs_<x>.png``."""
     return sorted(path.stem for path in RunDir(run_dir).map.glob("heatmap_*.png"))
 
 
