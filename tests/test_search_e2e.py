@@ -130,3 +130,50 @@ seeds: [0]
     again = run_many({**ray_env, "WANDB_MODE": "disabled"}, [["resume", str(tmp_path / "t")]])
     assert again.returncode == 0 and "was reached" in again.stdout, show(again)
     assert len(read_results(tmp_path / "t" / "results.csv")) == len(rows)
+
+
+def test_a_random_search_without_run_cap_runs_until_stopped_and_resume_continues_it(tmp_path,
+                                                                                   ray_env):
+    from tests.cli import finish, kill_group, start, wait_for, wssweep
+    from wssweep.checkpoint import final_records
+    from wssweep.trial import read_starts
+
+    spec = tmp_path / "forever.yaml"
+    spec.write_text(EXPERIMENT.replace("CHUNKS", "2") + """
+method: random
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}
+seeds: [0]
+""")
+    run_dir = tmp_path / "forever"
+    env = {**ray_env, "WANDB_MODE": "disabled"}
+    seen = []
+    for session in range(2):
+        args = (("run", str(spec), "--name", "forever", "--storage", str(tmp_path))
+                if session == 0 else ("resume", str(run_dir)))
+        before = len(final_records(run_dir)) if run_dir.exists() else 0
+        driver = start(env, *args)
+        try:
+            # it samples on with no cap; each session finishes at least two more trials
+            wait_for(lambda before=before: len(final_records(run_dir)) >= before + 2,
+                     "two more finished trials", driver)
+            asked = wssweep(env, "stop", str(run_dir), timeout=60)
+            assert asked.returncode == 0, show(asked)
+            out = finish(driver, timeout=120)
+        finally:
+            kill_group(driver.pid)
+        # `wssweep stop` ended it cleanly, saying how to go on
+        assert out.returncode == 0 and "stopped by `wssweep stop`" in out.stderr, show(out)
+        seen.append(len(final_records(run_dir)))
+    # the resumed session went on drawing settings: more trials finished than in the first
+    assert seen[1] > seen[0] >= 2
+    # and none of them trained twice: no start of a unit after its final record was written
+    finished_at = {f"{r['setting_key']}-seed{r['seed']}": r["finished_at"]
+                   for r in final_records(run_dir)}
+    late = [s for s in read_starts(run_dir) if s["event"] == "start"
+            and s["unit"] in finished_at and s["at"] > finished_at[s["unit"]]]
+    assert late == []
+    # no queue of pending trials was left in results.csv (Tune keeps ~200 queued without a
+    # cap on trials at once): at most the two slots' trials of each session
+    rows = read_results(run_dir / "results.csv")
+    assert sum(r["status"] in ("pending", "running") for r in rows) <= 2 * len(seen), rows
