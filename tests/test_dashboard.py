@@ -325,8 +325,6 @@ def test_the_optuna_study_holds_each_settings_parameters_and_value(run_dir):
     assert len(found) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="the study does not record a trial's seeds or its "
-                   "setting's values yet: needs the user attributes set in space.BayesSpace")
 def test_the_optuna_study_names_each_trials_setting_and_seeds(run_dir):
     rows = read_results(run_dir / "results.csv")
     for trial in study_of(run_dir).get_trials(deepcopy=False):

@@ -365,12 +365,17 @@ class BayesSpace:
     Seeded by the searcher, so a spec gets the same suggestions every time.
     """
 
-    def __init__(self, parameters: dict[str, ParameterSpec]) -> None:
+    def __init__(self, parameters: dict[str, ParameterSpec], seeds: list[int] = ()) -> None:
         self.parameters = {k: p for k, p in parameters.items() if p.kind != "constant"}
+        self.seeds = list(seeds)
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        return {f"setting/{key}": bayes_value(trial, f"setting/{key}", param)
-                for key, param in self.parameters.items()}
+        values = {f"setting/{key}": bayes_value(trial, f"setting/{key}", param)
+                  for key, param in self.parameters.items()}
+        # optuna-dashboard shows TPE's underlying variables; these say what ran, on which seeds
+        trial.set_user_attr("setting", {k: values[f"setting/{k}"] for k in self.parameters})
+        trial.set_user_attr("seeds", self.seeds)
+        return values
 
 
 def _plain_choices(values: list[Any]) -> bool:
@@ -604,8 +609,8 @@ def _bayes_plan(spec: SweepSpec, run_dir: Path, scheduler: TrialScheduler | None
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / OPTUNA_DB}")
     searcher = _ray_class("SafeOptunaSearch")(
-        space=BayesSpace(spec.parameters), metric=spec.metric.objective, mode=spec.metric.mode,
-        seed=OPTUNA_SEED, storage=storage, study_name=spec.name or "wssweep")
+        space=BayesSpace(spec.parameters, seeds), metric=spec.metric.objective,
+        mode=spec.metric.mode, seed=OPTUNA_SEED, storage=storage, study_name=spec.name or "wssweep")
     searcher.impute = spec.metric.impute
     # Constants stay in param_space; Tune merges each suggestion into it.
     param_space: dict[str, Any] = {"setting": constants}
