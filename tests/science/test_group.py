@@ -239,31 +239,40 @@ def test_checkpoints_of_another_group_or_layout_are_not_resumed():
     assert [m["resumed_stage"] for m in got] == [0, 0]
 
 
-def test_a_group_trains_its_warm_arms_while_another_process_trains_the_cold_arm(tmp_path):
-    from tests.test_cache import blocked_on, in_thread, joined
+def waiting_on_a_claimant(tmp_path, cfgs, logs=None):
+    """``run_group(cfgs)`` in a thread, on a shared cache where another process has stored
+    ``cfgs[0]``'s stage 1 (as run_trial stores it at once) and still holds the claim on its cold
+    arm; returns (the claimant, the key, the finished artifact, the thread) once the group waits
+    on that claim."""
+    from tests.test_cache import blocked_on, in_thread
     from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
 
-    cfgs = [config(seed=0), config(seed=1)]
-    alone = run_group(cfgs)
     key = baseline_key(cfgs[0])
-    # another process has stored seed 0's stage 1 (as run_trial stores it at once) and still
-    # holds the claim on its cold arm
     elsewhere = ArtifactCache(tmp_path / "elsewhere")
     run_trial(cfgs[0], cache=elsewhere)
     claimant = ArtifactCache(tmp_path / "shared")
     claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
     assert claimant.claim(key)
-    logs = [[], []]
-    group = in_thread(lambda: run_group(cfgs, [log.append for log in logs],
-                                        cache=ArtifactCache(tmp_path / "shared")))
+    progress = None if logs is None else [log.append for log in logs]
+    group = in_thread(lambda: run_group(cfgs, progress, cache=ArtifactCache(tmp_path / "shared")))
     deadline = time.monotonic() + 120
     while not blocked_on(tmp_path / "shared" / f"{key}.lock"):
         assert time.monotonic() < deadline and group[0].is_alive(), "the group did not wait"
         time.sleep(0.01)
+    return claimant, key, elsewhere.load(key), group
+
+
+def test_a_group_trains_its_warm_arms_while_another_process_trains_the_cold_arm(tmp_path):
+    from tests.test_cache import joined
+
+    cfgs = [config(seed=0), config(seed=1)]
+    alone = run_group(cfgs)
+    logs = [[], []]
+    claimant, key, finished, group = waiting_on_a_claimant(tmp_path, cfgs, logs)
     # it trained every stage of both warm arms (and seed 1's cold arm) before waiting
     assert max(r["stages_done"] for r in logs[0]) == 3
     assert not any(r.get("arm") == "cold" for r in logs[0] if r["event"] == "epoch")
-    claimant.save(key, elsewhere.load(key))
+    claimant.save(key, finished)
     claimant.release(key)
     got = joined(*group)
     assert [m["baseline_reused"] for m in got] == [True, False]
@@ -271,22 +280,11 @@ def test_a_group_trains_its_warm_arms_while_another_process_trains_the_cold_arm(
 
 
 def test_a_group_whose_cold_arm_claimant_dies_trains_the_cold_arm_itself(tmp_path):
-    from tests.test_cache import blocked_on, in_thread, joined
-    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
+    from tests.test_cache import joined
 
     cfgs = [config(seed=0), config(seed=0, warm={"intervention": "dash"})]
     alone = run_group(cfgs)
-    key = baseline_key(cfgs[0])
-    elsewhere = ArtifactCache(tmp_path / "elsewhere")
-    run_trial(cfgs[0], cache=elsewhere)
-    claimant = ArtifactCache(tmp_path / "shared")
-    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
-    assert claimant.claim(key)
-    group = in_thread(lambda: run_group(cfgs, cache=ArtifactCache(tmp_path / "shared")))
-    deadline = time.monotonic() + 120
-    while not blocked_on(tmp_path / "shared" / f"{key}.lock"):
-        assert time.monotonic() < deadline and group[0].is_alive(), "the group did not wait"
-        time.sleep(0.01)
+    claimant, key, _, group = waiting_on_a_claimant(tmp_path, cfgs)
     claimant.release_all()  # as when its process ends, with nothing stored
     got = joined(*group)
     assert [m["baseline_reused"] for m in got] == [False, True]
