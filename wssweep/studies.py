@@ -941,7 +941,8 @@ def _setup(run: StudyRun) -> str:
             f"; method {method}{cap}. Axes: {axes}. Seeds: {len(seeds)} ({seed_list})."
             f"\n\n**Ran:** {counts.present} trials ({counts.succeeded} succeeded, "
             f"{counts.diverged} diverged, {counts.failed} failed), {len(run.rows)} settings, in "
-            f"{wall / 60:.1f} min of wall time on this machine (run `{run.run_dir.name}`).")
+            f"{wall / 60:.1f} min of wall time on this machine (run `{run.run_dir.name}`). "
+            f"Verdicts against {run.data.reference.described}.")
 
 
 def study_section(study: Study, run: StudyRun | None, fig_dir: Path, out_dir: Path,
@@ -974,9 +975,10 @@ holds each study's run as it came out of `wssweep run sweeps/<study>.yaml` (its 
 `sweep.json` and `wall.json`; the newest full run of each study is used), and every number below
 is computed from those files. After new runs: `wssweep results runs/ --out docs/results.md`.
 
-Gaps are cold minus warm final test accuracy in points, with 95 % t-intervals over seeds. The
-runs below predate the validation split, so each setting is judged against its own cold arm
-(the reference cold start needs validation accuracies to be chosen). Each verdict is a one-sided
+Gaps are cold minus warm final test accuracy in points, with 95 % t-intervals over seeds. Each
+study says what its verdicts are judged against: the reference cold start (chosen on validation
+accuracy) where the run has a validation split; a run that predates the split is judged against
+each setting's own cold arm. Each verdict is a one-sided
 paired t-test at 5 %, corrected across the study's settings by Holm: *closed* when the gap is
 significantly below the spec's `gap_tolerance`, *better* when the warm start is also significantly
 better than cold, *open* when the gap is significantly above the tolerance, *inconclusive*
