@@ -56,14 +56,20 @@ class FakeContext:
         return "t_00001"
 
 
-@pytest.fixture
-def stubbed(monkeypatch, tmp_path):
-    """The trainable's Ray and W&B calls replaced; returns (record, reports, trained)."""
-    reports, trained = [], []
+def stub_ray(monkeypatch, reports: list) -> None:
+    """The trainable's Ray calls replaced: a fixed trial id and node, no GPU, and every Tune
+    report appended to ``reports``."""
     monkeypatch.setattr(trial.tune, "get_context", FakeContext)
     monkeypatch.setattr(trial.tune, "report", lambda metrics, **kw: reports.append(metrics))
     monkeypatch.setattr(trial.ray, "get_runtime_context", FakeRuntime)
     monkeypatch.setattr(trial.ray, "get_gpu_ids", list)
+
+
+@pytest.fixture
+def stubbed(monkeypatch, tmp_path):
+    """The trainable's Ray and W&B calls replaced; returns (record, reports, trained)."""
+    reports, trained = [], []
+    stub_ray(monkeypatch, reports)
     record = SweepRecord(name="s", run_dir=str(tmp_path), spec_path="s.yaml", spec={},
                          experiment=SMALL, seeds=[0], swept=["lr"], metric="gap", mode="min",
                          wandb=WandbRecord(mode="disabled"))
@@ -127,10 +133,7 @@ def test_a_second_run_under_the_same_storage_reuses_the_first_runs_baseline(monk
     from wssweep.checkpoint import final_records
 
     reports = []
-    monkeypatch.setattr(trial.tune, "get_context", FakeContext)
-    monkeypatch.setattr(trial.tune, "report", lambda metrics, **kw: reports.append(metrics))
-    monkeypatch.setattr(trial.ray, "get_runtime_context", FakeRuntime)
-    monkeypatch.setattr(trial.ray, "get_gpu_ids", list)
+    stub_ray(monkeypatch, reports)
     experiment = {"data": {"name": "digits", "train_size": 200, "test_size": 100},
                   "model": {"name": "logreg"}, "lr": 0.1,
                   "protocol": {"kind": "online", "chunks": 2, "stop": {"max_epochs": 2}}}
@@ -163,10 +166,7 @@ def group_run(monkeypatch, tmp_path):
     from wssweep.science import group as group_module
 
     reports, calls = [], []
-    monkeypatch.setattr(trial.tune, "get_context", FakeContext)
-    monkeypatch.setattr(trial.tune, "report", lambda metrics, **kw: reports.append(metrics))
-    monkeypatch.setattr(trial.ray, "get_runtime_context", FakeRuntime)
-    monkeypatch.setattr(trial.ray, "get_gpu_ids", list)
+    stub_ray(monkeypatch, reports)
     for name, module in (("run_group", group_module), ("run_trial", trial)):
         real = getattr(module, name)
         monkeypatch.setattr(trial, name, lambda *a, _real=real, _name=name, **kw: (
