@@ -8,7 +8,7 @@ import math
 import pytest
 
 from tests.test_gapmap import as_csv_rows
-from wssweep.comparisons import choose_reference, cold_keys
+from wssweep.comparisons import choose_reference, cold_keys, problem_keys
 from wssweep.gapmap import Mapped, paired_ci, recommend, summarize, trial_outcome
 
 SEEDS = range(6)
@@ -82,6 +82,39 @@ def test_warm_only_keys_do_not_choose_the_reference(tmp_path):
     for r in summarize(as_csv_rows(tmp_path, rows, ["shrink"]), ["shrink"]):
         assert r["ref_gap_mean"] == pytest.approx(r["gap_mean"])
         assert r["ref_gap_hi"] == pytest.approx(r["gap_hi"])
+
+
+def test_each_model_is_judged_against_its_own_cold_start(tmp_path):
+    # an MLP (cold 89 %) and logistic regression (cold 33 %): the sweep varies the model, so a
+    # warm logistic regression is judged against cold logistic regression, not against the MLP
+    assert problem_keys(["model.name", "lr", "shrink"]) == ["model.name"]
+    rows = [row({"model.name": "mlp"}, s, warm=86, cold=89) for s in SEEDS]
+    rows += [row({"model.name": "logreg"}, s, warm=33.1, cold=33) for s in SEEDS]
+    csv_rows = as_csv_rows(tmp_path, rows, ["model.name"])
+    ref = choose_reference(csv_rows, ["model.name"])
+    assert ref.how == "per_problem" and len(ref.leaves()) == 2
+    assert {leaf.problem["model.name"] for leaf in ref.leaves()} == {"mlp", "logreg"}
+    assert "model.name" in ref.described
+    summary = by(summarize(csv_rows, ["model.name"], tolerance=0.5), "model.name")
+    assert summary[("logreg",)]["ref_gap_mean"] == pytest.approx(-0.1, abs=0.01)
+    assert summary[("logreg",)]["verdict"] == "closed"
+    assert summary[("mlp",)]["ref_gap_mean"] == pytest.approx(3.0, abs=0.01)
+    assert summary[("mlp",)]["verdict"] == "open"
+    parts = ref.as_json()["per_problem"]
+    assert sorted(p["problem"]["model.name"] for p in parts) == ["logreg", "mlp"]
+
+
+def test_within_each_model_the_best_cold_recipe_is_its_reference(tmp_path):
+    # two models x two rates: each model's reference is its own best rate on validation
+    rows = [row({"model.name": m, "lr": lr}, s, warm=80, cold=cold, cold_val=val)
+            for m, lr, cold, val in (("mlp", 0.1, 90, 88), ("mlp", 0.01, 85, 86),
+                                     ("logreg", 0.1, 30, 29), ("logreg", 0.01, 33, 34))
+            for s in SEEDS]
+    ref = choose_reference(as_csv_rows(tmp_path, rows, ["model.name", "lr"]),
+                           ["model.name", "lr"])
+    chosen = {leaf.problem["model.name"]: leaf.settings["lr"] for leaf in ref.leaves()}
+    assert chosen == {"mlp": 0.1, "logreg": 0.01}
+    assert all(leaf.how == "best" for leaf in ref.leaves())
 
 
 def test_a_map_of_one_arm_loses_no_seed_to_the_other_arms_failure(tmp_path):

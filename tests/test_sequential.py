@@ -185,3 +185,27 @@ def test_new_seeds_of_a_varied_cold_recipe_bring_their_reference():
     # the undecided setting runs seeds 3-5, and so does the reference recipe, so each new seed
     # of the one has a reference cold arm to pair with
     assert asked == [("0.01", 3), ("0.01", 4), ("0.01", 5), ("0.1", 3), ("0.1", 4), ("0.1", 5)]
+
+
+def test_each_model_brings_its_own_reference_and_only_for_its_own_new_seeds():
+    from wssweep.sequential import plan_round
+
+    # two models x two rates. mlp: lr 0.1 is its reference and both its settings are decided;
+    # logreg: lr 0.01 is its reference (decided), lr 0.1 is undecided and needs seeds 3-5
+    grid = [{"model.name": m, "lr": lr} for m in ("mlp", "logreg") for lr in ("0.1", "0.01")]
+    cold = {("mlp", "0.1"): 90, ("mlp", "0.01"): 70, ("logreg", "0.1"): 30, ("logreg", "0.01"): 33}
+    rows = []
+    for (m, lr), acc in cold.items():
+        for seed in range(3):
+            undecided = (m, lr) == ("logreg", "0.1")
+            warm = 33 + 2 * seed - 1.5 if undecided else acc - 0.01 * seed
+            if (m, lr) == ("mlp", "0.01"):
+                warm = 90 - 0.01 * seed  # judged against mlp's reference (90): closed
+            rows.append({"model.name": m, "lr": lr, "seed": str(seed), "status": "completed",
+                         "cold/val_acc": str(acc), "cold/test_acc": str(acc),
+                         "warm/test_acc": str(warm)})
+    step = plan_round(rows, grid, ["model.name", "lr"], ROUND_PLAN, 0.5, 0.05)
+    asked = sorted((s["model.name"], s["lr"], seed) for s, seed in step.trials)
+    # logreg's reference recipe (lr 0.01) runs the new seeds for it; mlp's runs none
+    assert asked == [("logreg", lr, seed) for lr in ("0.01", "0.1") for seed in (3, 4, 5)]
+    assert step.verdicts[("mlp", "0.01")] in ("closed", "better")

@@ -403,8 +403,15 @@ def test_shipped_sweeps_plan_and_describe(tmp_path, path):
     plan = space.build_search(resolved, tmp_path / "run")
     # each shipped sweep builds a plan with at least one trial
     assert plan.total_trials >= 1
-    # and describe states that same count
-    assert f"Trials: {plan.total_trials} " in space.describe(resolved)
+    # and describe states that same count (a search adding seeds until decided: its first
+    # seeds' cap, and at most the cap times max / min)
+    text = space.describe(resolved)
+    seeds = resolved.spec.seed_plan
+    if seeds is not None and resolved.spec.method != "grid":
+        assert f"run_cap {plan.total_trials} on the first {seeds.min} seeds" in text
+        assert f"Trials: at most {plan.total_trials * seeds.max // seeds.min} " in text
+    else:
+        assert f"Trials: {plan.total_trials} " in text
 
 
 REPEATS = (

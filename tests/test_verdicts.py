@@ -122,3 +122,38 @@ def test_identical_values_have_a_limit_not_a_nan():
     assert one_sided_p([0.5, 0.5, 0.5], 0.5, "less") == 1.0
     # fewer than two seeds: no test
     assert math.isnan(one_sided_p([0.1], 0.5, "less"))
+
+
+def _exact_sample(mean: float, sd: float, n: int = 10) -> np.ndarray:
+    z = np.random.default_rng(0).normal(size=n)
+    return mean + sd * (z - z.mean()) / z.std(ddof=1)
+
+
+@pytest.mark.parametrize(("mean", "level"), [(1.3, 0.01), (-0.4, 0.005), (2.0, 0.05)])
+def test_the_seeds_to_decide_give_the_planned_power(mean, level):
+    # the sample size it plans, drawn many times from the gap it saw, decides ~80 % of the time
+    from scipy import stats
+
+    from wssweep.verdicts import PLANNING_POWER, seeds_to_decide
+
+    n = seeds_to_decide(_exact_sample(mean, 1.0), tolerance=0.5, level=level)
+    assert 2 <= n < 200
+    alternative = "greater" if mean > 0.5 else "less"
+    draws = np.random.default_rng(1).normal(mean, 1.0, size=(4000, n))
+
+    def power(k: int) -> float:
+        p = stats.ttest_1samp(draws[:, :k], 0.5, axis=1, alternative=alternative).pvalue
+        return float(np.mean(p <= level))
+
+    # n seeds reach the planned power, and n is the fewest that do (within simulation error)
+    assert power(n) > PLANNING_POWER - 0.03
+    assert power(n - 1) < PLANNING_POWER + 0.03
+    assert power(max(2, n // 2)) < PLANNING_POWER - 0.15
+
+
+def test_a_gap_on_the_tolerance_is_out_of_reach():
+    from wssweep.verdicts import seeds_to_decide
+
+    assert seeds_to_decide(_exact_sample(0.5, 2.0), tolerance=0.5, level=0.01) == math.inf
+    assert seeds_to_decide([1.0], tolerance=0.5, level=0.01) == math.inf
+    assert math.isnan(seeds_to_decide([1.0, 1.0, 1.0], tolerance=0.5, level=0.01))

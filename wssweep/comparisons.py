@@ -8,6 +8,11 @@ cold arm depends on, ``cold_keys``) with the best mean validation accuracy over 
 the spec names (``reference:``). It is paired per seed: the reference cold arm on seed s against
 the warm arm on seed s. Selection reads validation accuracy only; the gap it yields is on test.
 
+A sweep that varies the problem itself (the model, the data or the protocol: ``problem_keys``,
+e.g. an MLP against logistic regression) asks its question once per problem, so each problem
+gets its own reference: the best cold recipe *of that problem* (``Reference.parts``). A warm
+logistic regression is never judged against a cold MLP.
+
 Example:
     >>> rows = [{"lr": lr, "seed": s, "status": "completed", "cold/val_acc": v,
     ...          "cold/test_acc": v - 1, "warm/test_acc": 80, "cold/stop": "threshold"}
@@ -20,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +44,11 @@ HOW = {"best": "the cold recipe with the best mean validation accuracy over seed
        "named": "the cold recipe the spec names (reference:)",
        "only": "the sweep's only cold recipe (it varies nothing the cold arm depends on)",
        "same_recipe": "each setting's own cold arm (this run has no validation split to choose "
-                      "a reference with)"}
+                      "a reference with)",
+       "per_problem": "each problem's own reference cold start"}
+#: The experiment's sections that set the problem (the model and the data it learns from), not
+#: the recipe that trains it.
+PROBLEM_SECTIONS = ("model", "data", "protocol")
 
 
 def _value(cell: Any) -> Any:
@@ -49,6 +59,11 @@ def _value(cell: Any) -> Any:
 def cold_keys(swept: Sequence[str]) -> list[str]:
     """The swept keys the cold arm depends on (every key not only the warm arm reads)."""
     return [k for k in swept if k.split(".")[0] not in WARM_ONLY_KEYS]
+
+
+def problem_keys(swept: Sequence[str]) -> list[str]:
+    """The swept keys that change the problem, not its training recipe: one reference each."""
+    return [k for k in cold_keys(swept) if k.split(".")[0] in PROBLEM_SECTIONS]
 
 
 def finished(row: Row) -> bool:
@@ -88,20 +103,41 @@ class Reference:
     """The reference cold start of a sweep: its recipe, how it was chosen, and its seeds."""
 
     settings: dict[str, Any]  # cold key → value; empty when the sweep varies no cold key
-    how: Literal["best", "named", "only", "same_recipe"]
+    how: Literal["best", "named", "only", "same_recipe", "per_problem"]
     mean_val_acc: float = math.nan
     seeds: dict[str, ColdSeed] = field(default_factory=dict)  # seed (text) → its cold arm
     candidates: list[dict[str, Any]] = field(default_factory=list)  # every recipe, for people
+    problem: dict[str, Any] = field(default_factory=dict)  # problem key → value it is for
+    parts: list[Reference] = field(default_factory=list)  # per_problem: one per problem
 
     @property
     def described(self) -> str:
+        if self.how == "per_problem":
+            kinds = {p.how for p in self.parts}
+            inner = HOW[kinds.pop()] if len(kinds) == 1 else "its reference cold start"
+            return (f"for each value of {', '.join(self.problem)} (the problem, not the recipe), "
+                    f"{inner} of that problem")
         return HOW[self.how]
+
+    def leaves(self) -> list[Reference]:
+        """The references warm starts are paired with: one per problem, or this one."""
+        return list(self.parts) or [self]
+
+    def for_row(self, row: Row) -> Reference:
+        """The reference of ``row``'s problem (one without seeds if the run has none for it)."""
+        if self.how != "per_problem":
+            return self
+        return next((p for p in self.parts if matches(row, p.problem)),
+                    Reference(dict.fromkeys(self.problem), "best"))
 
     def as_json(self) -> dict[str, Any]:
         """``map/reference.json``: the recipe, how it was chosen, and the recipes it beat."""
-        return {"settings": self.settings, "how": self.how, "described": self.described,
-                "mean_val_acc": self.mean_val_acc if math.isfinite(self.mean_val_acc) else None,
-                "n_seeds": len(self.seeds), "candidates": self.candidates}
+        out = {"settings": self.settings, "how": self.how, "described": self.described,
+               "mean_val_acc": self.mean_val_acc if math.isfinite(self.mean_val_acc) else None,
+               "n_seeds": len(self.seeds), "candidates": self.candidates}
+        if self.how == "per_problem":
+            out["per_problem"] = [p.as_json() | {"problem": p.problem} for p in self.parts]
+        return out
 
 
 def _recipe(row: Row, keys: Sequence[str]) -> tuple:
@@ -146,31 +182,62 @@ def choose_reference(rows: Sequence[Row], swept: Sequence[str],
     (the best by validation accuracy if several do); a name no recipe matches leaves the
     reference without seeds, so no setting can be judged against it.
     """
-    keys = cold_keys(swept)
+    problems = problem_keys(swept)
+    if problems:
+        recipe_keys = [k for k in cold_keys(swept) if k not in problems]
+        by_problem: dict[tuple, list[Row]] = {}
+        for row in rows:
+            by_problem.setdefault(_recipe(row, problems), []).append(row)
+        parts = [_choose(members, recipe_keys, named, dict(zip(problems, values, strict=True)))
+                 for values, members in by_problem.items()]
+        if parts and all(p.how == "same_recipe" for p in parts):
+            return Reference({}, "same_recipe", candidates=[c for p in parts for c in p.candidates])
+        return Reference({}, "per_problem", candidates=[c for p in parts for c in p.candidates],
+                         problem=dict.fromkeys(problems), parts=parts)
+    return _choose(rows, cold_keys(swept), named, {})
+
+
+def _choose(rows: Sequence[Row], keys: Sequence[str], named: dict[str, Any] | None,
+            problem: dict[str, Any]) -> Reference:
+    """``choose_reference`` within one problem (``problem``: its values, prefixed to each
+    recipe's settings), over the recipes of ``keys``."""
     groups: dict[tuple, list[Row]] = {}
     for row in rows:
         groups.setdefault(_recipe(row, keys), []).append(row)
     recipes = []
     for values, members in groups.items():
         seeds = _cold_seeds(members)
-        recipes.append((dict(zip(keys, values, strict=True)), seeds,
+        recipes.append(({**problem, **dict(zip(keys, values, strict=True))}, seeds,
                         _mean([c.val_acc for c in seeds.values()])))
     candidates = [{"settings": r, "mean_val_acc": v if math.isfinite(v) else None,
                    "n_seeds": len(s)} for r, s, v in recipes]
     if not keys:
-        settings, seeds, val = recipes[0] if recipes else ({}, {}, math.nan)
-        return Reference(settings, "only", val, seeds, candidates)
+        settings, seeds, val = recipes[0] if recipes else (dict(problem), {}, math.nan)
+        return Reference(settings, "only", val, seeds, candidates, dict(problem))
     if not any(math.isfinite(v) for _, _, v in recipes):
-        return Reference({}, "same_recipe", math.nan, {}, candidates)
+        return Reference({}, "same_recipe", math.nan, {}, candidates, dict(problem))
     pool = recipes
     how: Literal["best", "named"] = "best"
     if named:
         pool, how = [r for r in recipes if matches(r[0], named)], "named"
         if not pool:
-            return Reference(dict(named), how, math.nan, {}, candidates)
+            return Reference({**problem, **named}, how, math.nan, {}, candidates, dict(problem))
     scored = [r for r in pool if math.isfinite(r[2])]
     settings, seeds, val = max(scored, key=lambda r: r[2]) if scored else pool[0]
-    return Reference(settings, how, val, seeds, candidates)
+    return Reference(settings, how, val, seeds, candidates, dict(problem))
+
+
+def refilled(chosen: Reference, rows: Sequence[Row]) -> Reference:
+    """``chosen`` with the cold arms of its recipes on every seed of ``rows``: a reference
+    chosen on the first seeds keeps its recipe as seeds are added (``wssweep.sequential``)."""
+    if chosen.how == "same_recipe":
+        return chosen
+    if chosen.how == "per_problem":
+        return dataclasses.replace(chosen, parts=[refilled(p, rows) for p in chosen.parts])
+    members = [r for r in rows if matches(r, chosen.settings)]
+    seeds = _cold_seeds(members)
+    return dataclasses.replace(chosen, seeds=seeds,
+                               mean_val_acc=_mean([c.val_acc for c in seeds.values()]))
 
 
 @dataclass(frozen=True)
@@ -198,7 +265,7 @@ def against_reference(trials: Sequence[Row], reference: Reference,
         if reference.how == "same_recipe":
             cold = ColdSeed.of(row) if arm_ok(row, "cold", split) else None
         else:
-            cold = reference.seeds.get(seed)
+            cold = reference.for_row(row).seeds.get(seed)
         if cold is None or not arm_ok(row, "warm", split):
             failed += 1
             continue

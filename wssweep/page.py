@@ -29,6 +29,7 @@ from wssweep.sequential import DESIGN_NAME
 from wssweep.verdicts import CORRECTION_NAMES, DEFAULT_ALPHA, TEST_NAME
 
 if TYPE_CHECKING:
+    from wssweep.comparisons import Reference
     from wssweep.report import MapFiles
 
 
@@ -150,12 +151,20 @@ def _reference_html(result: MapFiles, data: RunData) -> str:
     ref = result.reference
     if ref is None or not result.mapped.is_gap:
         return ""
-    recipe = setting_label(ref.settings, list(ref.settings)) if ref.settings else "the experiment"
-    seeds = f"{len(ref.seeds)} seeds" if ref.seeds else "no seeds"
-    val = f", mean validation accuracy {ref.mean_val_acc:.2f} %" if finite(ref.mean_val_acc) else ""
-    return (f"<h2>Reference cold start</h2><p>{_esc(recipe)}: {_esc(ref.described)} "
-            f"({_esc(seeds)}{_esc(val)}). Paired per seed; in "
-            f"<code>{_esc(MAP_DIR)}/reference.json</code>.</p>")
+    def one(leaf: Reference) -> str:
+        recipe = (setting_label(leaf.settings, list(leaf.settings)) if leaf.settings
+                  else "the experiment")
+        seeds = f"{len(leaf.seeds)} seeds" if leaf.seeds else "no seeds"
+        val = (f", mean validation accuracy {leaf.mean_val_acc:.2f} %"
+               if finite(leaf.mean_val_acc) else "")
+        return f"{_esc(recipe)}: {_esc(leaf.described)} ({_esc(seeds)}{_esc(val)})"
+
+    where = f"Paired per seed; in <code>{_esc(MAP_DIR)}/reference.json</code>."
+    if ref.how == "per_problem":
+        items = "".join(f"<li>{one(leaf)}</li>" for leaf in ref.leaves())
+        return (f"<h2>Reference cold starts</h2><p>{_esc(ref.described)}:</p><ul>{items}</ul>"
+                f"<p>{where}</p>")
+    return f"<h2>Reference cold start</h2><p>{one(ref)}. {where}</p>"
 
 
 def render_html(data: RunData, result: MapFiles, varying: Sequence[str]) -> str:

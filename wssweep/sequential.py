@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from wssweep.cells import cell_text
-from wssweep.comparisons import against_reference, choose_reference, finished, matches
+from wssweep.comparisons import (
+    against_reference,
+    choose_reference,
+    finished,
+    matches,
+    refilled,
+)
 from wssweep.verdicts import CORRECTION_NAMES, TEST_NAME, pvalues
 
 #: The name the map and validate give this design.
@@ -173,8 +179,7 @@ def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str],
         return Round({}, first)
     chosen = choose_reference([r for r in rows if seed_of(r) < plan.min_seeds], swept, named)
     # Chosen on the first seeds, then fixed: its cold arms on every seed run since.
-    reference = (choose_reference(rows, swept, chosen.settings) if chosen.how in ("best", "named")
-                 else choose_reference(rows, swept))
+    reference = refilled(chosen, rows)
     # A setting's verdict is the one of the first look that decided it, so seeds it runs later
     # (to give the reference new cold arms) never change it.
     decided: dict[tuple[str, ...], str] = {}
@@ -194,11 +199,15 @@ def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str],
         target = None if ident in decided else plan.next_look(len(done[k]))
         if target is not None:
             wanted.setdefault(k, set()).update(range(target))
-    members = _reference_members(settings, reference)
-    if members:
-        # Seeds that no setting of the reference recipe runs anyway: its first one runs them.
+    for leaf in reference.leaves():
+        members = _reference_members(settings, leaf)
+        if not members:
+            continue
+        # Seeds that no setting of the reference recipe runs anyway: its first one runs them
+        # (for the settings of its problem).
         covered = set().union(*(done[k] | wanted.get(k, set()) for k in members))
-        needed = set().union(*wanted.values()) - covered if wanted else set()
+        mine = [k for k, s in enumerate(settings) if matches(s, leaf.problem)]
+        needed = set().union(*(wanted.get(k, set()) for k in mine)) - covered
         if needed:
             wanted.setdefault(members[0], set()).update(needed)
     trials = [(settings[k], seed) for k in sorted(wanted) for seed in sorted(wanted[k])

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wssweep.comparisons import cold_keys
+from wssweep.comparisons import cold_keys, problem_keys
 from wssweep.config import ExperimentConfig
 from wssweep.record import OPTUNA_DB
 from wssweep.sequential import DESIGN_NAME
@@ -844,7 +844,9 @@ def _verdict_text(spec: SweepSpec) -> str:
     """How the map will judge: against which cold start, by which test and correction."""
     from wssweep.verdicts import CORRECTION_NAMES, DEFAULT_ALPHA, TEST_NAME
 
-    keys = cold_keys(list(spec.parameters))
+    varying = [k for k, p in spec.parameters.items() if p.distribution != "constant"]
+    problems = problem_keys(varying)
+    keys = [k for k in cold_keys(varying) if k not in problems]
     if spec.reference:
         ref = "the cold start the spec names, " + ", ".join(
             f"{k}={v}" for k, v in spec.reference.items())
@@ -852,7 +854,11 @@ def _verdict_text(spec: SweepSpec) -> str:
         ref = (f"the best cold recipe by mean validation accuracy over seeds (among the values "
                f"of {', '.join(keys)})")
     else:
-        ref = "the sweep's one cold recipe (it varies nothing the cold arm depends on)"
+        ref = ("the sweep's one cold recipe (it varies nothing the cold arm depends on)"
+               if not problems else "the cold arm of its own problem")
+    if problems:
+        ref += (f", for each value of {', '.join(problems)} (the problem, not the recipe: a "
+                "warm start is judged against cold starts of its own problem)")
     test = (f"{TEST_NAME}s at {DEFAULT_ALPHA:g}, corrected across settings by "
             f"{CORRECTION_NAMES[spec.correction]}" if spec.seed_plan is None
             else f"{DESIGN_NAME}, at {DEFAULT_ALPHA:g} in all")

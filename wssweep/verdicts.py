@@ -185,3 +185,43 @@ def judge(settings: Sequence[Evidence], tolerance: float, alpha: float = DEFAULT
                    else "open" if worse else "inconclusive")
         result.append(Judgement(verdict, p_closed[k], p_better[k], p_open[k]))
     return result
+
+
+#: The power ``seeds_to_decide`` plans for: the chance of deciding when the gap is as observed.
+PLANNING_POWER = 0.8
+#: Beyond this many seeds a setting is reported as out of reach rather than by a number.
+MAX_PLANNED_SEEDS = 10_000
+
+
+def seeds_to_decide(diffs: Sequence[float], tolerance: float, level: float,
+                    power: float = PLANNING_POWER) -> float:
+    """How many seeds an undecided setting would need: the sample size at which its one-sided
+    t-test (closed if its mean gap is below ``tolerance``, open if above) at ``level`` rejects
+    with probability ``power``, were the true gap and spread those observed in ``diffs``
+    (``statsmodels``' ``TTestPower``). A planning estimate: the observed gap is itself noisy,
+    and a group-sequential design spends its level over several looks, so it needs somewhat
+    more. ``inf`` when the observed gap sits on the tolerance, when beyond
+    ``MAX_PLANNED_SEEDS``, or below 2 seeds; NaN when the diffs have no spread.
+
+    Example:
+        >>> seeds_to_decide([1.2, 0.4, 2.1, 1.6, 0.9, 1.7], tolerance=0.5, level=0.05)
+        6
+    """
+    from statsmodels.stats.power import TTestPower
+
+    x = np.asarray(diffs, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return math.inf
+    sd = float(np.std(x, ddof=1))
+    if sd == 0:
+        return math.nan
+    effect = abs(float(np.mean(x)) - tolerance) / sd
+    if effect * math.sqrt(MAX_PLANNED_SEEDS) < 1:  # would need far more than the cap
+        return math.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence chatter at the extremes
+        n = TTestPower().solve_power(effect_size=effect, alpha=level, power=power,
+                                     alternative="larger")
+    n = float(np.ravel(n)[0])
+    return math.ceil(n) if math.isfinite(n) and n <= MAX_PLANNED_SEEDS else math.inf
