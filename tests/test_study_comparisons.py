@@ -438,3 +438,47 @@ def test_warmup_disagree_and_unclear(trains, scale, verdict, says):
     # away from the boundary the rate moves accuracy (71 % at 0.1, 70 % at 1), the recipe not
     assert "by 0.0 points across warmup recipes at a fixed rate and by 1.0 points across " \
         "rates" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# Every gap study's section says what it decided and what the rest would need
+
+
+def test_the_section_counts_decided_settings_and_prices_the_undecided():
+    from wssweep.studies import decided_text
+    from wssweep.verdicts import seeds_to_decide
+
+    undecided_gaps = [1.5, -0.5, 2.0, 0.2]
+    trials = arm({"shrink": 1.0}, [3.0, 3.1, 2.9, 3.05]) + arm({"shrink": 0.5}, undecided_gaps)
+    run = fake_run(["shrink"], trials)
+    text = decided_text(run)
+    assert text.startswith("**Decided.** 1 of 2 settings, with a fixed 4 seeds: 1 open, "
+                           "1 inconclusive."), text
+    # the undecided one, its interval, and the seeds its observed gap would need at 0.05 / 2
+    need = seeds_to_decide(undecided_gaps, tolerance=0.5, level=0.025)
+    assert "shrink 0.5 at +0.8 [" in text and f"after 4 seeds: about {need} seeds" in text
+    assert "t-test at 0.025 (the 0.05 error rate over the 2 judged settings)" in text
+
+
+def test_a_section_without_undecided_settings_names_none_and_a_non_gap_study_says_nothing():
+    from wssweep.studies import decided_text
+
+    run = fake_run(["shrink"], arm({"shrink": 1.0}, [3.0, 3.1, 2.9]))
+    assert decided_text(run) == ("**Decided.** 1 of 1 settings, with a fixed 3 seeds: 1 open.")
+    loss = fake_run(["lr"], [{"lr": 0.1, "seed": 0, "nqm/final_loss": 1.0}],
+                    metric="nqm/final_loss")
+    assert decided_text(loss) == ""
+
+
+def test_the_table_shows_the_gap_to_the_reference_where_it_is_another_recipe():
+    from wssweep.studies import verdict_table
+
+    # lr sets both arms: lr 0.01's own cold arm is weak, so its verdict judges another gap
+    trials = (arm({"lr": 0.1}, [0.1, -0.1, 0.0], cold=90, val=True)
+              + arm({"lr": 0.01}, [-4.9, -5.1, -5.0], cold=70, val=True))
+    table = verdict_table(fake_run(["lr"], trials))
+    assert "vs reference cold [95 % CI]" in table
+    assert "+15.0 [" in table  # 90 (the reference) − 75 (the warm arm at lr 0.01)
+    # one cold recipe: the two gaps are the same, and the table has one column
+    same = verdict_table(fake_run(["shrink"], arm({"shrink": 1.0}, [3.0, 3.1, 2.9], val=True)))
+    assert "vs reference cold" not in same

@@ -1211,8 +1211,10 @@ def smoke_experiment(experiment: dict[str, Any]) -> dict[str, Any]:
 def smoke_spec(spec: SweepSpec) -> SweepSpec:
     """``spec`` cut for ``--smoke``: the first seeds and at most ``SMOKE_TRIALS`` trials."""
     seeds: list[int] | SeedsUntil = spec.first_seeds[:SMOKE_SEEDS]
-    if spec.seed_plan is not None:  # the same rounds, on at most twice the smoke seeds
-        seeds = SeedsUntil(min=SMOKE_SEEDS, max=2 * SMOKE_SEEDS, until="decided")
+    if spec.seed_plan is not None:
+        # The same design with its one look at the smoke seeds: one round (each further round
+        # is a Tune experiment of its own, which is seconds of start-up per look).
+        seeds = SeedsUntil(min=SMOKE_SEEDS, max=SMOKE_SEEDS, until="decided")
     return spec.model_copy(update={"seeds": seeds,
                                    "run_cap": min(spec.run_cap or SMOKE_TRIALS, SMOKE_TRIALS)})
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from wssweep.cells import DASH, missing
+from wssweep.comparisons import against_reference
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
 from wssweep.gapmap import (
@@ -43,11 +44,15 @@ from wssweep.gapmap import (
     trial_outcome,
 )
 from wssweep.record import RESULTS_FILE, SWEEP_FILE, RunDir
+from wssweep.sequential import Plan
+from wssweep.verdicts import DEFAULT_ALPHA, PLANNING_POWER, VERDICTS, seeds_to_decide
 
 FIGURE_DIR = "figures"  # beside results.md
 # DASH's factors spread less than this (min to max): every one at the floor, i.e. uniform shrinking
 DASH_UNIFORM_SPREAD = 0.02
 MAX_FIGURE_BYTES = 1_000_000  # a figure in docs/ must stay well under 1 MB
+MAX_UNDECIDED_LISTED = 6  # undecided settings a section names, closest to decided first
+SHOWN_SEEDS = 1000  # beyond this, "more than 1000 seeds": the estimate is not that precise
 
 
 @dataclass
@@ -189,15 +194,69 @@ def verdict_table(run: StudyRun) -> str:
     """One line per setting: the gap with its 95 % CI, seeds, verdict, steps saved, accuracies.
     A swept value that its setting never reads is shown as "–"."""
     keys = varying_keys(run)
-    header = [_short(k) for k in keys] + ["gap (points) [95 % CI]", "seeds ok / run", "verdict",
-                                          "saving (cold/warm steps)", "warm acc", "cold acc"]
+    judged = judged_apart(run)
+    header = [_short(k) for k in keys] + ["gap (points) [95 % CI]"] + (
+        ["vs reference cold [95 % CI]"] if judged else []) + [
+        "seeds ok / run", "verdict", "saving (cold/warm steps)", "warm acc", "cold acc"]
     body = []
     for r in run.rows:
         body.append(["–" if inert(run, r, k) else _val(r[k]) for k in keys] + [
-            fmt_ci(r["gap_mean"], r["gap_lo"], r["gap_hi"]), f"{r['n_seeds']} / {r['n_trials']}",
+            fmt_ci(r["gap_mean"], r["gap_lo"], r["gap_hi"])] + (
+            [fmt_ci(r["ref_gap_mean"], r["ref_gap_lo"], r["ref_gap_hi"])] if judged else []) + [
+            f"{r['n_seeds']} / {r['n_trials']}",
             r["verdict"], fmt_ci(r["saving_mean"], r["saving_lo"], r["saving_hi"], 2, False),
             fmt(r["warm/test_acc"]), fmt(r["cold/test_acc"])])
     return markdown_table(header, body)
+
+
+def judged_apart(run: StudyRun) -> bool:
+    """Whether some setting's verdict judges a gap other than the one to its own cold arm (the
+    reference cold start is another recipe): the table then shows both."""
+    return any(math.isfinite(to_float(r.get("ref_gap_mean"))) and
+               not math.isclose(to_float(r["ref_gap_mean"]), to_float(r["gap_mean"]),
+                                abs_tol=1e-9) for r in run.rows)
+
+
+def decided_text(run: StudyRun) -> str:
+    """How many settings the run decided, which stayed undecided, and how many seeds each of
+    those would need (``wssweep.verdicts.seeds_to_decide`` at the level each setting is tested
+    at: the error rate over the judged settings). Empty for a run without a gap."""
+    if run.data.metric != "gap" or not run.rows:
+        return ""
+    judged = [r for r in run.rows if r["verdict"] not in ("failed", "unconverged")]
+    undecided = [r for r in judged if r["verdict"] == "inconclusive"]
+    counts = {v: sum(r["verdict"] == v for r in run.rows) for v in VERDICTS}
+    plan = run.data.sweep.seed_plan
+    seeds = sorted({int(float(t["seed"])) for t in run.data.rows if cell_text(t.get("seed"))})
+    how = (f"seeds added until decided ({plan.min_seeds} everywhere, then looks at "
+           f"{', '.join(map(str, Plan(plan.min_seeds, plan.max_seeds).looks[1:]))} seeds where "
+           "undecided)" if plan is not None else f"a fixed {len(seeds)} seeds")
+    text = (f"**Decided.** {len(judged) - len(undecided)} of {len(run.rows)} settings, with "
+            f"{how}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ".")
+    if undecided:
+        level = DEFAULT_ALPHA / len(judged)
+        needs = []
+        for r in undecided:
+            diffs = against_reference(run.trials(r), run.data.reference).diffs
+            needs.append((seeds_to_decide(diffs, run.data.tolerance, level), len(diffs), r))
+        needs.sort(key=lambda x: (x[0] if math.isfinite(x[0]) else math.inf, _label(run, x[2])))
+
+        def need_text(n: float) -> str:
+            return (f"about {n} seeds" if n <= SHOWN_SEEDS else f"more than {SHOWN_SEEDS}"
+                    if math.isfinite(n) else "out of reach (its gap sits on the tolerance)")
+
+        shown = [f"{_label(run, r) or 'the setting'} at "
+                 f"{fmt_ci(r['ref_gap_mean'], r['ref_gap_lo'], r['ref_gap_hi'])} after {k} "
+                 f"seeds: {need_text(n)}" for n, k, r in needs[:MAX_UNDECIDED_LISTED]]
+        rest = needs[MAX_UNDECIDED_LISTED:]
+        if rest:
+            shown.append(f"and {len(rest)} more, each needing {need_text(rest[0][0])} or more")
+        text += (f" Undecided, closest first: {'; '.join(shown)}. Seeds needed: those at which "
+                 f"a one-sided t-test at {level:.2g} (the {DEFAULT_ALPHA:g} error rate over the "
+                 f"{len(judged)} judged settings) decides with {PLANNING_POWER * 100:.0f} % "
+                 "power, were the true gap the one observed: a planning estimate, and a lower "
+                 "bound for a design that spends its error rate over several looks.")
+    return text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -929,16 +988,19 @@ def _setup(run: StudyRun) -> str:
         f"`{k}` = {_val(p['value'])}" if "value" in p else
         f"`{k}` ~ {p.get('distribution', 'range')}[{_val(p['min'])}, {_val(p['max'])}]"
         for k, p in params.items())
-    seeds = spec.get("seeds", [0])
+    plan = run.data.sweep.seed_plan
+    ran = sorted({int(float(t["seed"])) for t in run.data.rows if cell_text(t.get("seed"))})
+    seeds_text = (f"until decided, {plan.min_seeds} to {plan.max_seeds} per setting "
+                  f"({len(ran)} distinct seeds ran)" if plan is not None else
+                  f"{len(ran)} ({', '.join(map(str, ran))})")
     counts = count_trials(run.data)
     method = spec.get("method", "grid")
     cap = f", run_cap {spec['run_cap']}" if spec.get("run_cap") else ""
     wall = run.wall_seconds or math.nan
     experiment = spec.get("experiment")
     source = experiment if isinstance(experiment, str) else "inline"
-    seed_list = ", ".join(map(str, seeds))
     return (f"Spec `sweeps/{Path(sweep.spec_path).name}`, experiment `{source}`"
-            f"; method {method}{cap}. Axes: {axes}. Seeds: {len(seeds)} ({seed_list})."
+            f"; method {method}{cap}. Axes: {axes}. Seeds: {seeds_text}."
             f"\n\n**Ran:** {counts.present} trials ({counts.succeeded} succeeded, "
             f"{counts.diverged} diverged, {counts.failed} failed), {len(run.rows)} settings, in "
             f"{wall / 60:.1f} min of wall time on this machine (run `{run.run_dir.name}`). "
@@ -961,11 +1023,12 @@ def study_section(study: Study, run: StudyRun | None, fig_dir: Path, out_dir: Pa
             raise InputError("figure", f"a PNG under {MAX_FIGURE_BYTES} bytes", f"{fig} ({size})")
     table = (study.table or verdict_table)(run)
     rel = fig.relative_to(out_dir)
-    return "\n\n".join([
-        title, f"**Question.** {question}", f"**Setup.** {_setup(run)}",
-        f"**Paper.** {study.paper}: {study.finding}", table,
-        f"![{study.title}]({rel})" + (f"\n\n{study.figure_note}" if study.figure_note else ""),
-        f"**Compared with the paper: {verdict}.** {paragraph}", ""])
+    parts = [title, f"**Question.** {question}", f"**Setup.** {_setup(run)}",
+             f"**Paper.** {study.paper}: {study.finding}", table, decided_text(run),
+             f"![{study.title}]({rel})" + (f"\n\n{study.figure_note}" if study.figure_note
+                                            else ""),
+             f"**Compared with the paper: {verdict}.** {paragraph}"]
+    return "\n\n".join([p for p in parts if p] + [""])
 
 
 HEADER = """# Results: the seed papers' findings, rerun with wssweep
@@ -976,15 +1039,20 @@ holds each study's run as it came out of `wssweep run sweeps/<study>.yaml` (its 
 is computed from those files. After new runs: `wssweep results runs/ --out docs/results.md`.
 
 Gaps are cold minus warm final test accuracy in points, with 95 % t-intervals over seeds. Each
-study says what its verdicts are judged against: the reference cold start (chosen on validation
-accuracy) where the run has a validation split; a run that predates the split is judged against
-each setting's own cold arm. Each verdict is a one-sided
-paired t-test at 5 %, corrected across the study's settings by Holm: *closed* when the gap is
-significantly below the spec's `gap_tolerance`, *better* when the warm start is also significantly
-better than cold, *open* when the gap is significantly above the tolerance, *inconclusive*
-otherwise, and *failed* when more seeds failed than trained. *Saving* is the cold arm's optimizer
-steps over the warm arm's, after stage 1. Every run used this project's 2-core CPU machine, one
-CPU per trial, W&B offline.
+study says what its verdicts are judged against: the reference cold start (the best cold recipe
+on validation accuracy, one per model where a study compares models) where the run has a
+validation split; a run that predates the split is judged against each setting's own cold arm.
+Where the reference is another recipe than a setting's own cold arm, the table shows both gaps.
+A study with a fixed list of seeds tests each setting with one-sided paired t-tests at 5 %,
+corrected across its settings by Holm; a study that adds seeds until decided uses the
+group-sequential design of `wssweep/sequential.py` (its error rate spent over the looks,
+Bonferroni across settings), 5 % in all. *closed* when the gap is significantly below the spec's
+`gap_tolerance`, *better* when the warm start is also significantly better than cold, *open*
+when the gap is significantly above the tolerance, *inconclusive* otherwise, *unconverged* when
+the two arms stopped on different criteria, and *failed* when more seeds failed than trained.
+Each gap study's **Decided** line counts the settings decided and, for each undecided one, the
+seeds it would need. *Saving* is the cold arm's optimizer steps over the warm arm's, after stage
+1. Every run used this project's 2-core CPU machine, one CPU per trial, W&B offline.
 """
 
 
