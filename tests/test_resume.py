@@ -81,7 +81,6 @@ def check_finished_sweep(run_dir: Path) -> list[dict]:
 # Ctrl-C in a terminal does (SIGTERM takes the same path: tests/test_orchestrate.py).
 SESSIONS = [
     ("kill -9", {"final": 1}, HOLD_AFTER_FINAL_ENV),
-    ("kill -9", {"final": 2}, HOLD_AFTER_FINAL_ENV),
     ("kill -9", {"final": 4}, HOLD_AFTER_FINAL_ENV),
     ("SIGINT", {"final": 4, "mid-stage": True}, HOLD_AFTER_STAGE_ENV),
     ("wssweep stop", {"mid-stage": True}, HOLD_AFTER_STAGE_ENV),

@@ -45,17 +45,28 @@ parameters:
 seeds: [0, 1]
 run_cap: 5
 """, 3),
+    # W&B's semantics: no run_cap, so it samples until stopped; metric.target ends it once a
+    # finished trial reaches it (any validation gap is below 100 points)
+    "target": ("""
+method: random
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}
+seeds: [0]
+""", 2),
 }
 
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory, ray_env) -> Path:
-    """The three sweeps, run one after another in one process (``tests.cli.run_many``)."""
+    """The searches, run one after another in one process (``tests.cli.run_many``)."""
     storage = tmp_path_factory.mktemp("searches")
     commands = []
     for name, (body, chunks) in SEARCHES.items():
         spec = storage / f"{name}.yaml"
-        spec.write_text(EXPERIMENT.replace("CHUNKS", str(chunks)) + body)
+        experiment = EXPERIMENT.replace("CHUNKS", str(chunks))
+        if name == "target":
+            experiment = experiment.replace("goal: minimize}", "goal: minimize, target: 100}")
+        spec.write_text(experiment + body)
         commands.append(["run", str(spec), "--name", name, "--storage", str(storage)])
     # The searches are what is tested here; W&B has its own end-to-end tests (test_sweep_e2e)
     # and would only cost CPU: `wandb.mode: auto` follows W&B's WANDB_MODE.
@@ -106,30 +117,17 @@ def test_random_search_honours_run_cap(searched):
     assert list(by_lr.values()) == [{"0", "1"}, {"0", "1"}]
 
 
-def test_a_random_search_without_run_cap_runs_until_its_metric_target_is_reached(tmp_path,
+def test_a_random_search_without_run_cap_runs_until_its_metric_target_is_reached(searched,
                                                                                ray_env):
-    spec = tmp_path / "target.yaml"
-    # W&B's semantics: no run_cap, so it samples until stopped; metric.target ends it once a
-    # finished trial reaches it (any validation gap is below 100 points)
-    spec.write_text(EXPERIMENT.replace("CHUNKS", "2").replace(
-        "goal: minimize}", "goal: minimize, target: 100}") + """
-method: random
-parameters:
-  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}
-seeds: [0]
-""")
-    out = run_many({**ray_env, "WANDB_MODE": "disabled"},
-                   [["run", str(spec), "--name", "t", "--storage", str(tmp_path)]])
-    assert out.returncode == 0, show(out)
-    rows = read_results(tmp_path / "t" / "results.csv")
+    run_dir, rows = rows_of(searched, "target")
     # it ended on its own: a trial finished and reached the target; no more trials were created
     # than the cluster runs at once (no queue of pending trials left behind)
     assert any(r["status"] == "completed" for r in rows), rows
     assert 1 <= len(rows) <= 4 and not any(r["status"] == "pending" for r in rows), rows
     # resuming it runs nothing more: the target was reached
-    again = run_many({**ray_env, "WANDB_MODE": "disabled"}, [["resume", str(tmp_path / "t")]])
+    again = run_many({**ray_env, "WANDB_MODE": "disabled"}, [["resume", str(run_dir)]])
     assert again.returncode == 0 and "was reached" in again.stdout, show(again)
-    assert len(read_results(tmp_path / "t" / "results.csv")) == len(rows)
+    assert len(read_results(run_dir / "results.csv")) == len(rows)
 
 
 def test_a_random_search_without_run_cap_runs_until_stopped_and_resume_continues_it(tmp_path,

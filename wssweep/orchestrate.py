@@ -176,6 +176,12 @@ class ResultsWriter:
         write_results(Path(self.sweep.run_dir), list(self.rows.values()), self.sweep.swept)
 
 
+def row_key(row: dict[str, Any]) -> str:
+    """What identifies a results.csv row (or a final record): its member, ``setting_key-seed``
+    (a cell's text and a record's value give the same key)."""
+    return f"{row.get('setting_key')}-{row.get('seed')}"
+
+
 def trial_rows(trial_id: str, config: dict[str, Any], result: dict[str, Any] | None,
                error: str | None, sweep: SweepRecord, done: bool) -> dict[str, dict[str, Any]]:
     """The results.csv rows of one Tune trial, keyed by member (``setting_key-seed``): a
@@ -191,11 +197,12 @@ def trial_rows(trial_id: str, config: dict[str, Any], result: dict[str, Any] | N
         if recorded is not None:
             # Finished but stopped before its report reached Tune: its own record says so.
             result, error = {**recorded, "trial_id": trial_id}, None
-        return {f"{key}-{seed}": row_from(trial_id, config, result, error, sweep, done)}
+        return {row_key({"setting_key": key, "seed": seed}):
+                row_from(trial_id, config, result, error, sweep, done)}
     rows = {}
     for index, (setting, seed, key) in enumerate(members):
         recorded = TrialStore(sweep.run_dir, unit_name(key, seed)).final()
-        rows[f"{key}-{seed}"] = (
+        rows[row_key({"setting_key": key, "seed": seed})] = (
             record_row(recorded, sweep) if recorded is not None else
             row_from(member_id(trial_id, index, True), {"setting": setting, "seed": seed},
                      {"stages_done": result.get("stages_done")} if result else None, error,
@@ -351,9 +358,9 @@ def finish(grid, sweep: SweepRecord, *, interrupted: bool = False) -> Path:
     rows = list(rows.values())
     # A trial that finished after Tune's last snapshot and was stopped before Tune saw it again
     # is in no result of the grid; its record still counts.
-    seen = {(str(r.get("setting_key")), str(r.get("seed"))) for r in rows}
+    seen = {row_key(r) for r in rows}
     for recorded in final_records(sweep.run_dir):
-        if (str(recorded.get("setting_key")), str(recorded.get("seed"))) not in seen:
+        if row_key(recorded) not in seen:
             rows.append(record_row(recorded, sweep))
     rows.sort(key=lambda r: str(r.get("started_at") or ""))
     path = write_results(Path(sweep.run_dir), rows, sweep.swept)
@@ -670,13 +677,9 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
         from wssweep.results import read_results
 
         csv = RunDir(run_dir).results_csv
-        rows = {f"{r.get('setting_key')}-{r.get('seed')}-{r.get('trial_id')}": dict(r)
-                for r in (read_results(csv) if csv.is_file() else [])}
+        rows = {row_key(r): dict(r) for r in (read_results(csv) if csv.is_file() else [])}
         for recorded in final_records(run_dir):  # newer than a csv a killed driver left
-            rows = {k: v for k, v in rows.items() if not k.startswith(
-                f"{recorded.get('setting_key')}-{recorded.get('seed')}-")}
-            rows[f"{recorded.get('setting_key')}-{recorded.get('seed')}-"] = record_row(
-                recorded, sweep)
+            rows[row_key(recorded)] = record_row(recorded, sweep)
         path = write_results(run_dir, list(rows.values()), sweep.swept)
         publish_map(run_dir, sweep)
         record_wall(run_dir, started, "resume")
