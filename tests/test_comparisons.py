@@ -74,6 +74,23 @@ def test_a_named_reference_overrides_the_choice(tmp_path):
     assert ref.seeds["0"].test_acc == pytest.approx(85 - NOISE[0])
 
 
+def test_a_key_the_run_holds_constant_neither_splits_recipes_nor_loses_a_named_reference(
+        tmp_path):
+    # optim.name is swept with one value: one recipe per lr, and a name that gives it still
+    # finds its recipe
+    rows = [row({"lr": lr, "optim.name": "adam"}, s, warm=80, cold=cold)
+            for lr, cold in ((0.1, 90), (0.01, 85)) for s in SEEDS]
+    csv_rows = as_csv_rows(tmp_path, rows, ["lr", "optim.name"])
+    ref = choose_reference(csv_rows, ["lr", "optim.name"])
+    assert ref.how == "best" and ref.settings == {"lr": 0.1}
+    named = choose_reference(csv_rows, ["lr", "optim.name"], {"optim.name": "adam", "lr": 0.01})
+    assert named.how == "named" and named.settings == {"lr": 0.01} and len(named.seeds) == 6
+    # and a model swept with one value is one problem: one reference, not one per value
+    one = [row({"model.name": "mlp"}, s, warm=80, cold=85) for s in SEEDS]
+    assert choose_reference(as_csv_rows(tmp_path, one, ["model.name"]), ["model.name"]).how \
+        == "only"
+
+
 def test_warm_only_keys_do_not_choose_the_reference(tmp_path):
     # shrink changes only the warm arm: the sweep has one cold recipe, so ref_gap == gap
     assert cold_keys(["shrink", "warm.intervention", "lr", "optim.name"]) == ["lr", "optim.name"]

@@ -114,9 +114,10 @@ class Reference:
     def described(self) -> str:
         if self.how == "per_problem":
             kinds = {p.how for p in self.parts}
-            inner = HOW[kinds.pop()] if len(kinds) == 1 else "its reference cold start"
-            return (f"for each value of {', '.join(self.problem)} (the problem, not the recipe), "
-                    f"{inner} of that problem")
+            inner = ("its only cold recipe" if kinds == {"only"} else
+                     HOW[kinds.pop()] if len(kinds) == 1 else "its reference cold start")
+            return (f"each value of {', '.join(self.problem)} (the problem, not the recipe) "
+                    f"judged against {inner}")
         return HOW[self.how]
 
     def leaves(self) -> list[Reference]:
@@ -182,9 +183,11 @@ def choose_reference(rows: Sequence[Row], swept: Sequence[str],
     (the best by validation accuracy if several do); a name no recipe matches leaves the
     reference without seeds, so no setting can be judged against it.
     """
-    problems = problem_keys(swept)
+    # A key that takes one value in the run (a constant) tells no recipe or problem apart.
+    varying = [k for k in swept if len({cell_text(r.get(k)) for r in rows}) > 1]
+    problems = problem_keys(varying)
     if problems:
-        recipe_keys = [k for k in cold_keys(swept) if k not in problems]
+        recipe_keys = [k for k in cold_keys(varying) if k not in problems]
         by_problem: dict[tuple, list[Row]] = {}
         for row in rows:
             by_problem.setdefault(_recipe(row, problems), []).append(row)
@@ -194,7 +197,7 @@ def choose_reference(rows: Sequence[Row], swept: Sequence[str],
             return Reference({}, "same_recipe", candidates=[c for p in parts for c in p.candidates])
         return Reference({}, "per_problem", candidates=[c for p in parts for c in p.candidates],
                          problem=dict.fromkeys(problems), parts=parts)
-    return _choose(rows, cold_keys(swept), named, {})
+    return _choose(rows, cold_keys(varying), named, {})
 
 
 def _choose(rows: Sequence[Row], keys: Sequence[str], named: dict[str, Any] | None,
@@ -208,22 +211,23 @@ def _choose(rows: Sequence[Row], keys: Sequence[str], named: dict[str, Any] | No
     for values, members in groups.items():
         seeds = _cold_seeds(members)
         recipes.append(({**problem, **dict(zip(keys, values, strict=True))}, seeds,
-                        _mean([c.val_acc for c in seeds.values()])))
+                        _mean([c.val_acc for c in seeds.values()]), members[0]))
     candidates = [{"settings": r, "mean_val_acc": v if math.isfinite(v) else None,
-                   "n_seeds": len(s)} for r, s, v in recipes]
+                   "n_seeds": len(s)} for r, s, v, _ in recipes]
     if not keys:
-        settings, seeds, val = recipes[0] if recipes else (dict(problem), {}, math.nan)
+        settings, seeds, val, _ = recipes[0] if recipes else (dict(problem), {}, math.nan, {})
         return Reference(settings, "only", val, seeds, candidates, dict(problem))
-    if not any(math.isfinite(v) for _, _, v in recipes):
+    if not any(math.isfinite(v) for _, _, v, _ in recipes):
         return Reference({}, "same_recipe", math.nan, {}, candidates, dict(problem))
     pool = recipes
     how: Literal["best", "named"] = "best"
     if named:
-        pool, how = [r for r in recipes if matches(r[0], named)], "named"
+        # Matched on a row of the recipe: a named key the run holds constant is in its rows.
+        pool, how = [r for r in recipes if matches(r[3], named)], "named"
         if not pool:
             return Reference({**problem, **named}, how, math.nan, {}, candidates, dict(problem))
     scored = [r for r in pool if math.isfinite(r[2])]
-    settings, seeds, val = max(scored, key=lambda r: r[2]) if scored else pool[0]
+    settings, seeds, val, _ = max(scored, key=lambda r: r[2]) if scored else pool[0]
     return Reference(settings, how, val, seeds, candidates, dict(problem))
 
 
