@@ -1,9 +1,23 @@
-"""Test-wide settings: a private data cache, so tests never touch the user's ~/.cache."""
+"""Test-wide settings: a private data cache, so tests never touch the user's ~/.cache, and the
+slowest modules collected first."""
 
 import os
 import tempfile
 
 import pytest
+
+# The slowest modules (real sweeps), slowest first. pytest-xdist (``--dist loadfile``) hands each
+# module whole to the next free worker in collection order: one collected last (test_studies,
+# test_sweep_e2e sort late by name) keeps one worker busy while the other idles.
+SLOWEST_FIRST = ("test_sweep_e2e.py", "test_search_e2e.py", "test_bench.py", "test_cluster.py",
+                 "test_resume.py", "test_studies.py", "test_cli.py", "test_dashboard.py",
+                 "test_quickstart.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    # sort is stable: within a module, and among the other modules, the order is pytest's
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(autouse=True, scope="session")

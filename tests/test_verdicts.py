@@ -16,7 +16,7 @@ from scipy import stats
 
 from wssweep.verdicts import VERDICTS, Evidence, judge, one_sided_p
 
-SWEEPS, SETTINGS, SEEDS, SD, TOLERANCE = 2000, 10, 10, 2.0, 1.0
+SWEEPS, SETTINGS, SEEDS, SD, TOLERANCE = 1000, 10, 10, 2.0, 1.0
 CHECK_ALPHA = 1e-3
 
 
