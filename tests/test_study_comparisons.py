@@ -115,7 +115,10 @@ def test_batch_agrees_when_only_the_mlp_has_a_gap_with_each_optimizer():
     (NO_GAP, PENALTY, "disagree", "not above 0"),
     # both models pay: the MLP's gap is there, but so is logistic regression's
     (MLP_GAP, PENALTY, "unclear", "a warm-start penalty"),
-], ids=["reversed", "both-gaps"])
+    # logistic regression pays a penalty no larger than the paper's largest for it: still unclear
+    (MLP_GAP, [0.5, 0.7, 0.6, 0.65], "unclear", "within the paper's largest for logistic "
+     "regression (0.9 points)"),
+], ids=["reversed", "both-gaps", "paper-sized-penalty"])
 def test_batch_disagree_and_unclear(mlp, lin, verdict, says):
     run = fake_run(["model.name"], batch_trials({None: (mlp, lin)}))
     got, text = verdict_of(compare_batch, run)
