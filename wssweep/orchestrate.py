@@ -178,8 +178,10 @@ class ResultsWriter:
 
 def row_key(row: dict[str, Any]) -> str:
     """What identifies a results.csv row (or a final record): its member, ``setting_key-seed``
-    (a cell's text and a record's value give the same key)."""
-    return f"{row.get('setting_key')}-{row.get('seed')}"
+    (a cell's text and a record's value give the same key); a row without its setting key (a
+    trial stopped before it reported one) is its Tune trial's."""
+    key = row.get("setting_key")
+    return f"{key}-{row.get('seed')}" if key not in (None, "") else f"trial {row.get('trial_id')}"
 
 
 def trial_rows(trial_id: str, config: dict[str, Any], result: dict[str, Any] | None,
