@@ -460,7 +460,7 @@ def test_the_section_counts_decided_settings_and_prices_the_undecided():
     # the undecided one, its interval, and the seeds its observed gap would need at 0.05 / 2
     need = seeds_to_decide(undecided_gaps, tolerance=0.5, level=0.025)
     assert "shrink 0.5 at +0.8 [" in text and f"after 4 seeds: about {need} seeds" in text
-    assert "t-test at 0.025 (the 0.05 error rate over the 2 judged settings)" in text
+    assert "t-test at 0.025 (the 0.05 error rate over 2 settings)" in text
 
 
 def test_a_section_without_undecided_settings_names_none_and_a_non_gap_study_says_nothing():

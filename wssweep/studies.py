@@ -236,7 +236,10 @@ def decided_text(run: StudyRun) -> str:
     text = (f"**Decided.** {len(judged) - len(undecided)} of {len(run.rows)} settings, with "
             f"{how}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ".")
     if undecided:
-        level = DEFAULT_ALPHA / len(judged)
+        # Each setting's share of the error rate: the sequential design splits it over every
+        # setting of the run (Bonferroni), Holm over the settings it judges.
+        family = len(run.rows) if plan is not None else len(judged)
+        level = DEFAULT_ALPHA / family
         needs = []
         for r in undecided:
             diffs = against_reference(run.trials(r), run.data.reference).diffs
@@ -254,8 +257,8 @@ def decided_text(run: StudyRun) -> str:
         if rest:
             shown.append(f"and {len(rest)} more, each needing {need_text(rest[0][0])} or more")
         text += (f" Undecided, closest first: {'; '.join(shown)}. Seeds needed: those at which "
-                 f"a one-sided t-test at {level:.2g} (the {DEFAULT_ALPHA:g} error rate over the "
-                 f"{len(judged)} judged settings) decides with {PLANNING_POWER * 100:.0f} % "
+                 f"a one-sided t-test at {level:.2g} (the {DEFAULT_ALPHA:g} error rate over "
+                 f"{family} settings) decides with {PLANNING_POWER * 100:.0f} % "
                  "power, were the true gap the one observed: a planning estimate, and a lower "
                  "bound for a design that spends its error rate over several looks.")
     return text
