@@ -116,8 +116,8 @@ class Reference:
             kinds = {p.how for p in self.parts}
             inner = ("its only cold recipe" if kinds == {"only"} else
                      HOW[kinds.pop()] if len(kinds) == 1 else "its reference cold start")
-            return (f"each value of {', '.join(self.problem)} (the problem, not the recipe) "
-                    f"judged against {inner}")
+            return (f"the reference of each warm start's own problem (each value of "
+                    f"{', '.join(self.problem)}): {inner}")
         return HOW[self.how]
 
     def leaves(self) -> list[Reference]:
