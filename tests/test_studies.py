@@ -167,6 +167,11 @@ TWO_REGIME = ["optim.schedule", "optim.switch_step", "optim.ratio"]
     ([1.1, 1.3, 1.2, 1.0], [0.1, 0.2, 0.0, 0.1], "disagree", "large rate throughout does better"),
     # the phase and the constant large rate do as well: the readings cannot be told apart
     ([0.1, 0.3, 0.2, 0.0], [0.3, 0.0, 0.1, 0.2], "unclear", "cannot tell the two readings"),
+    # the phase beats the constant large rate, but not (on these seeds) the small rate alone
+    ([2.0, -1.0, 3.5, 0.5], [5.1, 2.0, 6.4, 3.6], "unclear",
+     "beats the large rate held constant, but its change against the small rate alone is not"),
+    # neither change is shown
+    ([2.0, -1.0, 3.5, 0.5], [4.1, 4.4, 4.0, 4.3], "unclear", "Neither change is shown"),
 ])
 def test_two_regime_says_which_reading_the_data_support(phased, constant, verdict, says):
     run = fake_run(TWO_REGIME, two_regime_trials([3.0, 3.5, 2.5, 3.2], phased, constant))

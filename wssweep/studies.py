@@ -485,9 +485,18 @@ def compare_two_regime(run: StudyRun) -> tuple[str, str]:
                          + ("it does not narrow the small rate's gap." if no_better else
                             "the large rate throughout does better."))
             verdicts.append("disagree")
-        else:
+        elif beats_small:
             parts.append("A larger rate explains it as well as a large-step phase: the data "
                          "cannot tell the two readings apart.")
+            verdicts.append("unclear")
+        elif lhi < 0:
+            # The seeds-until-decided design stops a decided setting early: the pair shares few.
+            parts.append("The phase beats the large rate held constant, but its change against "
+                         "the small rate alone is not shown on the seeds both ran: the reading "
+                         "is not yet decided.")
+            verdicts.append("unclear")
+        else:
+            parts.append("Neither change is shown: the data cannot tell the two readings apart.")
             verdicts.append("unclear")
     if large is None and verdicts:
         parts.append("The run has no constant large-rate control, so a larger rate would explain "
