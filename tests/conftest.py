@@ -6,9 +6,10 @@ import tempfile
 
 import pytest
 
-# The slowest modules (real sweeps), slowest first. pytest-xdist (``--dist loadfile``) hands each
-# module whole to the next free worker in collection order: one collected last (test_studies,
-# test_sweep_e2e sort late by name) keeps one worker busy while the other idles.
+# The slowest modules (real sweeps), slowest first. pytest-xdist (``--dist loadfile
+# --no-loadscope-reorder``) hands each module whole to the next free worker in collection order:
+# one handed out last keeps one worker busy while the other idles. (Without the flag xdist orders
+# modules by test count, which puts these few-test, slow modules last.)
 SLOWEST_FIRST = ("test_sweep_e2e.py", "test_search_e2e.py", "test_bench.py", "test_cluster.py",
                  "test_resume.py", "test_studies.py", "test_cli.py", "test_dashboard.py",
                  "test_quickstart.py")
