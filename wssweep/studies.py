@@ -44,7 +44,7 @@ from wssweep.gapmap import (
     trial_outcome,
 )
 from wssweep.record import RESULTS_FILE, SWEEP_FILE, RunDir
-from wssweep.sequential import Plan
+from wssweep.sequential import Plan, seed_of
 from wssweep.verdicts import DEFAULT_ALPHA, PLANNING_POWER, VERDICTS, seeds_to_decide
 
 FIGURE_DIR = "figures"  # beside results.md
@@ -219,6 +219,11 @@ def judged_apart(run: StudyRun) -> bool:
                                 abs_tol=1e-9) for r in run.rows)
 
 
+def seeds_ran(run: StudyRun) -> list[int]:
+    """The distinct seeds the run's trials ran, in order."""
+    return sorted({seed_of(t) for t in run.data.rows if cell_text(t.get("seed"))})
+
+
 def decided_text(run: StudyRun) -> str:
     """How many settings the run decided, which stayed undecided, and how many seeds each of
     those would need (``wssweep.verdicts.seeds_to_decide`` at the level each setting is tested
@@ -229,7 +234,7 @@ def decided_text(run: StudyRun) -> str:
     undecided = [r for r in judged if r["verdict"] == "inconclusive"]
     counts = {v: sum(r["verdict"] == v for r in run.rows) for v in VERDICTS}
     plan = run.data.sweep.seed_plan
-    seeds = sorted({int(float(t["seed"])) for t in run.data.rows if cell_text(t.get("seed"))})
+    seeds = seeds_ran(run)
     how = (f"seeds added until decided ({plan.min_seeds} everywhere, then looks at "
            f"{', '.join(map(str, Plan(plan.min_seeds, plan.max_seeds).looks[1:]))} seeds where "
            "undecided)" if plan is not None else f"a fixed {len(seeds)} seeds")
@@ -1005,7 +1010,7 @@ def _setup(run: StudyRun) -> str:
         f"`{k}` ~ {p.get('distribution', 'range')}[{_val(p['min'])}, {_val(p['max'])}]"
         for k, p in params.items())
     plan = run.data.sweep.seed_plan
-    ran = sorted({int(float(t["seed"])) for t in run.data.rows if cell_text(t.get("seed"))})
+    ran = seeds_ran(run)
     seeds_text = (f"until decided, {plan.min_seeds} to {plan.max_seeds} per setting "
                   f"({len(ran)} distinct seeds ran)" if plan is not None else
                   f"{len(ran)} ({', '.join(map(str, ran))})")
