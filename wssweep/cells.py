@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from numbers import Integral, Real
 from typing import Any
@@ -74,3 +75,23 @@ def cell_text(cell: Any) -> str:
 def truthy(cell: Any) -> bool:
     """A boolean cell as results.csv writes one (``True``), or as other writers do (1, yes)."""
     return str(cell).strip().lower() in ("true", "1", "1.0", "yes")
+
+
+def mapping_cell(cell: Any) -> dict[str, Any] | None:
+    """A cell holding a swept mapping (results.csv writes one as JSON, e.g. a ``warm`` value of
+    ``{"intervention": "none", "keep_optimizer": false}``) as that mapping, else ``None``.
+
+    Example:
+        >>> mapping_cell('{"intervention": "dash"}'), mapping_cell("0.1"), mapping_cell({"a": 1})
+        ({'intervention': 'dash'}, None, {'a': 1})
+    """
+    if isinstance(cell, dict):
+        return cell
+    text = cell_text(cell)
+    if not text.startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -171,7 +171,8 @@ def plan_round(rows: Sequence[dict], grid: Sequence[dict], swept: Sequence[str],
         ident = tuple(cell_text(row.get(k)) for k in swept)
         if ident in groups:
             groups[ident].append(row)
-    settings = [dict(zip(swept, ident, strict=True)) for ident in idents]
+    # The grid's own values, not their cells' text: a mapping's text is no setting.
+    settings = [{k: setting.get(k) for k in swept} for setting in grid]
     done = [{seed_of(r) for r in groups[i] if finished(r)} for i in idents]
     first = [(s, seed) for s, have in zip(settings, done, strict=True)
              for seed in range(plan.min_seeds) if seed not in have]

@@ -1133,7 +1133,16 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def set_dotted(mapping: dict[str, Any], key: str, value: Any, origin: str = "--set") -> None:
-    """Set ``a.b.c`` in nested dicts, creating levels; a scalar in the way is an error."""
+    """Set ``a.b.c`` in nested dicts, creating levels; a scalar in the way is an error. A mapping
+    given for a mapping is merged into it, key by key, as W&B's nested parameters are: a swept
+    ``warm`` of ``{intervention: dash}`` keeps the experiment's other ``warm`` keys.
+
+    Example:
+        >>> experiment = {"warm": {"granularity": "slice"}}
+        >>> set_dotted(experiment, "warm", {"intervention": "dash"})
+        >>> experiment
+        {'warm': {'granularity': 'slice', 'intervention': 'dash'}}
+    """
     parts = key.split(".")
     node = mapping
     for i, part in enumerate(parts[:-1]):
@@ -1142,6 +1151,10 @@ def set_dotted(mapping: dict[str, Any], key: str, value: Any, origin: str = "--s
             where = ".".join(parts[: i + 1])
             raise InputError(f"{origin} {key}", f"{where} to be a mapping", child)
         node = child
+    if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+        for sub, item in value.items():
+            set_dotted(node, f"{parts[-1]}.{sub}", copy.deepcopy(item), origin)
+        return
     node[parts[-1]] = value
 
 

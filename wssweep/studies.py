@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from wssweep.cells import DASH, missing
+from wssweep.cells import DASH, mapping_cell, missing
 from wssweep.comparisons import against_reference
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
@@ -70,8 +70,21 @@ class StudyRun:
         return self.data.run_dir
 
     def value(self, row: dict[str, Any], key: str, default: Any = None) -> Any:
-        """A swept value of a summary or trial row, parsed; ``default`` when not swept."""
-        return parse_value(cell_text(row[key])) if key in row else default
+        """A swept value of a summary or trial row, parsed; ``default`` when not swept. A key
+        inside a swept mapping (``warm.intervention`` of a swept ``warm``) is looked up in it."""
+        if key in row:
+            return parse_value(cell_text(row[key]))
+        parts = key.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            node: Any = mapping_cell(row.get(".".join(parts[:cut])))
+            if node is None:
+                continue
+            for part in parts[cut:]:
+                if not isinstance(node, dict) or part not in node:
+                    return default
+                node = node[part]
+            return node
+        return default
 
     def fixed(self, key: str, default: Any = None) -> Any:
         """A key of the run's experiment (before any setting), e.g. ``optim.name``."""
@@ -159,6 +172,8 @@ def _short(key: str) -> str:
 
 
 def _val(value: Any) -> str:
+    if (mapping := mapping_cell(value)) is not None:
+        return ", ".join(f"{k} {_val(v)}" for k, v in mapping.items())
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
