@@ -8,6 +8,8 @@ false-alarm rate is ``CHECK_ALPHA``.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -209,3 +211,20 @@ def test_each_model_brings_its_own_reference_and_only_for_its_own_new_seeds():
     # logreg's reference recipe (lr 0.01) runs the new seeds for it; mlp's runs none
     assert asked == [("logreg", lr, seed) for lr in ("0.01", "0.1") for seed in (3, 4, 5)]
     assert step.verdicts[("mlp", "0.01")] in ("closed", "better")
+
+
+def test_rounds_hand_back_the_grids_own_values_a_mapping_included():
+    from wssweep.sequential import plan_round
+
+    # a swept mapping is written to results.csv as JSON text; the rounds match rows by that
+    # text but ask for the setting itself, which the trial merges into its section
+    grid = [{"warm": {"intervention": name}} for name in ("none", "dash")]
+    rows = [{"warm": json.dumps(s["warm"]), "seed": str(seed), "status": "completed",
+             "cold/test_acc": "80", "cold/val_acc": "80", "warm/test_acc": str(80 - 0.7 * seed)}
+            for s in grid for seed in range(3)]
+    step = plan_round(rows, grid, ["warm"], ROUND_PLAN, 0.5, 0.05)
+    assert step.trials and all(s in grid for s, _ in step.trials)
+    assert {seed for _, seed in step.trials} == {3, 4, 5}
+    # the first round, before any row, asks for them too
+    first = plan_round([], grid, ["warm"], ROUND_PLAN, 0.5, 0.05).trials
+    assert first == [(s, seed) for s in grid for seed in range(3)]

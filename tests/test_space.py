@@ -18,7 +18,8 @@ from ray.tune.search import Repeater
 from ray.tune.search.optuna import OptunaSearch
 
 from wssweep import space
-from wssweep.spec import ParameterSpec, load_sweep_spec
+from wssweep.errors import InputError
+from wssweep.spec import ParameterSpec, experiment_from_mapping, load_sweep_spec
 
 EXPERIMENT = "experiment: configs/batch_digits_logreg.yaml\n"
 REPO = Path(__file__).resolve().parents[1]
@@ -437,3 +438,30 @@ def test_grid_runs_each_distinct_experiment_once(tmp_path):
     assert space.trial_count(resolved.spec, resolved.experiment) == 14
     assert space.build_search(resolved, tmp_path).total_trials == 14
     assert "9 of the 16 combinations dropped as repeats" in space.describe(resolved)
+
+
+def test_a_swept_mapping_is_merged_into_its_section(tmp_path):
+    # W&B lets a value be a mapping; here it is merged into the experiment's section of that
+    # name, so baselines that differ in several keys at once are one axis of a grid
+    path = tmp_path / "spec.yaml"
+    path.write_text("experiment: configs/online_mnist1d_conv1d_sgdm.yaml\n"  # granularity: slice
+                    "method: grid\n"
+                    "parameters:\n"
+                    "  warm:\n"
+                    "    values:\n"
+                    "      - {intervention: none, keep_optimizer: false}\n"
+                    "      - {intervention: l2_init, l2_coef: 1.0e-3}\n"
+                    "seeds: [0]\n")
+    resolved = load_sweep_spec(path)
+    settings = space.grid_settings(resolved.spec, resolved.experiment)
+    assert settings == [{"warm": {"intervention": "none", "keep_optimizer": False}},
+                        {"warm": {"intervention": "l2_init", "l2_coef": 1e-3}}]
+    cfg = experiment_from_mapping(resolved.experiment, setting=settings[1])
+    # the mapping's keys are set; the section's other keys (the experiment's) are kept
+    assert (cfg.warm.intervention, cfg.warm.l2_coef, cfg.warm.granularity) == (
+        "l2_init", 1e-3, "slice")
+    # a bad key inside a mapping is named by its full path
+    path.write_text(EXPERIMENT + "parameters:\n  warm: {values: [{l2_coff: 1.0e-3}]}\n")
+    with pytest.raises(InputError) as caught:
+        load_sweep_spec(path)
+    assert caught.value.key == "parameters.warm.l2_coff"

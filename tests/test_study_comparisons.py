@@ -485,3 +485,26 @@ def test_the_table_shows_the_gap_to_the_reference_where_it_is_another_recipe():
     # one cold recipe: the two gaps are the same, and the table has one column
     same = verdict_table(fake_run(["shrink"], arm({"shrink": 1.0}, [3.0, 3.1, 2.9], val=True)))
     assert "vs reference cold" not in same
+
+
+def test_dash_reads_a_swept_warm_mapping():
+    # sweeps/dash.yaml sweeps `warm` itself, one mapping per baseline of their code: the
+    # comparison finds each intervention and optimizer state inside the mapping's JSON cell
+    def setting(name, kept=True):
+        return {"warm": json.dumps({"intervention": name, "keep_optimizer": kept})}
+
+    trials = arm(setting("none"), BEHIND, cold=88.0)
+    trials += arm(setting("none", kept=False), [2.0, 2.4, 1.8, 2.2], cold=88.0)
+    trials += arm(setting("dash"), LEVEL, cold=88.0, **FLOOR)
+    trials += arm(setting("l2_init"), [1.5, 1.7, 1.3, 1.5], cold=88.0, saving=1.2)
+    got, text = verdict_of(compare_dash, fake_run(["warm"], trials))
+    assert got == "agree", text
+    assert "optimizer kept: +3.1 [" in text and "optimizer reset: +2.1 [" in text
+    # the warm start beside DASH is the one sharing its (kept) optimizer; labels read the mapping
+    assert "(the warm start with its optimizer kept is at +3.1)" in text
+    assert "The best DASH setting (warm intervention dash, keep_optimizer True)" in text
+    assert "; L2-init at +1.5 [" in text
+    # a key the mapping does not give is the study's fixed value, as for any unswept key
+    run = fake_run(["warm"], arm({"warm": json.dumps({"intervention": "dash"})}, LEVEL))
+    assert run.value(run.rows[0], "warm.intervention") == "dash"
+    assert run.value(run.rows[0], "warm.keep_optimizer", "fixed") == "fixed"

@@ -68,7 +68,10 @@ def to_float(cell: Any) -> float:
 
 
 def cell_text(cell: Any) -> str:
-    """A cell as stripped text; a missing one is empty (``0`` is ``"0"``), as results.csv has it."""
+    """A cell as stripped text; a missing one is empty (``0`` is ``"0"``), as results.csv has it
+    (a list or mapping as JSON, so a swept mapping's value and its cell have one text)."""
+    if isinstance(cell, list | dict):
+        return json.dumps(cell)
     return EMPTY if missing(cell) else str(cell).strip()
 
 
