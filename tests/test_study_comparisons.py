@@ -508,3 +508,18 @@ def test_dash_reads_a_swept_warm_mapping():
     run = fake_run(["warm"], arm({"warm": json.dumps({"intervention": "dash"})}, LEVEL))
     assert run.value(run.rows[0], "warm.intervention") == "dash"
     assert run.value(run.rows[0], "warm.keep_optimizer", "fixed") == "fixed"
+
+
+@pytest.mark.parametrize("plan, says", [
+    ((4, 8), "with seeds added until decided (4 everywhere, then looks at 8 seeds where "
+             "undecided): 1 open."),
+    ((4, 4), "with seeds added until decided (4 everywhere, the only look): 1 open."),
+], ids=["two-looks", "one-look"])
+def test_the_section_names_the_looks_of_seeds_until_decided(plan, says):
+    from wssweep.record import SeedPlanRecord
+    from wssweep.studies import decided_text
+
+    run = fake_run(["shrink"], arm({"shrink": 1.0}, [3.0, 3.1, 2.9, 3.05]))
+    run.data.sweep = run.data.sweep.model_copy(
+        update={"seed_plan": SeedPlanRecord(min_seeds=plan[0], max_seeds=plan[1])})
+    assert decided_text(run) == f"**Decided.** 1 of 1 settings, {says}"

@@ -171,6 +171,12 @@ def _short(key: str) -> str:
     return key.rsplit(".", 1)[-1]
 
 
+def _values_text(values: Sequence[Any]) -> str:
+    """A parameter's values in a sentence; mappings (which hold commas) each in parentheses."""
+    return ("; " if any(mapping_cell(v) is not None for v in values) else ", ").join(
+        f"({_val(v)})" if mapping_cell(v) is not None else _val(v) for v in values)
+
+
 def _val(value: Any) -> str:
     if (mapping := mapping_cell(value)) is not None:
         return ", ".join(f"{k} {_val(v)}" for k, v in mapping.items())
@@ -250,9 +256,10 @@ def decided_text(run: StudyRun) -> str:
     counts = {v: sum(r["verdict"] == v for r in run.rows) for v in VERDICTS}
     plan = run.data.sweep.seed_plan
     seeds = seeds_ran(run)
-    how = (f"seeds added until decided ({plan.min_seeds} everywhere, then looks at "
-           f"{', '.join(map(str, Plan(plan.min_seeds, plan.max_seeds).looks[1:]))} seeds where "
-           "undecided)" if plan is not None else f"a fixed {len(seeds)} seeds")
+    later = Plan(plan.min_seeds, plan.max_seeds).looks[1:] if plan is not None else []
+    how = (f"seeds added until decided ({plan.min_seeds} everywhere"
+           + (f", then looks at {', '.join(map(str, later))} seeds where undecided)" if later
+              else ", the only look)") if plan is not None else f"a fixed {len(seeds)} seeds")
     text = (f"**Decided.** {len(judged) - len(undecided)} of {len(run.rows)} settings, with "
             f"{how}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ".")
     if undecided:
@@ -1020,7 +1027,7 @@ def _setup(run: StudyRun) -> str:
     spec = sweep.spec
     params = spec.get("parameters", {})
     axes = "; ".join(
-        f"`{k}` ∈ {{{', '.join(_val(v) for v in p['values'])}}}" if "values" in p else
+        f"`{k}` ∈ {{{_values_text(p['values'])}}}" if "values" in p else
         f"`{k}` = {_val(p['value'])}" if "value" in p else
         f"`{k}` ~ {p.get('distribution', 'range')}[{_val(p['min'])}, {_val(p['max'])}]"
         for k, p in params.items())
