@@ -502,7 +502,7 @@ def test_dash_reads_a_swept_warm_mapping():
     assert "optimizer kept: +3.1 [" in text and "optimizer reset: +2.1 [" in text
     # the warm start beside DASH is the one sharing its (kept) optimizer; labels read the mapping
     assert "(the warm start with its optimizer kept is at +3.1)" in text
-    assert "The best DASH setting (warm intervention dash, keep_optimizer True)" in text
+    assert "The best DASH setting (intervention dash, keep_optimizer True)" in text
     assert "; L2-init at +1.5 [" in text
     # a key the mapping does not give is the study's fixed value, as for any unswept key
     run = fake_run(["warm"], arm({"warm": json.dumps({"intervention": "dash"})}, LEVEL))

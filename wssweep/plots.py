@@ -21,7 +21,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from wssweep.cells import DASH, finite, missing
+from wssweep.cells import DASH, finite, mapping_cell, missing
 from wssweep.files import atomic_write
 from wssweep.gapmap import (
     NOT_APPLICABLE,
@@ -61,9 +61,16 @@ FAILED_FACE, EMPTY_FACE = "#c8c8c8", "#f3f3f3"
 
 
 def fmt_value(value: Any, digits: int = 3) -> str:
-    """A parameter value as a readable tick: ``0.001``, ``1e-5``, ``400``, ``shrink_perturb``."""
+    """A parameter value as a readable tick: ``0.001``, ``1e-5``, ``400``, ``shrink_perturb``.
+
+    Example:
+        >>> fmt_value(1e-05), fmt_value('{"intervention": "dash", "keep_optimizer": true}')
+        ('1e-5', 'intervention dash, keep_optimizer True')
+    """
     if missing(value):
         return DASH
+    if (mapping := mapping_cell(value)) is not None:  # a swept mapping: its keys name it
+        return ", ".join(f"{k} {fmt_value(v, digits)}" for k, v in mapping.items())
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e6):
@@ -132,7 +139,8 @@ def make_axis(key: str, rows: Sequence[dict[str, Any]]) -> Axis:
 def setting_label(row: dict[str, Any], keys: Sequence[str]) -> str:
     """``lr=0.01, warmup_steps=100`` over the varying axes; ``all trials`` when none vary."""
     names = _short_names(keys)
-    return ", ".join(f"{names[k]}={fmt_value(row.get(k))}" for k in keys) or "all trials"
+    return ", ".join(fmt_value(row.get(k)) if mapping_cell(row.get(k)) is not None
+                     else f"{names[k]}={fmt_value(row.get(k))}" for k in keys) or "all trials"
 
 
 # --------------------------------------------------------------------------------------------

@@ -164,7 +164,9 @@ def fmt_lr(x: float) -> str:
 
 def _label(run: StudyRun, row: dict[str, Any], keys: Sequence[str] | None = None) -> str:
     keys = keys if keys is not None else varying_keys(run)
-    return ", ".join(f"{_short(k)} {_val(row[k])}" for k in keys)
+    # A swept mapping's own keys name its values (``intervention dash, keep_optimizer True``).
+    return ", ".join(_val(row[k]) if mapping_cell(row[k]) is not None
+                     else f"{_short(k)} {_val(row[k])}" for k in keys)
 
 
 def _short(key: str) -> str:
