@@ -225,12 +225,10 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
             results = [run_trial(cfgs[0], progress=callbacks[0], cache=cache,
                                  checkpoint=todo[0].store)]
         elif fusable_configs(cfgs):
-            # Groups that start together split the new seeds' cold arms (run_group); a grid
-            # fused whole is one group, which trains them best in its own stack.
-            share = 1 if sweep.fuse == "settings" else at_once(sweep)
+            # Groups that start together split the new seeds' cold arms (run_group).
             results = run_group(cfgs, callbacks, cache=cache,
                                 checkpoint=GroupStore([m.store for m in todo]),
-                                on_stage=on_stage, cold_share=share)
+                                on_stage=on_stage, cold_share=at_once(sweep))
         else:  # members that cannot share one model (kind: nqm) run one after another
             results = [run_trial(c, progress=p, cache=cache, checkpoint=m.store)
                        for c, p, m in zip(cfgs, callbacks, todo, strict=True)]
