@@ -512,6 +512,14 @@ def load_run(run_dir: Path) -> SweepRecord:
     return sweep
 
 
+def _at_once(sweep: SweepRecord) -> int:
+    """How many trials the cluster runs at once: a sweep that runs until stopped creates no
+    more than that (Tune would otherwise queue ~200 pending trials that a stop leaves behind)."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // sweep.cpus_per_trial))
+
+
 def target_reached(sweep: SweepRecord) -> bool:
     """Whether a finished trial of ``sweep`` reached ``metric.target`` (so it has ended)."""
     from wssweep.spec import MetricSpec
@@ -554,16 +562,12 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
         RunDir(run_dir).write_record(sweep)
         shutil.copyfile(resolved.path, RunDir(run_dir).spec_copy)
         wrapped, run_config, _ = _tuner_parts(sweep, plan.total_trials, stopper=plan.stopper)
-        # A sweep that runs until stopped creates no more trials than run at once (Tune would
-        # otherwise queue ~200 pending trials that a stop leaves behind).
-        from wssweep.trial import at_once
-
         tuner = tune.Tuner(
             wrapped, param_space=plan.param_space, run_config=run_config,
             tune_config=tune.TuneConfig(
                 metric=plan.metric, mode=plan.mode, search_alg=plan.search_alg,
                 scheduler=plan.scheduler, num_samples=plan.num_samples, reuse_actors=True,
-                max_concurrent_trials=at_once(sweep) if plan.total_trials is None else None))
+                max_concurrent_trials=_at_once(sweep) if plan.total_trials is None else None))
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise

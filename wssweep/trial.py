@@ -84,14 +84,6 @@ def _hold(env: str) -> None:
         time.sleep(0.05)
 
 
-def at_once(sweep: SweepRecord) -> int:
-    """How many of the sweep's trials the cluster runs at once (its CPUs over each trial's); 1
-    outside Ray."""
-    if not ray.is_initialized():
-        return 1
-    return max(1, int(ray.cluster_resources().get("CPU", 1) // sweep.cpus_per_trial))
-
-
 def placed_config(sweep: SweepRecord, setting: dict[str, Any], seed: int,
                   device: str) -> ExperimentConfig:
     """The config a trial runs here: its setting and seed, this node's device and threads."""
@@ -225,10 +217,9 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
             results = [run_trial(cfgs[0], progress=callbacks[0], cache=cache,
                                  checkpoint=todo[0].store)]
         elif fusable_configs(cfgs):
-            # Groups that start together split the new seeds' cold arms (run_group).
             results = run_group(cfgs, callbacks, cache=cache,
                                 checkpoint=GroupStore([m.store for m in todo]),
-                                on_stage=on_stage, cold_share=at_once(sweep))
+                                on_stage=on_stage)
         else:  # members that cannot share one model (kind: nqm) run one after another
             results = [run_trial(c, progress=p, cache=cache, checkpoint=m.store)
                        for c, p, m in zip(cfgs, callbacks, todo, strict=True)]

@@ -291,37 +291,3 @@ def test_a_group_whose_cold_arm_claimant_dies_trains_the_cold_arm_itself(tmp_pat
     assert without(got, "baseline_reused") == without(alone, "baseline_reused")
     assert ArtifactCache(tmp_path / "shared").load(key)["cold"][-1].test_acc == got[0][
         "cold/test_acc"]
-
-
-def test_groups_starting_together_split_the_new_seeds_cold_arms(tmp_path):
-    # With two trial slots, the group that claims four new seeds' baselines keeps two cold arms
-    # and leaves two to the group waiting on their stage 1, instead of training all four while
-    # the other waits idle; each cold arm is still trained once, and nothing else changes.
-    from tests.test_cache import in_thread, joined
-    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
-
-    plain = [config(seed=s) for s in range(4)]
-    dash = [config(seed=s, warm={"intervention": "dash"}) for s in range(4)]
-    alone = [run_group(plain), run_group(dash)]
-    shared = ArtifactCache(tmp_path / "shared")
-    first = in_thread(lambda: run_group(plain, cache=ArtifactCache(tmp_path / "shared"),
-                                        cold_share=2))
-    keys = [baseline_key(c) for c in plain]
-    deadline = time.monotonic() + 120
-    while not all(shared.load(k + STAGE1_SUFFIX) is not None for k in keys):
-        assert time.monotonic() < deadline and first[0].is_alive(), "no stage 1 stored"
-        time.sleep(0.01)
-    second = in_thread(lambda: run_group(dash, cache=ArtifactCache(tmp_path / "shared"),
-                                         cold_share=2))
-    got = [joined(*first), joined(*second)]
-    trained = [[not m["baseline_reused"] for m in g] for g in got]
-    # the first keeps the first two seeds' cold arms (sorted by key), the second takes the rest
-    mine = sorted(keys)[:2]
-    assert trained[0] == [k in mine for k in keys] and trained[1] == [k not in mine for k in keys]
-    assert all(shared.load(k) is not None for k in keys)
-    for g, a in zip(got, alone, strict=True):
-        assert without(g, "baseline_reused") == without(a, "baseline_reused")
-    # a group alone trains the cold arms it gave up at the end: the same metrics again
-    lone = run_group(plain, cache=ArtifactCache(tmp_path / "lone"), cold_share=2)
-    assert [m["baseline_reused"] for m in lone] == [False] * 4
-    assert without(lone, "baseline_reused") == without(alone[0], "baseline_reused")

@@ -171,7 +171,6 @@ def run_group(
     cache: ArtifactCache | None = None,
     checkpoint: GroupCheckpoint | None = None,
     on_stage: Callable[[int], None] | None = None,
-    cold_share: int = 1,
 ) -> list[dict[str, Any]]:
     """Run the trials of ``cfgs`` (``fusable_configs``) as one group; element k is
     ``run_trial(cfgs[k], progress[k], cache)``'s metrics, and ``progress[k]`` receives the records
@@ -186,11 +185,6 @@ def run_group(
     is training is waited for before the group starts (keys are claimed in sorted order, so
     groups waiting on each other never deadlock); a key whose cold arm another process trains
     is waited for at the end, as ``run_trial`` waits, and trained here if that process died.
-    ``cold_share``: how many processes start groups at once (a sweep's trial slots). A group that
-    claims the cold arms of n new keys keeps the first ceil(n / cold_share) and gives up the
-    others' claims before storing their stage 1, so the groups waiting on that stage 1 take them
-    (and train them beside their warm arms) rather than wait while this one trains every seed's
-    cold arm; one left untaken is trained here at the end.
 
     ``checkpoint``, if given, receives every member's state after each finished stage, before
     that stage's records are sent; a group whose checkpoint holds states continues after that
@@ -209,7 +203,7 @@ def run_group(
     if len(progress) != len(cfgs):
         raise ValueError(f"{len(progress)} progress callbacks for {len(cfgs)} configs")
     try:
-        return _run(cfgs, progress, cache, checkpoint, on_stage or (lambda n: None), cold_share)
+        return _run(cfgs, progress, cache, checkpoint, on_stage or (lambda n: None))
     finally:
         if cache is not None:
             cache.release_all()  # a group that raised gives up its claims too
@@ -226,7 +220,7 @@ def _resumable(states: list[dict[str, Any]] | None, keys: list[str]) -> bool:
 def _run(cfgs: Sequence[ExperimentConfig],
          progress: Sequence[Callable[[dict[str, Any]], None] | None],
          cache: ArtifactCache | None, checkpoint: GroupCheckpoint | None,
-         on_stage: Callable[[int], None], cold_share: int = 1) -> list[dict[str, Any]]:
+         on_stage: Callable[[int], None]) -> list[dict[str, Any]]:
     torch.set_num_threads(max(c.threads for c in cfgs))
     device = resolve_device(cfgs[0].device)
     loaded: dict[str, Dataset] = {}
@@ -242,7 +236,7 @@ def _run(cfgs: Sequence[ExperimentConfig],
         members, bases = _restore(trials, keys, states, progress, cache)
         resumed_stage = start_stage = states[0]["stages_done"]
     else:
-        members, bases = _start(trials, keys, progress, cache, cold_share)
+        members, bases = _start(trials, keys, progress, cache)
         resumed_stage, start_stage = 0, 1
         _record_stage(members, 0, checkpoint, on_stage)
 
@@ -304,21 +298,13 @@ def _record_stage(members: list[_Member], stage: int, checkpoint: GroupCheckpoin
 
 def _start(trials: list[Trial], keys: list[str],
            progress: Sequence[Callable[[dict[str, Any]], None] | None],
-           cache: ArtifactCache | None,
-           cold_share: int = 1) -> tuple[list[_Member], dict[str, _Base]]:
+           cache: ArtifactCache | None) -> tuple[list[_Member], dict[str, _Base]]:
     """Every member after stage 1 (trained here once per key not stored)."""
     by_key = {}
     for trial, key in zip(trials, keys, strict=True):
         by_key.setdefault(key, trial)
     # Sorted: a group waits for another's stage 1 only on keys above all those it holds.
     bases = {key: _Base(key, by_key[key], find_baseline(cache, key)) for key in sorted(by_key)}
-    new = [b for b in bases.values() if b.found.stage1 is None and b.found.trains_cold]
-    if cache is not None and cold_share > 1 and len(new) > 1:
-        # Given up while this group still holds their stage 1: nobody can take the cold arm
-        # before its stage 1 is stored, and then whoever looks first does (find_baseline).
-        for b in new[-(-len(new) // cold_share):]:
-            cache.release(b.key)
-            b.found = Baseline(None, None, False)
     members: list[_Member] = []
     owners: set[str] = set()
     for trial, key, callback in zip(trials, keys, progress, strict=True):
