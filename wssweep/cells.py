@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
@@ -98,3 +99,13 @@ def mapping_cell(cell: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def mapping_text(mapping: dict[str, Any], fmt: Callable[[Any], str] = str) -> str:
+    """A swept mapping named by its own keys, each value through ``fmt``.
+
+    Example:
+        >>> mapping_text({"intervention": "l2_init", "l2_coef": 0.001})
+        'intervention l2_init, l2_coef 0.001'
+    """
+    return ", ".join(f"{k} {fmt(v)}" for k, v in mapping.items())

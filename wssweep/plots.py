@@ -21,7 +21,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from wssweep.cells import DASH, finite, mapping_cell, missing
+from wssweep.cells import DASH, finite, mapping_cell, mapping_text, missing
 from wssweep.files import atomic_write
 from wssweep.gapmap import (
     NOT_APPLICABLE,
@@ -70,7 +70,7 @@ def fmt_value(value: Any, digits: int = 3) -> str:
     if missing(value):
         return DASH
     if (mapping := mapping_cell(value)) is not None:  # a swept mapping: its keys name it
-        return ", ".join(f"{k} {fmt_value(v, digits)}" for k, v in mapping.items())
+        return mapping_text(mapping, lambda v: fmt_value(v, digits))
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e6):

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from wssweep.cells import DASH, mapping_cell, missing
+from wssweep.cells import DASH, mapping_cell, mapping_text, missing
 from wssweep.comparisons import against_reference
 from wssweep.errors import InputError
 from wssweep.files import atomic_write
@@ -181,7 +181,7 @@ def _values_text(values: Sequence[Any]) -> str:
 
 def _val(value: Any) -> str:
     if (mapping := mapping_cell(value)) is not None:
-        return ", ".join(f"{k} {_val(v)}" for k, v in mapping.items())
+        return mapping_text(mapping, _val)
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
