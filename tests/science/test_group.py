@@ -92,6 +92,12 @@ SETTINGS = {
     + [config(optim__name="gi_adam", lr=0.03, warm={"keep_optimizer": True})],
     "meta_chosen": [config(meta_horizon=2, cold_at_chosen_lr=True, seed=s,
                            warm={"meta_candidates": 3}) for s in range(2)] + [config(seed=0)],
+    # Two settings of one seed share stage 1 and each keeps its optimizer from it: neither
+    # may train on the other's momentum buffers.
+    "kept_optimizers": [config(optim__name="sgd", optim__momentum=0.9, lr=0.05, seed=0,
+                               warm={"keep_optimizer": True}),
+                        config(optim__name="sgd", optim__momentum=0.9, lr=0.05, seed=0,
+                               warm={"keep_optimizer": True, "intervention": "dash"})],
     "catapult": [config(warmup_steps=5, optim__warmup_init="catapult", seed=s)
                  for s in range(2)] + [config(warmup_steps=5, seed=0)],
 }
@@ -122,6 +128,26 @@ def test_a_group_with_a_cache_reuses_baselines_as_trials_in_a_row_do(tmp_path):
     assert [m["baseline_reused"] for m in again] == [True, True, True]
     same([{k: v for k, v in m.items() if k != "baseline_reused"} for m in again],
          [{k: v for k, v in m.items() if k != "baseline_reused"} for m in got], 1e-8)
+
+
+@pytest.mark.usefixtures("float64")
+def test_a_stored_baseline_keeps_stage_1s_optimizer_state_as_stage_1_left_it(tmp_path):
+    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
+
+    sgdm = {"optim__name": "sgd", "optim__momentum": 0.9, "lr": 0.05}
+    cache = ArtifactCache(tmp_path)
+    run_group([config(seed=0, warm={"keep_optimizer": True}, **sgdm)], cache=cache)
+    key = baseline_key(config(seed=0, **sgdm), "cpu")
+    first, full = cache.load(key + STAGE1_SUFFIX), cache.load(key)
+    # the warm arm that trained on from stage 1 did not move the stored momentum
+    stored = full["stage1"]["optimizer"]["state"]
+    for a, b in zip(first["optimizer"]["state"].values(), stored.values(), strict=True):
+        assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
+    # so a later group that keeps its optimizer from the stored stage 1 trains what a trial
+    # that trains its own stage 1 trains
+    later = config(seed=0, warm={"keep_optimizer": True, "intervention": "dash"}, **sgdm)
+    same(without(run_group([later], cache=cache), "baseline_reused"),
+         without([run_trial(later)], "baseline_reused"), 1e-8)
 
 
 def test_trials_of_a_seed_share_stage_1_and_the_cold_arm(monkeypatch):

@@ -51,3 +51,25 @@ def test_diverging_candidate_scores_inf_and_choice_is_deterministic():
     assert a.scores[1e30] == float("inf")
     # the same seed gives the same batches and the same scores
     assert a.scores == b.scores
+
+
+def test_candidates_each_start_from_the_kept_optimizer_state_and_leave_it_alone():
+    x, y, model = problem(2)
+
+    def momentum(params, lr):
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+    opt = momentum(model.parameters(), 0.1)
+    torch.nn.functional.cross_entropy(model(x[:64]), y[:64]).backward()
+    opt.step()
+    state = opt.state_dict()  # the live buffers, as the warm arm hands them over
+    before = [s["momentum_buffer"].clone() for s in state["state"].values()]
+    kw = {"horizon": 10, "batch_size": 64, "seed": 0, "score_batches": 3,
+          "optimizer_state": state}
+    both = short_horizon_lr(model, momentum, x, y, candidates=[0.05, 0.2], **kw)
+    alone = short_horizon_lr(model, momentum, x, y, candidates=[0.2], **kw)
+    # the second candidate starts from the state, not from the buffers the first one left
+    assert both.scores[0.2] == alone.scores[0.2]
+    # and the warm arm's own momentum is as it was
+    assert all(torch.equal(b, s["momentum_buffer"])
+               for b, s in zip(before, state["state"].values(), strict=True))

@@ -49,7 +49,7 @@ from wssweep.science.interventions import (
 from wssweep.science.meta import log_grid, short_horizon_lr
 from wssweep.science.models import build_model
 from wssweep.science.nqm import run_nqm
-from wssweep.science.optim import catapult_lr, make_optimizer
+from wssweep.science.optim import catapult_lr, load_optimizer_state, make_optimizer
 from wssweep.science.protocols import margin_select, stage_pools
 from wssweep.science.schedules import make_schedule
 from wssweep.science.train import StageResult, StopRule, train_stage
@@ -356,7 +356,7 @@ def restore_arm(trial: Trial, saved: dict[str, Any] | None) -> Arm | None:
     optimizer = None
     if saved["optimizer"] is not None:
         optimizer = trial.new_optimizer(model.parameters(), trial.cfg.lr)
-        optimizer.load_state_dict(saved["optimizer"])
+        load_optimizer_state(optimizer, saved["optimizer"])
     return Arm(model, optimizer, saved["pool"], list(saved["stages"]))
 
 
@@ -494,7 +494,7 @@ def load_stage1(trial: Trial, stage1: dict[str, Any]) -> tuple[nn.Module, torch.
     model = trial.new_model(init_seed_of(trial.cfg))
     model.load_state_dict(stage1["model"])
     optimizer = trial.new_optimizer(model.parameters(), trial.cfg.lr)
-    optimizer.load_state_dict(stage1["optimizer"])
+    load_optimizer_state(optimizer, stage1["optimizer"])
     return model, optimizer
 
 

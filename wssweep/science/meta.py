@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wssweep.science.optim import load_optimizer_state
 from wssweep.science.train import batches
 
 
@@ -69,7 +70,7 @@ def short_horizon_lr(
         trial.train()
         opt = make_optimizer(trial.parameters(), lr)
         if optimizer_state is not None:
-            opt.load_state_dict(optimizer_state)
+            load_optimizer_state(opt, optimizer_state)  # each its own copy
             for group in opt.param_groups:
                 group["lr"] = lr
         stream = batches(len(x), batch_size, torch.Generator().manual_seed(seed), x.device)

@@ -6,6 +6,7 @@ GI-Adam and the catapult search follow Kalra & Barkeshli, "Why Warmup the Learni
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -136,6 +137,27 @@ def _check_name(name: object) -> str:
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer name must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
     return name  # type: ignore[return-value]
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict(state)`` on a copy of ``state``.
+
+    torch's ``load_state_dict`` keeps ``state``'s tensors as the optimizer's own (no copy), and
+    ``state_dict()`` hands out the live ones: training the loaded optimizer would move its
+    momentum and moments in ``state`` too, and in every other optimizer loaded from it (a
+    stored stage 1, the meta-horizon's candidates).
+
+    Example:
+        >>> lin = nn.Linear(2, 1)
+        >>> opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+        >>> lin(torch.ones(1, 2)).sum().backward(); opt.step()
+        >>> saved = opt.state_dict()
+        >>> other = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+        >>> load_optimizer_state(other, saved)
+        >>> other.state[lin.weight]["momentum_buffer"] is saved["state"][0]["momentum_buffer"]
+        False
+    """
+    optimizer.load_state_dict(copy.deepcopy(state))
 
 
 def make_optimizer(
