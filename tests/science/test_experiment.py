@@ -250,9 +250,10 @@ def test_cached_baseline_gives_the_same_trial(kind, tmp_path):
     plain = config(protocol={"kind": kind, "chunks": 3, "stop": {"max_epochs": 3}})
     shrunk = config(protocol={"kind": kind, "chunks": 3, "stop": {"max_epochs": 3}},
                     warm={"intervention": "shrink_perturb", "keep_optimizer": True}, shrink=0.5)
-    fresh = run_trial(shrunk)
+    fresh_log, reused_log = [], []
+    fresh = run_trial(shrunk, fresh_log.append)
     first = run_trial(plain, cache=cache)
-    reused = run_trial(shrunk, cache=cache)
+    reused = run_trial(shrunk, reused_log.append, cache=cache)
     drop = {"warm/seconds", "cold/seconds", "warm/stage_seconds", "cold/stage_seconds",
             "baseline_reused"}
     # one baseline for both settings of the seed: stage 1 and the cold arm, and stage 1 stored
@@ -264,6 +265,10 @@ def test_cached_baseline_gives_the_same_trial(kind, tmp_path):
         k: v for k, v in fresh.items() if k not in drop}
     # and the cold arm is the one the first trial trained
     assert reused["cold/stage_seconds"] == first["cold/stage_seconds"]
+    # each stage record counts the cold steps up to its stage, though all were loaded at once
+    def stage_steps(log):
+        return [(r["stage"], r["cold/steps"]) for r in log if r["event"] == "stage"]
+    assert stage_steps(reused_log) == stage_steps(fresh_log)
 
 
 def test_baseline_key_ignores_warm_settings_only():

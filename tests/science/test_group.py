@@ -162,8 +162,9 @@ def test_trials_of_a_seed_share_stage_1_and_the_cold_arm(monkeypatch):
     cfgs = SETTINGS["interventions"]  # six of seed 0 and one of seed 1
     logs: list[list[dict]] = [[] for _ in cfgs]
     run_group(cfgs, [log.append for log in logs])
-    # stage 1 once per seed; then every warm arm and one cold arm per seed, in one call a stage
-    assert sizes == [2, 9, 9]
+    # stage 1 once per seed; then the later stages of one cold arm per seed, one call a stage;
+    # then every warm arm, in one call a stage
+    assert sizes == [2, 2, 2, 7, 7]
     # each trial still sees the cold arm's epochs, as run_trial would (it trains its own)
     cold = [sum(r.get("arm") == "cold" for r in log) for log in logs]
     assert cold == [6] * 7  # two later stages of 3 epochs
@@ -199,9 +200,11 @@ class MemoryCheckpoint:
     """A ``GroupCheckpoint`` in memory (each save serialized, as the disk store's is) that can
     'kill' the group once it has saved a given stage."""
 
-    def __init__(self, kill_after: int | None = None) -> None:
+    def __init__(self, kill_after: int | None = None, kill_at_save: int | None = None) -> None:
         self.saved: bytes | None = None
-        self.kill_after = kill_after
+        self.kill_after = kill_after  # stages done
+        self.kill_at_save = kill_at_save  # the n-th save, counting from 1
+        self.saves = 0
 
     def load(self):
         if self.saved is None:
@@ -214,8 +217,9 @@ class MemoryCheckpoint:
         buffer = io.BytesIO()
         torch.save(states, buffer)
         self.saved = buffer.getvalue()
-        if states[0]["stages_done"] == self.kill_after:
-            self.kill_after = None
+        self.saves += 1
+        if states[0]["stages_done"] == self.kill_after or self.saves == self.kill_at_save:
+            self.kill_after = self.kill_at_save = None
             raise Killed
 
 
@@ -253,6 +257,53 @@ def test_an_interrupted_group_resumes_after_its_last_stage_as_if_never_stopped(c
         tail = [r for r in whole[k] if r["stage"] == 3]
         assert without(after[k]) == without(tail)
         assert without(before[k]) == without(whole[k][: len(before[k])])
+
+
+def test_a_group_stopped_among_its_cold_arms_resumes_with_the_cold_stages_it_trained(
+        monkeypatch):
+    cfgs = SETTINGS["seeds"][:2]
+    whole = [[] for _ in cfgs]
+    want = run_group(cfgs, [log.append for log in whole])
+    # saves: after stage 1, after each of the cold arms' two later stages, after each warm one
+    checkpoint = MemoryCheckpoint(kill_at_save=2)
+    before = [[] for _ in cfgs]
+    with pytest.raises(Killed):
+        run_group(cfgs, [log.append for log in before], checkpoint=checkpoint)
+    sizes = []
+
+    def counting(members, **kw):
+        sizes.append(len(members))
+        return train_stage_group(members, **kw)
+
+    train_stage_group = group_module.train_stage_group
+    monkeypatch.setattr(group_module, "train_stage_group", counting)
+    after = [[] for _ in cfgs]
+    got = run_group(cfgs, [log.append for log in after], checkpoint=checkpoint)
+    # the cold arms' last stage, then the warm arms' two later stages: nothing trained twice
+    assert sizes == [2, 2, 2]
+    assert [m["resumed_stage"] for m in got] == [1, 1]
+    assert without(got, "resumed_stage") == without(want, "resumed_stage")
+    for k in range(len(cfgs)):
+        # the records are the uninterrupted group's, the cold arms' epochs included
+        assert without(before[k] + after[k]) == without(whole[k])
+
+
+def test_a_group_stores_its_cold_arms_before_its_warm_arms_train_on(tmp_path):
+    from wssweep.science.experiment import baseline_key
+
+    cfgs = SETTINGS["seeds"][:2]
+    cache = ArtifactCache(tmp_path)
+    stored = {}
+
+    def on_stage(n: int) -> None:
+        stored[n] = [cache.load(baseline_key(c)) is not None for c in cfgs]
+
+    got = run_group(cfgs, cache=cache, on_stage=on_stage)
+    # another group waiting on these cold arms has them before this group's warm arms' 2nd
+    # stage is over: it waits for cold arms, not for warm arms it does not need
+    assert stored == {1: [False, False], 2: [True, True], 3: [True, True]}
+    assert [cache.load(baseline_key(c))["cold"][-1].test_acc for c in cfgs] == [
+        m["cold/test_acc"] for m in got]
 
 
 def test_checkpoints_of_another_group_or_layout_are_not_resumed():

@@ -679,7 +679,7 @@ def stage_record(warm: Arm, cold: Arm, stage: int) -> dict[str, Any]:
         for split in ("test", "val"):
             acc = getattr(arm.stages[stage], f"{split}_acc") if done else None
             record[f"{name}/{split}_acc"] = finite_or_none(acc)
-        record[f"{name}/steps"] = sum(s.steps + s.extra_steps for s in arm.stages[1:])
+        record[f"{name}/steps"] = sum(s.steps + s.extra_steps for s in arm.stages[1:stage + 1])
     for gap, split in (("gap", "test"), ("val_gap", "val")):
         warm_acc, cold_acc = record[f"warm/{split}_acc"], record[f"cold/{split}_acc"]
         record[gap] = None if warm_acc is None or cold_acc is None else cold_acc - warm_acc

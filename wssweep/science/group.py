@@ -3,8 +3,12 @@
 The trials of a group share the shapes of their models and stages (``fusable_configs``), so each
 stage of all of them trains as one batched model (``fused.train_stage_group``): stage 1 once per
 distinct baseline (trials whose configs differ only in warm-arm settings share it, and their cold
-arm), then, at every later stage, every live warm arm, every cold arm and every cold start at the
-chosen rate in one call. What precedes a stage's training (the active protocol's pick, the
+arm); then every later stage of the cold arms the group trains, stored as soon as they are done;
+then, at every later stage, every live warm arm and every cold start at the chosen rate in one
+call. The cold arms come first so that other groups waiting on them wait for cold arms only, not
+for this group's warm arms too; and since a cold arm is stacked only with cold arms, and a warm
+arm only with its group's warm arms, no member's rounding depends on which group happened to
+claim a baseline. What precedes a stage's training (the active protocol's pick, the
 intervention, the meta-horizon's rate pick, the catapult search) runs per trial, as
 ``run_trial`` runs it. Models that cannot be fused (BatchNorm, dropout) train one by one.
 
@@ -111,6 +115,7 @@ class _Base:
     stage1: dict[str, Any] | None = None
     cold: Arm | None = None
     stage1_events: Events = field(default_factory=list)
+    cold_events: dict[int, Events] = field(default_factory=dict)  # stage -> epochs, as trained
 
     @property
     def pending(self) -> bool:
@@ -139,7 +144,8 @@ class _Member:
                 "stages_done": stages_done, "step": self.report.step, "done": self.done,
                 "trains_cold": self.trains_cold, "base_trains_cold": base.found.trains_cold,
                 "stage1": base.stage1, "warm": arm_state(self.warm),
-                "cold": arm_state(base.cold), "chosen": arm_state(self.chosen),
+                "cold": arm_state(base.cold), "cold_events": base.cold_events,
+                "chosen": arm_state(self.chosen),
                 "init_params": self.init_params, "rng": rng_state()}
 
 
@@ -239,24 +245,21 @@ def _run(cfgs: Sequence[ExperimentConfig],
         members, bases = _start(trials, keys, progress, cache)
         resumed_stage, start_stage = 0, 1
         _record_stage(members, 0, checkpoint, on_stage)
+    _train_cold_arms(members, bases, cache, checkpoint, start_stage)
 
     for stage in range(start_stage, trials[0].n_stages):
         events: dict[tuple[str, int], Events] = {}
         hook = functools.partial(_recorder, events)
         warm = {i: prepare_warm(m.trial, m.warm, stage, m.init_params, hook("warm", i))
                 for i, m in enumerate(members) if not m.done and not m.warm.diverged}
-        cold = {b.key: prepare_fresh(b.trial, b.cold, stage, hook("cold", id(b)))
-                for b in bases.values() if b.found.trains_cold and not b.cold.diverged}
         chosen = {i: prepare_fresh(m.trial, m.chosen, stage, hook(COLD_CHOSEN, i),
                                    lr=warm[i].lr)
                   for i, m in enumerate(members)
                   if m.chosen is not None and not m.chosen.diverged and i in warm}
-        results = iter(_train([*warm.values(), *cold.values(), *chosen.values()]))
+        results = iter(_train([*warm.values(), *chosen.values()]))
         for i, job in warm.items():
             members[i].warm.stages.append(next(results))
             members[i].warm.optimizer = job.member.optimizer
-        for key in cold:
-            bases[key].cold.stages.append(next(results))
         for i in chosen:
             members[i].chosen.stages.append(next(results))
         live = []
@@ -265,7 +268,7 @@ def _run(cfgs: Sequence[ExperimentConfig],
                 continue
             _replay(m.report, "warm", stage, events.get(("warm", i), []))
             if m.trains_cold:
-                _replay(m.report, "cold", stage, events.get(("cold", id(m.base)), []))
+                _replay(m.report, "cold", stage, m.base.cold_events.get(stage, []))
             _replay(m.report, COLD_CHOSEN, stage, events.get((COLD_CHOSEN, i), []))
             if m.warm.diverged and (m.base.cold.diverged or m.base.pending):
                 m.done = True
@@ -274,12 +277,6 @@ def _run(cfgs: Sequence[ExperimentConfig],
             live.append(m)
         _record_stage(members, stage, checkpoint, on_stage, live)
 
-    if cache is not None:
-        for b in bases.values():
-            if b.found.trains_cold:
-                cache.save(b.key, {"stage1": b.stage1, "cold": b.cold.stages},
-                           about=baseline_about(b.trial.cfg))
-                cache.release(b.key)
     _finish_pending(members, bases, cache)
     return [trial_metrics(m.trial, m.warm, m.base.cold, m.chosen,
                           resumed_stage=resumed_stage, trains_cold=m.trains_cold) for m in members]
@@ -294,6 +291,46 @@ def _record_stage(members: list[_Member], stage: int, checkpoint: GroupCheckpoin
     for m in members if live is None else live:
         m.report.emit(stage_record(m.warm, m.base.cold, stage))
     on_stage(stage + 1)
+
+
+def _train_colds(bases: list[_Base], after_stage: Callable[[], None] | None = None) -> None:
+    """Every stage ``bases``' cold arms have left, as one stack a stage (cold arms only, so a
+    cold arm's rounding never depends on the warm arms of whichever group trains it); each
+    stage's epochs go to ``cold_events`` for the members to replay; ``after_stage``, if given,
+    is called once each stage is trained."""
+    for stage in range(1, bases[0].trial.n_stages if bases else 0):
+        todo = [b for b in bases if len(b.cold.stages) == stage and not b.cold.diverged]
+        if not todo:
+            continue
+        events: dict[tuple[str, int], Events] = {}
+        jobs = [prepare_fresh(b.trial, b.cold, stage, _recorder(events, "cold", id(b)))
+                for b in todo]
+        for b, result in zip(todo, _train(jobs), strict=True):
+            b.cold.stages.append(result)
+            b.cold_events[stage] = events.get(("cold", id(b)), [])
+        if after_stage is not None:
+            after_stage()
+
+
+def _store(bases: list[_Base], cache: ArtifactCache | None) -> None:
+    """Store the finished cold arms this group trains, and give up their claims."""
+    for b in bases:
+        if cache is not None and b.found.trains_cold:
+            cache.save(b.key, {"stage1": b.stage1, "cold": b.cold.stages},
+                       about=baseline_about(b.trial.cfg))
+            cache.release(b.key)
+
+
+def _train_cold_arms(members: list[_Member], bases: dict[str, _Base],
+                     cache: ArtifactCache | None, checkpoint: GroupCheckpoint | None,
+                     stages_done: int) -> None:
+    """The cold arms this group trains, every stage, stored at once (a checkpoint after each
+    stage: a group stopped here resumes with the cold stages it trained)."""
+    mine = [b for b in bases.values() if b.found.trains_cold]
+    save = None if checkpoint is None else (
+        lambda: checkpoint.save([m.state(stages_done) for m in members]))
+    _train_colds(mine, save)
+    _store(mine, cache)
 
 
 def _start(trials: list[Trial], keys: list[str],
@@ -349,7 +386,8 @@ def _restore(trials: list[Trial], keys: list[str], states: list[dict[str, Any]],
         if key not in bases:
             trains = state["base_trains_cold"]
             bases[key] = _Base(key, trial, Baseline(state["stage1"], None, trains),
-                               stage1=state["stage1"], cold=restore_arm(trial, state["cold"]))
+                               stage1=state["stage1"], cold=restore_arm(trial, state["cold"]),
+                               cold_events=state.get("cold_events", {}))
             if trains and cache is not None:
                 # The claim went with the process that died; as run_trial, take it again.
                 cache.claim(key)
@@ -379,19 +417,9 @@ def _finish_pending(members: list[_Member], bases: dict[str, _Base],
         owner = next(m for m in members if m.base is b)
         owner.trains_cold = owner.trains_cold or b.found.trains_cold
         left.append(b)
-    n_stages = members[0].trial.n_stages
-    for stage in range(1, n_stages):
-        events: dict[tuple[str, int], Events] = {}
-        todo = [b for b in left if len(b.cold.stages) == stage and not b.cold.diverged]
-        jobs = [prepare_fresh(b.trial, b.cold, stage, _recorder(events, "cold", id(b)))
-                for b in todo]
-        for b, result in zip(todo, _train(jobs), strict=True):
-            b.cold.stages.append(result)
-        for m in members:
-            if m.trains_cold and m.base in todo:
-                _replay(m.report, "cold", stage, events.get(("cold", id(m.base)), []))
-    for b in left:
-        if cache is not None and b.found.trains_cold:
-            cache.save(b.key, {"stage1": b.stage1, "cold": b.cold.stages},
-                       about=baseline_about(b.trial.cfg))
-            cache.release(b.key)
+    _train_colds(left)
+    for m in members:
+        if m.trains_cold and m.base in left:
+            for stage in range(1, m.trial.n_stages):
+                _replay(m.report, "cold", stage, m.base.cold_events.get(stage, []))
+    _store(left, cache)
