@@ -81,20 +81,25 @@ def test_a_grid_groups_the_seeds_of_each_setting_by_default_or_every_setting_on_
     plan = space.build_search(resolved, tmp_path / "run")
     entries = plan.param_space["trial"]["grid_search"]
     # one Tune trial per setting, its members that setting's seeds in order; the plan still
-    # counts (setting, seed) trials
-    assert entries == [{"group": trials[i:i + 2]} for i in range(0, 12, 2)]
+    # counts (setting, seed) trials. The first group of each rate claims its seeds' cold arms
+    # at its start (a rate changes the baseline; an intervention does not): shrink-and-perturb's
+    # groups leave them to the plain warm start's of their rate, listed first
+    assert entries == [{"group": trials[i:i + 2], space.CLAIMS_COLD: i < 6}
+                       for i in range(0, 12, 2)]
+    assert [space.claims_cold_arms({"trial": e}) for e in entries] == [True] * 3 + [False] * 3
+    assert space.claims_cold_arms({"trial": {"setting": {}, "seed": 0}})  # not a grid's group
     assert plan.total_trials == 12
     assert [space.trial_members({"trial": e}, [0, 1]) for e in entries][1] == [
         (trials[2]["setting"], 0), (trials[3]["setting"], 1)]
     # fuse: settings -> every setting of the grid in one group (they share the model's shapes)
     resolved = load(tmp_path, GRID + "resources: {fuse: settings}\n")
     entries = space.build_search(resolved, tmp_path / "run2").param_space["trial"]["grid_search"]
-    assert entries == [{"group": trials}]
+    assert entries == [{"group": trials, space.CLAIMS_COLD: True}]
     # ... but settings of another model shape make another group
     resolved = load(tmp_path, GRID.replace("  warm.perturb", "  model.width: {values: [8, 16]}\n"
                                            "  warm.perturb") + "resources: {fuse: settings}\n")
     entries = space.build_search(resolved, tmp_path / "run3").param_space["trial"]["grid_search"]
-    assert [len(e["group"]) for e in entries] == [12, 12]
+    assert [(len(e["group"]), e[space.CLAIMS_COLD]) for e in entries] == [(12, True), (12, True)]
     assert {t["setting"]["model.width"] for t in entries[1]["group"]} == {16}
 
 

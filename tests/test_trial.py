@@ -235,3 +235,19 @@ def test_an_exception_of_the_science_in_a_group_is_every_members_result(group_ru
     assert [r["status"] for r in finals] == ["error"] * 3
     assert all("refuses this group" in r["error"] for r in finals)
     assert reports[-1]["final"] and reports[-1]["members"] == 3
+
+
+@pytest.mark.parametrize("claims", [True, False, None])
+def test_a_group_claims_its_cold_arms_at_its_start_as_its_entry_says(group_run, monkeypatch,
+                                                                     claims):
+    from wssweep.space import CLAIMS_COLD
+
+    record, reports, calls = group_run
+    seen = []
+    real = trial.run_group
+    monkeypatch.setattr(trial, "run_group", lambda *a, **kw: (
+        seen.append(kw["claim_cold_arms"]), real(*a, **kw))[1])
+    entry = dict(GROUP["trial"]) if claims is None else {**GROUP["trial"], CLAIMS_COLD: claims}
+    trial.trainable({"trial": entry}, record)
+    # no flag (a search's group, a run from before it): it claims, as it always did
+    assert seen == [True if claims is None else claims]

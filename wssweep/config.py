@@ -491,6 +491,19 @@ class ExperimentConfig(_Strict):
             node[leaf] = default[leaf]
         return out
 
+    def baseline_recipe(self) -> str:
+        """What determines stage 1 and the cold arm: the config without its warm-only keys
+        (``WARM_ONLY_KEYS``), as sorted JSON. Configs with the same recipe share a baseline
+        (``wssweep.science.experiment.baseline_key`` adds the device type and the code).
+
+        Example:
+            >>> a = ExperimentConfig.model_validate({"shrink": 0.5})
+            >>> a.baseline_recipe() == a.model_copy(update={"shrink": 0.9}).baseline_recipe()
+            True
+        """
+        return json.dumps(self.model_dump(exclude=set(WARM_ONLY_KEYS)), sort_keys=True,
+                          default=str)
+
     def fusion_signature(self) -> str | None:
         """What trials must share to train as one fused group (``wssweep.science.group``): the
         data (its seed aside), the model, the optimizer type, the batch size, the protocol's

@@ -77,6 +77,9 @@ if TYPE_CHECKING:
 TIME_ATTR = "stages_done"
 #: Where the Repeater puts a trial's repeat index (``ray.tune.search.repeater.TRIAL_INDEX``).
 TRIAL_INDEX = "__trial_index__"
+#: A group entry's flag: it claims its cold arms at its start (``run_group``'s
+#: ``claim_cold_arms``); absent means it does.
+CLAIMS_COLD = "claims_cold_arms"
 #: Fixed seeds, so the same spec draws the same settings every time.
 RANDOM_STATE = 0
 OPTUNA_SEED = 0
@@ -467,6 +470,12 @@ def trial_members(config: dict[str, Any], seeds: list[int]) -> list[tuple[dict[s
     return [trial_identity(config, seeds)]
 
 
+def claims_cold_arms(config: dict[str, Any]) -> bool:
+    """Whether the group of a trial's ``config`` claims its cold arms at its start (the
+    ``CLAIMS_COLD`` flag ``fused_trials`` sets; a search's groups, and older runs, do)."""
+    return bool(config.get("trial", config).get(CLAIMS_COLD, True))
+
+
 def fused_trials(trials: list[dict[str, Any]], fuse: str | bool,
                  experiment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """``trials`` (``{"setting", "seed"}`` each) as the entries of a grid: each alone
@@ -475,16 +484,25 @@ def fused_trials(trials: list[dict[str, Any]], fuse: str | bool,
     ``ExperimentConfig.fusion_signature``). A group of one stays a plain trial; an experiment
     that trains no network (nqm) is never grouped.
 
+    A group claims its cold arms at its start only if no earlier entry shares one of its
+    baselines (``ExperimentConfig.baseline_recipe`` and seed): the first-listed setting's group
+    trains them, and the others, which start beside it, train their warm arms and wait (or train
+    at their end what nobody claimed). So which group trains a round's cold arms is the spec's
+    order, not a race: list first the setting whose warm arms are cheapest.
+
     Example:
-        >>> trials = [{"setting": {"lr": lr}, "seed": s} for lr in (0.1, 0.3) for s in (0, 1)]
+        >>> trials = [{"setting": {"shrink": x}, "seed": s} for x in (0.1, 0.3) for s in (0, 1)]
         >>> [len(e.get("group", [e])) for e in fused_trials(trials, "seeds")]
         [2, 2]
+        >>> [e[CLAIMS_COLD] for e in fused_trials(trials, "seeds")]  # one baseline per seed
+        [True, False]
         >>> [len(e.get("group", [e])) for e in fused_trials(trials, "settings")]
         [4]
     """
     if not fuse:
         return [dict(t) for t in trials]
     groups: dict[str, list[dict[str, Any]]] = {}
+    recipes: dict[str, set[str]] = {}  # group -> its members' baselines
     for trial in trials:
         cfg = experiment_from_mapping(experiment or {},
                                       setting={**trial["setting"], "seed": trial["seed"]})
@@ -496,8 +514,13 @@ def fused_trials(trials: list[dict[str, Any]], fuse: str | bool,
         else:
             by = json.dumps([signature, trial["setting"]], sort_keys=True, default=str)
         groups.setdefault(by, []).append(dict(trial))
-    return [members[0] if len(members) == 1 else {"group": members}
-            for members in groups.values()]
+        recipes.setdefault(by, set()).add(cfg.baseline_recipe())  # the seed is in it
+    entries, seen = [], set()
+    for by, members in groups.items():
+        entries.append(members[0] if len(members) == 1 else
+                       {"group": members, CLAIMS_COLD: not recipes[by] & seen})
+        seen |= recipes[by]
+    return entries
 
 
 def applied_fuse(spec: SweepSpec, experiment: dict[str, Any] | None = None) -> str | bool:

@@ -30,6 +30,7 @@ from wssweep.record import RunDir, SweepRecord
 from wssweep.results import error_line
 from wssweep.science.experiment import run_trial
 from wssweep.science.group import fusable_configs, run_group
+from wssweep.space import claims_cold_arms
 from wssweep.spec import experiment_from_mapping
 
 if TYPE_CHECKING:
@@ -219,7 +220,7 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
         elif fusable_configs(cfgs):
             results = run_group(cfgs, callbacks, cache=cache,
                                 checkpoint=GroupStore([m.store for m in todo]),
-                                on_stage=on_stage)
+                                on_stage=on_stage, claim_cold_arms=claims_cold_arms(config))
         else:  # members that cannot share one model (kind: nqm) run one after another
             results = [run_trial(c, progress=p, cache=cache, checkpoint=m.store)
                        for c, p, m in zip(cfgs, callbacks, todo, strict=True)]

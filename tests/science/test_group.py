@@ -316,7 +316,7 @@ def test_checkpoints_of_another_group_or_layout_are_not_resumed():
     assert [m["resumed_stage"] for m in got] == [0, 0]
 
 
-def waiting_on_a_claimant(tmp_path, cfgs, logs=None):
+def waiting_on_a_claimant(tmp_path, cfgs, logs=None, **kwargs):
     """``run_group(cfgs)`` in a thread, on a shared cache where another process has stored
     ``cfgs[0]``'s stage 1 (as run_trial stores it at once) and still holds the claim on its cold
     arm; returns (the claimant, the key, the finished artifact, the thread) once the group waits
@@ -331,7 +331,8 @@ def waiting_on_a_claimant(tmp_path, cfgs, logs=None):
     claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
     assert claimant.claim(key)
     progress = None if logs is None else [log.append for log in logs]
-    group = in_thread(lambda: run_group(cfgs, progress, cache=ArtifactCache(tmp_path / "shared")))
+    group = in_thread(lambda: run_group(cfgs, progress, cache=ArtifactCache(tmp_path / "shared"),
+                                        **kwargs))
     deadline = time.monotonic() + 120
     while not blocked_on(tmp_path / "shared" / f"{key}.lock"):
         assert time.monotonic() < deadline and group[0].is_alive(), "the group did not wait"
@@ -339,19 +340,23 @@ def waiting_on_a_claimant(tmp_path, cfgs, logs=None):
     return claimant, key, elsewhere.load(key), group
 
 
-def test_a_group_trains_its_warm_arms_while_another_process_trains_the_cold_arm(tmp_path):
+@pytest.mark.parametrize("claim_cold_arms", [True, False])
+def test_a_group_trains_its_warm_arms_while_another_process_trains_the_cold_arm(
+        tmp_path, claim_cold_arms):
     from tests.test_cache import joined
 
     cfgs = [config(seed=0), config(seed=1)]
     alone = run_group(cfgs)
     logs = [[], []]
-    claimant, key, finished, group = waiting_on_a_claimant(tmp_path, cfgs, logs)
-    # it trained every stage of both warm arms (and seed 1's cold arm) before waiting
+    claimant, key, finished, group = waiting_on_a_claimant(tmp_path, cfgs, logs,
+                                                           claim_cold_arms=claim_cold_arms)
+    # it trained every stage of both warm arms (and, claiming, seed 1's cold arm) before waiting
     assert max(r["stages_done"] for r in logs[0]) == 3
     assert not any(r.get("arm") == "cold" for r in logs[0] if r["event"] == "epoch")
     claimant.save(key, finished)
     claimant.release(key)
     got = joined(*group)
+    # seed 1's cold arm, which nobody else claimed, it trained itself either way
     assert [m["baseline_reused"] for m in got] == [True, False]
     assert without(got, "baseline_reused") == without(alone, "baseline_reused")
 
@@ -368,3 +373,81 @@ def test_a_group_whose_cold_arm_claimant_dies_trains_the_cold_arm_itself(tmp_pat
     assert without(got, "baseline_reused") == without(alone, "baseline_reused")
     assert ArtifactCache(tmp_path / "shared").load(key)["cold"][-1].test_acc == got[0][
         "cold/test_acc"]
+
+
+# --- a group that leaves its cold arms to the group listed first (claim_cold_arms=False) -----
+
+
+def by_arm(log: list[dict]) -> dict[str, list[dict]]:
+    """A member's records, per arm, in the order it sent them (without wall-clock fields and
+    counters, which depend on when they were sent)."""
+    out: dict[str, list[dict]] = {}
+    for r in without(log):
+        out.setdefault(r.get("arm", r["event"]), []).append(
+            {k: v for k, v in r.items() if k not in ("step", "stages_done")})
+    return out
+
+
+def test_a_group_that_does_not_claim_cold_arms_trains_those_nobody_claimed_at_its_end(
+        tmp_path):
+    from wssweep.science.experiment import baseline_key
+
+    cfgs = SETTINGS["seeds"][:2]
+    eager_logs = [[] for _ in cfgs]
+    eager = run_group(cfgs, [log.append for log in eager_logs],
+                      cache=ArtifactCache(tmp_path / "eager"))
+    cache = ArtifactCache(tmp_path / "lazy")
+    stored = {}
+    lazy_logs = [[] for _ in cfgs]
+    lazy = run_group(cfgs, [log.append for log in lazy_logs], cache=cache,
+                     claim_cold_arms=False,
+                     on_stage=lambda n: stored.setdefault(n, [cache.load(baseline_key(c))
+                                                             is not None for c in cfgs]))
+    # its warm arms' stages came first and nobody else claimed the cold arms: it trained and
+    # stored them at its end
+    assert stored == {1: [False, False], 2: [False, False], 3: [False, False]}
+    assert all(cache.load(baseline_key(c)) is not None for c in cfgs)
+    assert [m["baseline_reused"] for m in lazy] == [False, False]
+    # the same numbers as the group that trained them first (each stack holds the same arms),
+    # and the same records of each arm
+    assert without(lazy) == without(eager)
+    for got, want in zip(lazy_logs, eager_logs, strict=True):
+        assert by_arm(got)["cold"] == by_arm(want)["cold"]
+        assert by_arm(got)["warm"] == by_arm(want)["warm"]
+
+
+def test_a_group_stopped_among_the_cold_arms_it_claimed_at_its_end_resumes_them(
+        tmp_path, monkeypatch):
+    from wssweep.science.experiment import baseline_key
+
+    cfgs = SETTINGS["seeds"][:2]
+    whole = [[] for _ in cfgs]
+    want = run_group(cfgs, [log.append for log in whole], cache=ArtifactCache(tmp_path / "a"),
+                     claim_cold_arms=False)
+    # saves: after stage 1, after each warm later stage (2), after the first cold one: stopped
+    checkpoint = MemoryCheckpoint(kill_at_save=4)
+    before = [[] for _ in cfgs]
+    with pytest.raises(Killed):  # its claims go with it, as with a process that dies
+        run_group(cfgs, [log.append for log in before], cache=ArtifactCache(tmp_path / "b"),
+                  checkpoint=checkpoint, claim_cold_arms=False)
+    sizes = []
+
+    def counting(members, **kw):
+        sizes.append(len(members))
+        return train_stage_group(members, **kw)
+
+    train_stage_group = group_module.train_stage_group
+    monkeypatch.setattr(group_module, "train_stage_group", counting)
+    after = [[] for _ in cfgs]
+    cache = ArtifactCache(tmp_path / "b")
+    got = run_group(cfgs, [log.append for log in after], cache=cache, checkpoint=checkpoint,
+                    claim_cold_arms=False)
+    # it took its claims again and trained only the cold arms' last stage, then stored them
+    assert sizes == [2]
+    assert [m["resumed_stage"] for m in got] == [3, 3]
+    assert without(got, "resumed_stage") == without(want, "resumed_stage")
+    for k, cfg in enumerate(cfgs):
+        # the cold arms' epochs, sent once they were all trained, as the uninterrupted group
+        assert {(r["event"], r.get("arm")) for r in after[k]} == {("epoch", "cold")}
+        assert without(before[k] + after[k]) == without(whole[k])
+        assert cache.load(baseline_key(cfg))["cold"][-1].test_acc == got[k]["cold/test_acc"]

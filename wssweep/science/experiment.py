@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from wssweep.cells import finite_or_none
-from wssweep.config import WARM_ONLY_KEYS
 from wssweep.science.data import Dataset, holdout, load_dataset, subset
 from wssweep.science.fused import Member
 from wssweep.science.interventions import (
@@ -106,7 +105,7 @@ def baseline_key(cfg: ExperimentConfig, device: str = "cpu") -> str:
         (True, False, False)
     """
     user = tuple(p for p in (cfg.data.loader, cfg.model.factory) if p)
-    text = json.dumps({"config": cfg.model_dump(exclude=set(WARM_ONLY_KEYS)), "device": device,
+    text = json.dumps({"config": json.loads(cfg.baseline_recipe()), "device": device,
                        "code": code_version(*user)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -378,13 +377,14 @@ class Baseline:
     trains_cold: bool  # this trial trains the cold arm (it holds the claim, or has no cache)
 
 
-def find_baseline(cache: ArtifactCache | None, key: str) -> Baseline:
+def find_baseline(cache: ArtifactCache | None, key: str, claim_cold: bool = True) -> Baseline:
     """Stage 1 and the cold arm of ``key``: stored, claimed here, or being trained elsewhere.
 
     A trial that finds nothing stored claims stage 1 and the cold arm and trains both (stage 1
     is stored at once); one that finds the claim taken waits for stage 1 and trains its warm arm
     while the claimant trains the cold arm, then waits for that (``run_trial``). A claimant that
-    died leaves its claims free: the next to look takes them.
+    died leaves its claims free: the next to look takes them. With ``claim_cold`` false the cold
+    arm is left unclaimed (``trains_cold`` false), for its caller to claim later if nobody has.
     """
     if cache is None:
         return Baseline(None, None, True)
@@ -396,7 +396,7 @@ def find_baseline(cache: ArtifactCache | None, key: str) -> Baseline:
         stage1 = cache.load(first)
         if stage1 is not None:
             # Stage 1 is stored: the cold arm is claimed by whoever trains it, or by no one.
-            if not cache.claim(key):
+            if not claim_cold or not cache.claim(key):
                 return Baseline(stage1, None, False)
             if cache.load(key) is not None:  # stored between the two looks
                 cache.release(key)
@@ -408,7 +408,7 @@ def find_baseline(cache: ArtifactCache | None, key: str) -> Baseline:
                 continue
             # Whoever trains stage 1 trains the cold arm: both claims are taken stage 1 first,
             # so nobody else holds the second.
-            return Baseline(None, None, cache.claim(key))
+            return Baseline(None, None, claim_cold and cache.claim(key))
         cache.wait(first)  # until its claimant stores it (or dies); then look again
 
 

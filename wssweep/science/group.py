@@ -116,6 +116,7 @@ class _Base:
     cold: Arm | None = None
     stage1_events: Events = field(default_factory=list)
     cold_events: dict[int, Events] = field(default_factory=dict)  # stage -> epochs, as trained
+    late: bool = False  # its cold arm was claimed at the group's end (``_finish_pending``)
 
     @property
     def pending(self) -> bool:
@@ -143,6 +144,7 @@ class _Member:
         return {"version": CHECKPOINT_VERSION, "group": True, "baseline_key": base.key,
                 "stages_done": stages_done, "step": self.report.step, "done": self.done,
                 "trains_cold": self.trains_cold, "base_trains_cold": base.found.trains_cold,
+                "base_late": base.late,
                 "stage1": base.stage1, "warm": arm_state(self.warm),
                 "cold": arm_state(base.cold), "cold_events": base.cold_events,
                 "chosen": arm_state(self.chosen),
@@ -177,6 +179,7 @@ def run_group(
     cache: ArtifactCache | None = None,
     checkpoint: GroupCheckpoint | None = None,
     on_stage: Callable[[int], None] | None = None,
+    claim_cold_arms: bool = True,
 ) -> list[dict[str, Any]]:
     """Run the trials of ``cfgs`` (``fusable_configs``) as one group; element k is
     ``run_trial(cfgs[k], progress[k], cache)``'s metrics, and ``progress[k]`` receives the records
@@ -191,6 +194,10 @@ def run_group(
     is training is waited for before the group starts (keys are claimed in sorted order, so
     groups waiting on each other never deadlock); a key whose cold arm another process trains
     is waited for at the end, as ``run_trial`` waits, and trained here if that process died.
+    With ``claim_cold_arms`` false the group claims no cold arm at its start: it trains its warm
+    arms first and then, at the end, the cold arms nobody else has claimed meanwhile (so the
+    group of a round that a sweep lists first trains the round's cold arms, not whichever group
+    happens to look first: ``wssweep.space.fused_trials``).
 
     ``checkpoint``, if given, receives every member's state after each finished stage, before
     that stage's records are sent; a group whose checkpoint holds states continues after that
@@ -209,7 +216,8 @@ def run_group(
     if len(progress) != len(cfgs):
         raise ValueError(f"{len(progress)} progress callbacks for {len(cfgs)} configs")
     try:
-        return _run(cfgs, progress, cache, checkpoint, on_stage or (lambda n: None))
+        return _run(cfgs, progress, cache, checkpoint, on_stage or (lambda n: None),
+                    claim_cold_arms)
     finally:
         if cache is not None:
             cache.release_all()  # a group that raised gives up its claims too
@@ -226,7 +234,7 @@ def _resumable(states: list[dict[str, Any]] | None, keys: list[str]) -> bool:
 def _run(cfgs: Sequence[ExperimentConfig],
          progress: Sequence[Callable[[dict[str, Any]], None] | None],
          cache: ArtifactCache | None, checkpoint: GroupCheckpoint | None,
-         on_stage: Callable[[int], None]) -> list[dict[str, Any]]:
+         on_stage: Callable[[int], None], claim_cold_arms: bool) -> list[dict[str, Any]]:
     torch.set_num_threads(max(c.threads for c in cfgs))
     device = resolve_device(cfgs[0].device)
     loaded: dict[str, Dataset] = {}
@@ -242,7 +250,7 @@ def _run(cfgs: Sequence[ExperimentConfig],
         members, bases = _restore(trials, keys, states, progress, cache)
         resumed_stage = start_stage = states[0]["stages_done"]
     else:
-        members, bases = _start(trials, keys, progress, cache)
+        members, bases = _start(trials, keys, progress, cache, claim_cold_arms)
         resumed_stage, start_stage = 0, 1
         _record_stage(members, 0, checkpoint, on_stage)
     _train_cold_arms(members, bases, cache, checkpoint, start_stage)
@@ -277,7 +285,7 @@ def _run(cfgs: Sequence[ExperimentConfig],
             live.append(m)
         _record_stage(members, stage, checkpoint, on_stage, live)
 
-    _finish_pending(members, bases, cache)
+    _finish_pending(members, bases, cache, checkpoint)
     return [trial_metrics(m.trial, m.warm, m.base.cold, m.chosen,
                           resumed_stage=resumed_stage, trains_cold=m.trains_cold) for m in members]
 
@@ -326,22 +334,29 @@ def _train_cold_arms(members: list[_Member], bases: dict[str, _Base],
                      stages_done: int) -> None:
     """The cold arms this group trains, every stage, stored at once (a checkpoint after each
     stage: a group stopped here resumes with the cold stages it trained)."""
-    mine = [b for b in bases.values() if b.found.trains_cold]
-    save = None if checkpoint is None else (
-        lambda: checkpoint.save([m.state(stages_done) for m in members]))
-    _train_colds(mine, save)
+    mine = [b for b in bases.values() if b.found.trains_cold and not b.late]
+    _train_colds(mine, _saver(members, checkpoint, stages_done))
     _store(mine, cache)
+
+
+def _saver(members: list[_Member], checkpoint: GroupCheckpoint | None,
+           stages_done: int) -> Callable[[], None] | None:
+    if checkpoint is None:
+        return None
+    return lambda: checkpoint.save([m.state(stages_done) for m in members])
 
 
 def _start(trials: list[Trial], keys: list[str],
            progress: Sequence[Callable[[dict[str, Any]], None] | None],
-           cache: ArtifactCache | None) -> tuple[list[_Member], dict[str, _Base]]:
+           cache: ArtifactCache | None,
+           claim_cold_arms: bool) -> tuple[list[_Member], dict[str, _Base]]:
     """Every member after stage 1 (trained here once per key not stored)."""
     by_key = {}
     for trial, key in zip(trials, keys, strict=True):
         by_key.setdefault(key, trial)
     # Sorted: a group waits for another's stage 1 only on keys above all those it holds.
-    bases = {key: _Base(key, by_key[key], find_baseline(cache, key)) for key in sorted(by_key)}
+    bases = {key: _Base(key, by_key[key], find_baseline(cache, key, claim_cold_arms))
+             for key in sorted(by_key)}
     members: list[_Member] = []
     owners: set[str] = set()
     for trial, key, callback in zip(trials, keys, progress, strict=True):
@@ -387,7 +402,8 @@ def _restore(trials: list[Trial], keys: list[str], states: list[dict[str, Any]],
             trains = state["base_trains_cold"]
             bases[key] = _Base(key, trial, Baseline(state["stage1"], None, trains),
                                stage1=state["stage1"], cold=restore_arm(trial, state["cold"]),
-                               cold_events=state.get("cold_events", {}))
+                               cold_events=state.get("cold_events", {}),
+                               late=state.get("base_late", False))
             if trains and cache is not None:
                 # The claim went with the process that died; as run_trial, take it again.
                 cache.claim(key)
@@ -403,21 +419,27 @@ def _restore(trials: list[Trial], keys: list[str], states: list[dict[str, Any]],
 
 
 def _finish_pending(members: list[_Member], bases: dict[str, _Base],
-                    cache: ArtifactCache | None) -> None:
-    """The cold arms another process trains: wait for them; train those it left undone."""
-    pending = [b for b in bases.values() if b.pending]
-    left = []
-    for b in pending:
-        stored = cache.wait(b.key) if cache is not None else None
-        if stored is not None:
-            b.cold.stages = stored["cold"]
-            continue
-        # Its claimant ended without storing it: this group trains it after all.
-        b.found.trains_cold = cache is None or cache.claim(b.key)
-        owner = next(m for m in members if m.base is b)
-        owner.trains_cold = owner.trains_cold or b.found.trains_cold
-        left.append(b)
-    _train_colds(left)
+                    cache: ArtifactCache | None, checkpoint: GroupCheckpoint | None) -> None:
+    """The cold arms another process trains: wait for them; train those it left undone, or
+    that nobody claimed (a checkpoint after each stage, as at the start)."""
+    # A group resumed after claiming some at its end finishes those first (it holds them again).
+    left = [b for b in bases.values() if b.late]
+    for b in (b for b in bases.values() if b.pending):
+        while True:
+            stored = cache.wait(b.key)
+            if stored is None and cache.claim(b.key):
+                stored = cache.load(b.key)  # stored between the two looks?
+                if stored is None:
+                    # Nobody claimed it, or its claimant ended without storing it: ours.
+                    b.found.trains_cold = b.late = True
+                    next(m for m in members if m.base is b).trains_cold = True
+                    left.append(b)
+                    break
+                cache.release(b.key)
+            if stored is not None:
+                b.cold.stages = stored["cold"]
+                break
+    _train_colds(left, _saver(members, checkpoint, members[0].trial.n_stages))
     for m in members:
         if m.trains_cold and m.base in left:
             for stage in range(1, m.trial.n_stages):
