@@ -71,6 +71,19 @@ def check(cfgs, tol: float, cache_dirs=None, records=None) -> list[dict]:
     return got
 
 
+def count_stacks(monkeypatch) -> list[int]:
+    """From now on, the size of every stack ``run_group`` trains as one (in order)."""
+    sizes: list[int] = []
+    train_stage_group = group_module.train_stage_group
+
+    def counting(members, **kw):
+        sizes.append(len(members))
+        return train_stage_group(members, **kw)
+
+    monkeypatch.setattr(group_module, "train_stage_group", counting)
+    return sizes
+
+
 SETTINGS = {
     "seeds": [config(seed=s) for s in range(4)],
     "interventions": [
@@ -151,14 +164,7 @@ def test_a_stored_baseline_keeps_stage_1s_optimizer_state_as_stage_1_left_it(tmp
 
 
 def test_trials_of_a_seed_share_stage_1_and_the_cold_arm(monkeypatch):
-    sizes = []
-
-    def counting(members, **kw):
-        sizes.append(len(members))
-        return train_stage_group(members, **kw)
-
-    train_stage_group = group_module.train_stage_group
-    monkeypatch.setattr(group_module, "train_stage_group", counting)
+    sizes = count_stacks(monkeypatch)
     cfgs = SETTINGS["interventions"]  # six of seed 0 and one of seed 1
     logs: list[list[dict]] = [[] for _ in cfgs]
     run_group(cfgs, [log.append for log in logs])
@@ -269,14 +275,7 @@ def test_a_group_stopped_among_its_cold_arms_resumes_with_the_cold_stages_it_tra
     before = [[] for _ in cfgs]
     with pytest.raises(Killed):
         run_group(cfgs, [log.append for log in before], checkpoint=checkpoint)
-    sizes = []
-
-    def counting(members, **kw):
-        sizes.append(len(members))
-        return train_stage_group(members, **kw)
-
-    train_stage_group = group_module.train_stage_group
-    monkeypatch.setattr(group_module, "train_stage_group", counting)
+    sizes = count_stacks(monkeypatch)
     after = [[] for _ in cfgs]
     got = run_group(cfgs, [log.append for log in after], checkpoint=checkpoint)
     # the cold arms' last stage, then the warm arms' two later stages: nothing trained twice
@@ -430,14 +429,7 @@ def test_a_group_stopped_among_the_cold_arms_it_claimed_at_its_end_resumes_them(
     with pytest.raises(Killed):  # its claims go with it, as with a process that dies
         run_group(cfgs, [log.append for log in before], cache=ArtifactCache(tmp_path / "b"),
                   checkpoint=checkpoint, claim_cold_arms=False)
-    sizes = []
-
-    def counting(members, **kw):
-        sizes.append(len(members))
-        return train_stage_group(members, **kw)
-
-    train_stage_group = group_module.train_stage_group
-    monkeypatch.setattr(group_module, "train_stage_group", counting)
+    sizes = count_stacks(monkeypatch)
     after = [[] for _ in cfgs]
     cache = ArtifactCache(tmp_path / "b")
     got = run_group(cfgs, [log.append for log in after], cache=cache, checkpoint=checkpoint,
