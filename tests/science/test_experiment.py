@@ -338,3 +338,34 @@ def test_dash_logs_its_factors_per_stage():
     assert m["warm/dash_factor_mean"] == means[-1]
     staged = [r for r in records if r.get("event") == "stage" and "warm/dash_factor_mean" in r]
     assert [r["warm/dash_factor_mean"] for r in staged] == means[1:]
+
+
+def test_a_trial_reports_a_cold_arm_another_trial_stored_meanwhile_from_its_next_stage_on(
+        tmp_path):
+    from wssweep.cache import ArtifactCache
+    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
+
+    cfg = config(seed=0)
+    key = baseline_key(cfg)
+    elsewhere = ArtifactCache(tmp_path / "elsewhere")
+    alone = run_trial(cfg, cache=elsewhere)
+    # another trial of the seed has stored stage 1 and holds the claim on the cold arm
+    claimant = ArtifactCache(tmp_path / "shared")
+    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
+    assert claimant.claim(key)
+    log = []
+
+    def progress(record: dict) -> None:
+        log.append(record)
+        if record["event"] == "stage" and record["stage"] == 2:
+            claimant.save(key, elsewhere.load(key))  # stored during the trial's last stage
+            claimant.release(key)
+
+    got = run_trial(cfg, progress, cache=ArtifactCache(tmp_path / "shared"))
+    cold = [s.test_acc for s in elsewhere.load(key)["cold"]]
+    stages = {r["stage"]: r for r in log if r["event"] == "stage"}
+    # before it was stored, no cold accuracy and no gap; after, the stored arm's
+    assert stages[2]["cold/test_acc"] is None and stages[2]["gap"] is None
+    assert stages[3]["cold/test_acc"] == cold[2]
+    assert got["baseline_reused"] and got["cold/test_acc"] == alone["cold/test_acc"]
+    assert got["gap"] == alone["gap"]

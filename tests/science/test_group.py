@@ -443,3 +443,37 @@ def test_a_group_stopped_among_the_cold_arms_it_claimed_at_its_end_resumes_them(
         assert {(r["event"], r.get("arm")) for r in after[k]} == {("epoch", "cold")}
         assert without(before[k] + after[k]) == without(whole[k])
         assert cache.load(baseline_key(cfg))["cold"][-1].test_acc == got[k]["cold/test_acc"]
+
+
+def test_a_waiting_group_reports_a_cold_arm_stored_meanwhile_from_its_next_stage_on(tmp_path):
+    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
+
+    cfgs = [config(seed=0), config(seed=0, warm={"intervention": "dash"})]
+    alone = run_group(cfgs)
+    key = baseline_key(cfgs[0])
+    elsewhere = ArtifactCache(tmp_path / "elsewhere")
+    run_trial(cfgs[0], cache=elsewhere)
+    # another process has stored stage 1 and holds the claim on the cold arm
+    claimant = ArtifactCache(tmp_path / "shared")
+    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
+    assert claimant.claim(key)
+
+    def on_stage(n: int) -> None:
+        if n == 2:  # it stores the cold arm while the group trains its warm arms' last stage
+            claimant.save(key, elsewhere.load(key))
+            claimant.release(key)
+
+    logs = [[], []]
+    got = run_group(cfgs, [log.append for log in logs], cache=ArtifactCache(tmp_path / "shared"),
+                    claim_cold_arms=False, on_stage=on_stage)
+    cold = [s.test_acc for s in elsewhere.load(key)["cold"]]
+    for log in logs:
+        stages = {r["stage"]: r for r in log if r["event"] == "stage"}
+        # stage 2's record came before the cold arm was stored: no cold accuracy, no gap;
+        # stage 3's after: the stored cold arm's, and the gap from it
+        assert stages[2]["cold/test_acc"] is None and stages[2]["gap"] is None
+        assert stages[3]["cold/test_acc"] == cold[2]
+        assert stages[3]["gap"] == pytest.approx(cold[2] - stages[3]["warm/test_acc"])
+    # and the trial's numbers are those of the group that had the cold arm all along
+    assert [m["baseline_reused"] for m in got] == [True, True]
+    assert without(got, "baseline_reused") == without(alone, "baseline_reused")

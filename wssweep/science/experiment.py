@@ -412,6 +412,17 @@ def find_baseline(cache: ArtifactCache | None, key: str, claim_cold: bool = True
         cache.wait(first)  # until its claimant stores it (or dies); then look again
 
 
+def take_stored_cold(cache: ArtifactCache | None, key: str, cold: Arm) -> bool:
+    """Whether another trial has stored the cold arm of ``key`` by now (then ``cold`` takes its
+    stages), without waiting: a trial whose cold arm another trains reports its accuracies and
+    gaps from the next stage record on (W&B's charts, ASHA's rungs), not only at its end."""
+    stored = cache.load(key) if cache is not None else None
+    if stored is None:
+        return False
+    cold.stages = stored["cold"]
+    return True
+
+
 def run_trial(
     cfg: ExperimentConfig,
     progress: Callable[[dict[str, Any]], None] | None = None,
@@ -639,6 +650,8 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
             chosen.stages.append(prepare_fresh(
                 trial, chosen, stage, report.epoch_hook(COLD_CHOSEN, stage),
                 lr=warm.stages[stage].lr).train())
+        if cold_pending and take_stored_cold(cache, key, cold):
+            cold_pending = False
         if warm.diverged and (cold.diverged or cold_pending):
             break
         report.stages_done = stage + 1

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,6 +64,7 @@ from wssweep.science.experiment import (
     stage1_state,
     stage_record,
     start_arms,
+    take_stored_cold,
     trial_metrics,
 )
 from wssweep.science.fused import fusable, train_stage_group
@@ -270,6 +271,7 @@ def _run(cfgs: Sequence[ExperimentConfig],
             members[i].warm.optimizer = job.member.optimizer
         for i in chosen:
             members[i].chosen.stages.append(next(results))
+        _load_stored(bases.values(), cache)
         live = []
         for i, m in enumerate(members):
             if m.done:
@@ -318,6 +320,13 @@ def _train_colds(bases: list[_Base], after_stage: Callable[[], None] | None = No
             b.cold_events[stage] = events.get(("cold", id(b)), [])
         if after_stage is not None:
             after_stage()
+
+
+def _load_stored(bases: Iterable[_Base], cache: ArtifactCache | None) -> None:
+    """The cold arms another process has stored since this group started (``take_stored_cold``)."""
+    for b in bases:
+        if b.pending:
+            take_stored_cold(cache, b.key, b.cold)
 
 
 def _store(bases: list[_Base], cache: ArtifactCache | None) -> None:
