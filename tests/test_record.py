@@ -36,6 +36,12 @@ def test_the_driver_records_what_readers_need_once(tmp_path):
         ["lr", "warm.intervention"], [0, 1, 2], "gap", "min")
     assert (record.gap_tolerance, record.threads, record.max_failures) == (1.0, 2, 3)
     assert record.wandb.mode in ("online", "offline")
+    # no early termination: trials do not wait for cold arms before reporting a stage
+    assert record.early_terminate is False
+    (tmp_path / "asha.yaml").write_text(SPEC + "metric: {name: gap, goal: minimize}\n"
+                                        "early_terminate: {type: hyperband, min_iter: 1}\n")
+    asha = sweep_record(load_sweep_spec(tmp_path / "asha.yaml"), tmp_path / "run", "run")
+    assert asha.early_terminate is True
 
 
 def test_a_record_survives_the_round_trip_through_sweep_json(tmp_path):

@@ -74,7 +74,7 @@ def stubbed(monkeypatch, tmp_path):
                          experiment=SMALL, seeds=[0], swept=["lr"], metric="gap", mode="min",
                          wandb=WandbRecord(mode="disabled"))
 
-    def fake_run_trial(cfg, progress=None, cache=None, checkpoint=None):
+    def fake_run_trial(cfg, progress=None, cache=None, checkpoint=None, wait_for_cold=False):
         trained.append(cfg.lr)
         if cfg.lr > 1:
             raise ValueError("the science refuses this rate")
@@ -115,7 +115,7 @@ def test_an_exception_from_tune_is_left_to_tune(stubbed, monkeypatch):
     def failing_report(metrics, **kw):
         raise RuntimeError("Tune's session is gone")
 
-    def reporting_run_trial(cfg, progress=None, cache=None, checkpoint=None):
+    def reporting_run_trial(cfg, progress=None, cache=None, checkpoint=None, wait_for_cold=False):
         progress({"event": "stage", "stage": 1, "stages_done": 1, "step": 1, "gap": 1.0})
 
     monkeypatch.setattr(trial.tune, "report", failing_report)
@@ -251,3 +251,16 @@ def test_a_group_claims_its_cold_arms_at_its_start_as_its_entry_says(group_run, 
     trial.trainable({"trial": entry}, record)
     # no flag (a search's group, a run from before it): it claims, as it always did
     assert seen == [True if claims is None else claims]
+
+
+@pytest.mark.parametrize("early_terminate", [True, False])
+def test_a_group_waits_for_cold_arms_before_its_stage_reports_under_early_termination(
+        group_run, monkeypatch, early_terminate):
+    record, reports, calls = group_run
+    seen = []
+    real = trial.run_group
+    monkeypatch.setattr(trial, "run_group", lambda *a, **kw: (
+        seen.append(kw["wait_for_cold"]), real(*a, **kw))[1])
+    trial.trainable(GROUP, record.model_copy(update={"early_terminate": early_terminate}))
+    # ASHA compares the stage reports: each must carry the gap
+    assert seen == [early_terminate]

@@ -294,6 +294,7 @@ def sweep_record(resolved, run_dir: Path, name: str) -> SweepRecord:
         reference=spec.reference, correction=spec.correction,
         cpus_per_trial=res.cpus_per_trial, threads=max(1, int(res.cpus_per_trial)),
         trials_per_gpu=res.trials_per_gpu, max_failures=res.max_failures,
+        early_terminate=spec.early_terminate is not None,
         fuse=applied_fuse(spec, resolved.experiment),
         wandb=WandbRecord(project=spec.wandb.project, entity=spec.wandb.entity,
                           mode=tracking.resolve_mode(spec.wandb.mode), tags=spec.wandb.tags),

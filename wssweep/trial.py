@@ -216,11 +216,12 @@ def trainable(config: dict[str, Any], sweep: SweepRecord) -> None:
     try:
         if len(todo) == 1:
             results = [run_trial(cfgs[0], progress=callbacks[0], cache=cache,
-                                 checkpoint=todo[0].store)]
+                                 checkpoint=todo[0].store, wait_for_cold=sweep.early_terminate)]
         elif fusable_configs(cfgs):
             results = run_group(cfgs, callbacks, cache=cache,
                                 checkpoint=GroupStore([m.store for m in todo]),
-                                on_stage=on_stage, claim_cold_arms=claims_cold_arms(config))
+                                on_stage=on_stage, claim_cold_arms=claims_cold_arms(config),
+                                wait_for_cold=sweep.early_terminate)
         else:  # members that cannot share one model (kind: nqm) run one after another
             results = [run_trial(c, progress=p, cache=cache, checkpoint=m.store)
                        for c, p, m in zip(cfgs, callbacks, todo, strict=True)]

@@ -369,3 +369,36 @@ def test_a_trial_reports_a_cold_arm_another_trial_stored_meanwhile_from_its_next
     assert stages[3]["cold/test_acc"] == cold[2]
     assert got["baseline_reused"] and got["cold/test_acc"] == alone["cold/test_acc"]
     assert got["gap"] == alone["gap"]
+
+
+def test_a_trial_under_early_termination_waits_for_a_cold_arm_being_trained_before_a_stage(
+        tmp_path):
+    import time
+
+    from tests.test_cache import blocked_on, in_thread, joined
+    from wssweep.cache import ArtifactCache
+    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
+
+    cfg = config(seed=0)
+    key = baseline_key(cfg)
+    elsewhere = ArtifactCache(tmp_path / "elsewhere")
+    alone = run_trial(cfg, cache=elsewhere)
+    claimant = ArtifactCache(tmp_path / "shared")
+    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
+    assert claimant.claim(key)
+    log = []
+    thread = in_thread(lambda: run_trial(cfg, log.append, cache=ArtifactCache(tmp_path / "shared"),
+                                         wait_for_cold=True))
+    deadline = time.monotonic() + 120
+    while not blocked_on(tmp_path / "shared" / f"{key}.lock"):
+        assert time.monotonic() < deadline and thread[0].is_alive(), "the trial did not wait"
+        time.sleep(0.01)
+    # it waits after its warm arm's first stage, before that stage's record
+    assert max(r["stages_done"] for r in log) == 1
+    claimant.save(key, elsewhere.load(key))
+    claimant.release(key)
+    got = joined(*thread)
+    stages = [r for r in log if r["event"] == "stage"]
+    assert [r["cold/test_acc"] for r in stages] == [s.test_acc for s in elsewhere.load(key)["cold"]]
+    assert all(r["gap"] is not None for r in stages)
+    assert got["gap"] == alone["gap"]

@@ -477,3 +477,27 @@ def test_a_waiting_group_reports_a_cold_arm_stored_meanwhile_from_its_next_stage
     # and the trial's numbers are those of the group that had the cold arm all along
     assert [m["baseline_reused"] for m in got] == [True, True]
     assert without(got, "baseline_reused") == without(alone, "baseline_reused")
+
+
+def test_a_group_under_early_termination_waits_for_a_cold_arm_being_trained_before_a_stage(
+        tmp_path):
+    from tests.test_cache import joined
+
+    cfgs = [config(seed=0), config(seed=0, warm={"intervention": "dash"})]
+    alone = run_group(cfgs)
+    logs = [[], []]
+    claimant, key, finished, group = waiting_on_a_claimant(tmp_path, cfgs, logs,
+                                                           claim_cold_arms=False,
+                                                           wait_for_cold=True)
+    # it waits after its warm arms' first stage, before that stage's record
+    assert [max(r["stages_done"] for r in log) for log in logs] == [1, 1]
+    claimant.save(key, finished)
+    claimant.release(key)
+    got = joined(*group)
+    cold = [s.test_acc for s in finished["cold"]]
+    for log in logs:
+        # so every stage's record carries the cold arm's accuracy and the gap
+        stages = [r for r in log if r["event"] == "stage"]
+        assert [r["cold/test_acc"] for r in stages] == cold
+        assert all(r["gap"] is not None for r in stages)
+    assert without(got, "baseline_reused") == without(alone, "baseline_reused")

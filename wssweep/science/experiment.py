@@ -412,11 +412,16 @@ def find_baseline(cache: ArtifactCache | None, key: str, claim_cold: bool = True
         cache.wait(first)  # until its claimant stores it (or dies); then look again
 
 
-def take_stored_cold(cache: ArtifactCache | None, key: str, cold: Arm) -> bool:
+def take_stored_cold(cache: ArtifactCache | None, key: str, cold: Arm,
+                     wait: bool = False) -> bool:
     """Whether another trial has stored the cold arm of ``key`` by now (then ``cold`` takes its
-    stages), without waiting: a trial whose cold arm another trains reports its accuracies and
-    gaps from the next stage record on (W&B's charts, ASHA's rungs), not only at its end."""
-    stored = cache.load(key) if cache is not None else None
+    stages): a trial whose cold arm another trains reports its accuracies and gaps from the next
+    stage record on (W&B's charts, ASHA's rungs), not only at its end. With ``wait``, first wait
+    while another process holds the claim on it (training it now); a cold arm nobody trains is
+    still left for the end."""
+    if cache is None:
+        return False
+    stored = cache.wait(key) if wait else cache.load(key)
     if stored is None:
         return False
     cold.stages = stored["cold"]
@@ -428,6 +433,7 @@ def run_trial(
     progress: Callable[[dict[str, Any]], None] | None = None,
     cache: ArtifactCache | None = None,
     checkpoint: StageCheckpoint | None = None,
+    wait_for_cold: bool = False,
 ) -> dict[str, Any]:
     """Run the warm arm and the cold arm of ``cfg``; return the trial's metrics (JSON-ready).
 
@@ -451,12 +457,16 @@ def run_trial(
     holds a state continues after that stage. On the CPU a resumed trial's metrics are
     bit-identical to an uninterrupted run's (wall-clock seconds aside). ``resumed_stage`` in the
     metrics is the stage it continued after (0: it started from scratch).
+
+    A trial whose cold arm another trial trains takes it from ``cache`` once stored, looking
+    after each stage; with ``wait_for_cold`` it waits there while that trial trains it, so every
+    stage record carries the gap (early termination compares stage records).
     """
     if cfg.kind == "nqm":
         return {**run_nqm(cfg.nqm, seed=cfg.seed, meta_horizon=cfg.meta_horizon),
                 "resumed_stage": 0}
     try:
-        return _run_arms(cfg, progress, cache, checkpoint)
+        return _run_arms(cfg, progress, cache, checkpoint, wait_for_cold)
     finally:
         if cache is not None:
             cache.release_all()  # a trial that raised gives up its claims too
@@ -570,7 +580,8 @@ def trial_metrics(trial: Trial, warm: Arm, cold: Arm, chosen: Arm | None, *, res
 
 
 def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] | None,
-              cache: ArtifactCache | None, checkpoint: StageCheckpoint | None) -> dict[str, Any]:
+              cache: ArtifactCache | None, checkpoint: StageCheckpoint | None,
+              wait_for_cold: bool) -> dict[str, Any]:
     """``run_trial`` of a network experiment."""
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -650,7 +661,7 @@ def _run_arms(cfg: ExperimentConfig, progress: Callable[[dict[str, Any]], None] 
             chosen.stages.append(prepare_fresh(
                 trial, chosen, stage, report.epoch_hook(COLD_CHOSEN, stage),
                 lr=warm.stages[stage].lr).train())
-        if cold_pending and take_stored_cold(cache, key, cold):
+        if cold_pending and take_stored_cold(cache, key, cold, wait=wait_for_cold):
             cold_pending = False
         if warm.diverged and (cold.diverged or cold_pending):
             break

@@ -181,6 +181,7 @@ def run_group(
     checkpoint: GroupCheckpoint | None = None,
     on_stage: Callable[[int], None] | None = None,
     claim_cold_arms: bool = True,
+    wait_for_cold: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the trials of ``cfgs`` (``fusable_configs``) as one group; element k is
     ``run_trial(cfgs[k], progress[k], cache)``'s metrics, and ``progress[k]`` receives the records
@@ -198,7 +199,10 @@ def run_group(
     With ``claim_cold_arms`` false the group claims no cold arm at its start: it trains its warm
     arms first and then, at the end, the cold arms nobody else has claimed meanwhile (so the
     group of a round that a sweep lists first trains the round's cold arms, not whichever group
-    happens to look first: ``wssweep.space.fused_trials``).
+    happens to look first: ``wssweep.space.fused_trials``). A cold arm another process stores
+    meanwhile is taken after the stage it was stored in; with ``wait_for_cold`` the group waits
+    there while another process trains it, so every stage record carries the gap (early
+    termination compares stage records; those nobody trains are still left for the end).
 
     ``checkpoint``, if given, receives every member's state after each finished stage, before
     that stage's records are sent; a group whose checkpoint holds states continues after that
@@ -218,7 +222,7 @@ def run_group(
         raise ValueError(f"{len(progress)} progress callbacks for {len(cfgs)} configs")
     try:
         return _run(cfgs, progress, cache, checkpoint, on_stage or (lambda n: None),
-                    claim_cold_arms)
+                    claim_cold_arms, wait_for_cold)
     finally:
         if cache is not None:
             cache.release_all()  # a group that raised gives up its claims too
@@ -235,7 +239,8 @@ def _resumable(states: list[dict[str, Any]] | None, keys: list[str]) -> bool:
 def _run(cfgs: Sequence[ExperimentConfig],
          progress: Sequence[Callable[[dict[str, Any]], None] | None],
          cache: ArtifactCache | None, checkpoint: GroupCheckpoint | None,
-         on_stage: Callable[[int], None], claim_cold_arms: bool) -> list[dict[str, Any]]:
+         on_stage: Callable[[int], None], claim_cold_arms: bool,
+         wait_for_cold: bool) -> list[dict[str, Any]]:
     torch.set_num_threads(max(c.threads for c in cfgs))
     device = resolve_device(cfgs[0].device)
     loaded: dict[str, Dataset] = {}
@@ -271,7 +276,7 @@ def _run(cfgs: Sequence[ExperimentConfig],
             members[i].warm.optimizer = job.member.optimizer
         for i in chosen:
             members[i].chosen.stages.append(next(results))
-        _load_stored(bases.values(), cache)
+        _load_stored(bases.values(), cache, wait_for_cold)
         live = []
         for i, m in enumerate(members):
             if m.done:
@@ -322,11 +327,11 @@ def _train_colds(bases: list[_Base], after_stage: Callable[[], None] | None = No
             after_stage()
 
 
-def _load_stored(bases: Iterable[_Base], cache: ArtifactCache | None) -> None:
+def _load_stored(bases: Iterable[_Base], cache: ArtifactCache | None, wait: bool) -> None:
     """The cold arms another process has stored since this group started (``take_stored_cold``)."""
     for b in bases:
         if b.pending:
-            take_stored_cold(cache, b.key, b.cold)
+            take_stored_cold(cache, b.key, b.cold, wait=wait)
 
 
 def _store(bases: list[_Base], cache: ArtifactCache | None) -> None:
