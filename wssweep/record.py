@@ -97,8 +97,8 @@ class SweepRecord(_Record):
     threads: int = 1  # torch CPU threads per trial
     trials_per_gpu: int | None = None
     max_failures: int = 0
-    # early_terminate is set: ASHA compares stage reports, so a trial waits for a cold arm another
-    # trains before reporting a stage (a record from before it was kept: it did not)
+    # early_terminate is set: hyperband compares stage reports, so a trial waits for a cold arm
+    # another trains before reporting a stage (a record from before it was kept: it did not)
     early_terminate: bool = False
     # How Tune trials group their members (resources.fuse, as it applies to this sweep: false
     # for an experiment without networks; seeds for a search, whose settings come one by one).
