@@ -65,6 +65,15 @@ def joined(thread: threading.Thread, out: dict):
     return out["value"]
 
 
+def wait_until_blocked(path: Path, thread: threading.Thread, what: str) -> None:
+    """Wait (a condition, not a fixed time) until ``thread`` waits for the lock on ``path``;
+    fail if it ends first or after ``TIMEOUT_S``."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not blocked_on(path):
+        assert time.monotonic() < deadline and thread.is_alive(), f"{what} did not wait"
+        time.sleep(0.01)
+
+
 def blocked_on(path: Path) -> bool:
     """Whether some process waits for a lock on ``path`` (Linux's /proc/locks marks it ->)."""
     if not path.exists():

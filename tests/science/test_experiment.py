@@ -340,29 +340,38 @@ def test_dash_logs_its_factors_per_stage():
     assert [r["warm/dash_factor_mean"] for r in staged] == means[1:]
 
 
-def test_a_trial_reports_a_cold_arm_another_trial_stored_meanwhile_from_its_next_stage_on(
-        tmp_path):
+def claimed_elsewhere(tmp_path, cfg):
+    """A shared cache (``tmp_path / "shared"``) where another trial of ``cfg``'s seed has stored
+    stage 1 and holds the claim on the cold arm: (that claimant's cache, the baseline key, the
+    finished artifact it will store, ``run_trial(cfg)``'s metrics)."""
     from wssweep.cache import ArtifactCache
     from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
 
-    cfg = config(seed=0)
     key = baseline_key(cfg)
     elsewhere = ArtifactCache(tmp_path / "elsewhere")
     alone = run_trial(cfg, cache=elsewhere)
-    # another trial of the seed has stored stage 1 and holds the claim on the cold arm
     claimant = ArtifactCache(tmp_path / "shared")
     claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
     assert claimant.claim(key)
+    return claimant, key, elsewhere.load(key), alone
+
+
+def test_a_trial_reports_a_cold_arm_another_trial_stored_meanwhile_from_its_next_stage_on(
+        tmp_path):
+    from wssweep.cache import ArtifactCache
+
+    cfg = config(seed=0)
+    claimant, key, finished, alone = claimed_elsewhere(tmp_path, cfg)
     log = []
 
     def progress(record: dict) -> None:
         log.append(record)
         if record["event"] == "stage" and record["stage"] == 2:
-            claimant.save(key, elsewhere.load(key))  # stored during the trial's last stage
+            claimant.save(key, finished)  # stored during the trial's last stage
             claimant.release(key)
 
     got = run_trial(cfg, progress, cache=ArtifactCache(tmp_path / "shared"))
-    cold = [s.test_acc for s in elsewhere.load(key)["cold"]]
+    cold = [s.test_acc for s in finished["cold"]]
     stages = {r["stage"]: r for r in log if r["event"] == "stage"}
     # before it was stored, no cold accuracy and no gap; after, the stored arm's
     assert stages[2]["cold/test_acc"] is None and stages[2]["gap"] is None
@@ -373,32 +382,21 @@ def test_a_trial_reports_a_cold_arm_another_trial_stored_meanwhile_from_its_next
 
 def test_a_trial_under_early_termination_waits_for_a_cold_arm_being_trained_before_a_stage(
         tmp_path):
-    import time
-
-    from tests.test_cache import blocked_on, in_thread, joined
+    from tests.test_cache import in_thread, joined, wait_until_blocked
     from wssweep.cache import ArtifactCache
-    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
 
     cfg = config(seed=0)
-    key = baseline_key(cfg)
-    elsewhere = ArtifactCache(tmp_path / "elsewhere")
-    alone = run_trial(cfg, cache=elsewhere)
-    claimant = ArtifactCache(tmp_path / "shared")
-    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
-    assert claimant.claim(key)
+    claimant, key, finished, alone = claimed_elsewhere(tmp_path, cfg)
     log = []
     thread = in_thread(lambda: run_trial(cfg, log.append, cache=ArtifactCache(tmp_path / "shared"),
                                          wait_for_cold=True))
-    deadline = time.monotonic() + 120
-    while not blocked_on(tmp_path / "shared" / f"{key}.lock"):
-        assert time.monotonic() < deadline and thread[0].is_alive(), "the trial did not wait"
-        time.sleep(0.01)
+    wait_until_blocked(tmp_path / "shared" / f"{key}.lock", thread[0], "the trial")
     # it waits after its warm arm's first stage, before that stage's record
     assert max(r["stages_done"] for r in log) == 1
-    claimant.save(key, elsewhere.load(key))
+    claimant.save(key, finished)
     claimant.release(key)
     got = joined(*thread)
     stages = [r for r in log if r["event"] == "stage"]
-    assert [r["cold/test_acc"] for r in stages] == [s.test_acc for s in elsewhere.load(key)["cold"]]
+    assert [r["cold/test_acc"] for r in stages] == [s.test_acc for s in finished["cold"]]
     assert all(r["gap"] is not None for r in stages)
     assert got["gap"] == alone["gap"]

@@ -12,13 +12,12 @@ float32 cases agree to 1e-6 as well; the 2 points leave room for other kernels.)
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import pytest
 import torch
 
-from tests.science.test_experiment import config
+from tests.science.test_experiment import claimed_elsewhere, config
 from tests.science.test_fused import float64  # noqa: F401  (the fixture)
 from wssweep.cache import ArtifactCache
 from wssweep.science import group as group_module
@@ -320,23 +319,14 @@ def waiting_on_a_claimant(tmp_path, cfgs, logs=None, **kwargs):
     ``cfgs[0]``'s stage 1 (as run_trial stores it at once) and still holds the claim on its cold
     arm; returns (the claimant, the key, the finished artifact, the thread) once the group waits
     on that claim."""
-    from tests.test_cache import blocked_on, in_thread
-    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
+    from tests.test_cache import in_thread, wait_until_blocked
 
-    key = baseline_key(cfgs[0])
-    elsewhere = ArtifactCache(tmp_path / "elsewhere")
-    run_trial(cfgs[0], cache=elsewhere)
-    claimant = ArtifactCache(tmp_path / "shared")
-    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
-    assert claimant.claim(key)
+    claimant, key, finished, _ = claimed_elsewhere(tmp_path, cfgs[0])
     progress = None if logs is None else [log.append for log in logs]
     group = in_thread(lambda: run_group(cfgs, progress, cache=ArtifactCache(tmp_path / "shared"),
                                         **kwargs))
-    deadline = time.monotonic() + 120
-    while not blocked_on(tmp_path / "shared" / f"{key}.lock"):
-        assert time.monotonic() < deadline and group[0].is_alive(), "the group did not wait"
-        time.sleep(0.01)
-    return claimant, key, elsewhere.load(key), group
+    wait_until_blocked(tmp_path / "shared" / f"{key}.lock", group[0], "the group")
+    return claimant, key, finished, group
 
 
 @pytest.mark.parametrize("claim_cold_arms", [True, False])
@@ -446,27 +436,20 @@ def test_a_group_stopped_among_the_cold_arms_it_claimed_at_its_end_resumes_them(
 
 
 def test_a_waiting_group_reports_a_cold_arm_stored_meanwhile_from_its_next_stage_on(tmp_path):
-    from wssweep.science.experiment import STAGE1_SUFFIX, baseline_key
-
     cfgs = [config(seed=0), config(seed=0, warm={"intervention": "dash"})]
     alone = run_group(cfgs)
-    key = baseline_key(cfgs[0])
-    elsewhere = ArtifactCache(tmp_path / "elsewhere")
-    run_trial(cfgs[0], cache=elsewhere)
     # another process has stored stage 1 and holds the claim on the cold arm
-    claimant = ArtifactCache(tmp_path / "shared")
-    claimant.save(key + STAGE1_SUFFIX, elsewhere.load(key + STAGE1_SUFFIX))
-    assert claimant.claim(key)
+    claimant, key, finished, _ = claimed_elsewhere(tmp_path, cfgs[0])
 
     def on_stage(n: int) -> None:
         if n == 2:  # it stores the cold arm while the group trains its warm arms' last stage
-            claimant.save(key, elsewhere.load(key))
+            claimant.save(key, finished)
             claimant.release(key)
 
     logs = [[], []]
     got = run_group(cfgs, [log.append for log in logs], cache=ArtifactCache(tmp_path / "shared"),
                     claim_cold_arms=False, on_stage=on_stage)
-    cold = [s.test_acc for s in elsewhere.load(key)["cold"]]
+    cold = [s.test_acc for s in finished["cold"]]
     for log in logs:
         stages = {r["stage"]: r for r in log if r["event"] == "stage"}
         # stage 2's record came before the cold arm was stored: no cold accuracy, no gap;

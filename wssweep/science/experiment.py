@@ -416,9 +416,9 @@ def take_stored_cold(cache: ArtifactCache | None, key: str, cold: Arm,
                      wait: bool = False) -> bool:
     """Whether another trial has stored the cold arm of ``key`` by now (then ``cold`` takes its
     stages): a trial whose cold arm another trains reports its accuracies and gaps from the next
-    stage record on (W&B's charts, ASHA's rungs), not only at its end. With ``wait``, first wait
-    while another process holds the claim on it (training it now); a cold arm nobody trains is
-    still left for the end."""
+    stage record on (W&B's charts, hyperband's bands), not only at its end. With ``wait``, first
+    wait while another process holds the claim on it (training it now); a cold arm nobody trains
+    is still left for the end."""
     if cache is None:
         return False
     stored = cache.wait(key) if wait else cache.load(key)
