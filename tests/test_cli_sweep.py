@@ -204,6 +204,20 @@ def test_run_refuses_a_storage_path_that_cannot_be_a_directory(tmp_path, capsys,
     assert snapshot(tmp_path) == {"a_file": b"not a folder\n"}
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_run_refuses_a_storage_where_no_directory_can_be_made(tmp_path, capsys):
+    # /proc takes no new directories, even from root (whom access() tells it is writable)
+    storage = Path("/proc/wssweep-test-storage/runs")
+    code = main(["run", str(QUICKSTART), "--storage", str(storage), "--name", "x"])
+    err = capsys.readouterr().err
+    # bad input named --storage, before Ray starts, with no traceback
+    assert code == 2 and "--storage: expected a" in err and str(storage) in err, err
+    assert "Traceback" not in err
+    # nothing was made there, nor in the cwd
+    assert not storage.parent.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- 3. resume on something that is not a run ---------------------------------------------------
 
 
@@ -359,6 +373,21 @@ def test_process_exits_2_on_a_malformed_spec_with_no_traceback(tmp_path):
     assert "Traceback" not in out.stdout + out.stderr
     # the storage directory stays empty
     assert list(storage.iterdir()) == []
+
+
+def test_process_exits_2_at_once_on_an_address_no_ray_head_answers_at(tmp_path):
+    from tests.test_orchestrate import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    out = run_process("run", str(QUICKSTART), "--address", address, "--storage", "runs",
+                      cwd=tmp_path)
+    # ray.init would wait on a closed port without end: exit status 2, saying why
+    assert out.returncode == 2, out.stderr
+    assert (f"wssweep: bad input: --address: expected the HOST:PORT of a running Ray head "
+            f"(Connection refused), got '{address}'") in out.stderr, out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    # and nothing was written
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_process_validate_exits_0(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 
 from tests.cli import wait_for
 from wssweep import cli
-from wssweep.orchestrate import Interrupted, row_from, stop_on_signal
+from wssweep.errors import InputError
+from wssweep.orchestrate import Interrupted, check_address, row_from, stop_on_signal
 from wssweep.record import SweepRecord
 
 SWEEP = SweepRecord(name="s", run_dir="/r", spec_path="s.yaml", spec={}, experiment={},
@@ -170,3 +171,69 @@ def test_results_count_every_final_record_whatever_tune_saw(tmp_path, monkeypatc
     assert {lr: r["status"] for lr, r in rows.items()} == {
         0.1: "completed", 0.2: "completed", 0.3: "completed", 0.4: "pending"}
     assert rows[0.3]["trial_id"] == "t3" and rows[0.2]["gap"] == "0.2"
+
+
+# --- --address: refused at once where no Ray head answers ---------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:", ":6379", "127.0.0.1:http",
+                                     "127.0.0.1:0", "127.0.0.1:65536"])
+def test_an_address_that_is_not_host_and_port_is_bad_input(address):
+    with pytest.raises(InputError) as info:
+        check_address(address)
+    # named --address, with the form expected and what was given
+    assert str(info.value) == (
+        "--address: expected a Ray head's HOST:PORT (e.g. 127.0.0.1:6379, as `ray start --head` "
+        f"prints it), got {address!r}")
+
+
+def test_an_address_nothing_listens_at_is_bad_input_at_once():
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(InputError) as info:
+        check_address(address)
+    # ray.init would retry it without end; the check says why it cannot connect
+    assert str(info.value) == (
+        f"--address: expected the HOST:PORT of a running Ray head (Connection refused), "
+        f"got {address!r}")
+
+
+def test_an_address_something_listens_at_passes_and_ray_resolves_the_rest():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        host, port = server.getsockname()
+        check_address(f"{host}:{port}")
+    # Ray's own forms are left to Ray
+    check_address("auto")
+    check_address("ray://127.0.0.1:1")
+
+
+def test_rays_connection_error_is_bad_input_naming_the_address(monkeypatch):
+    import ray
+
+    from wssweep import orchestrate
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # connect sets Ray's and W&B's env
+    monkeypatch.setattr(orchestrate, "warm_map_imports", lambda: None)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+    def no_cluster(**_):
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one "
+                              "to connect to by setting `--address` flag.")
+
+    monkeypatch.setattr(ray, "init", no_cluster)
+    with pytest.raises(InputError) as info:
+        orchestrate.connect("auto", "offline")
+    assert str(info.value) == ("--address: expected a running Ray cluster (Could not find any "
+                               "running Ray instance), got 'auto'")

@@ -14,7 +14,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ from wssweep.verdicts import DEFAULT_ALPHA
 PROGRESS_EVERY_S = 30.0  # seconds between progress lines when nothing changed
 STOP_POLL_S = 0.5  # how often a running sweep looks for RUN_DIR/stop (wssweep stop)
 STOP_REQUEST = 0  # in place of a signal number: the stop was asked by `wssweep stop`
+ADDRESS_TIMEOUT_S = 5.0  # seconds a Ray head's port gets to accept a connection (check_address)
 
 
 def loopback_env() -> None:
@@ -83,12 +86,43 @@ def connect(address: str | None, wandb_mode: str) -> None:
         return
     warm_map_imports()
     if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        check_address(address)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as exc:  # "auto" with no Ray running here, among others
+            reason = str(exc).split(". ")[0].rstrip(".")
+            raise InputError("--address", f"a running Ray cluster ({reason})", address) from None
     else:
         # "local" starts a fresh Ray even if one is already running on this machine: a run
         # without --address never lands on someone else's cluster by accident.
         ray.init(address="local", include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1")
+
+
+def check_address(address: str) -> None:
+    """Refuse an ``--address`` no Ray head answers at, before ``ray.init`` waits on it for good
+    (it retries a closed port every few seconds, without end). ``auto`` and ``ray://`` addresses
+    are Ray's to resolve.
+
+    Example:
+        >>> check_address("127.0.0.1")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        wssweep.errors.InputError: --address: expected a Ray head's HOST:PORT (...), got '127.0.0.1'
+    """
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:6379
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError("--address", "a Ray head's HOST:PORT (e.g. 127.0.0.1:6379, as "
+                         "`ray start --head` prints it)", address)
+    try:
+        socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise InputError("--address", f"the HOST:PORT of a running Ray head ({reason})",
+                         address) from None
 
 
 def trial_resources(sweep: SweepRecord) -> dict[str, float]:
@@ -484,6 +518,11 @@ def check_run_target(storage: Path, name: str | None) -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise InputError("--storage", "a writable directory, or a path where one can be created",
                          str(storage))
+    try:  # access() says yes to root everywhere, even where no directory can be made (/proc)
+        os.rmdir(tempfile.mkdtemp(prefix=".wssweep-probe-", dir=existing))
+    except OSError as exc:
+        raise InputError("--storage", f"a directory runs can be created in ({exc.strerror})",
+                         str(storage)) from None
 
 
 def _search_done(sweep: SweepRecord) -> bool:
