@@ -230,3 +230,36 @@ def test_validating_a_built_in_experiment_imports_no_torch():
     # built-in data and models need no preflight: validate stays instant (no 2 s torch import)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "False"
+
+
+# --- the device: a machine fact too ----------------------------------------------------------
+
+
+def test_device_cuda_where_torch_sees_no_gpu_is_refused_before_anything_runs(monkeypatch,
+                                                                              tmp_path, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    spec = tmp_path / "cuda.yaml"
+    spec.write_text("experiment: {device: cuda}\nmethod: grid\nparameters:\n"
+                    "  lr: {values: [0.01, 0.1]}\n")
+    # every trial would fail on its first tensor: validate and run refuse it, naming the key
+    with pytest.raises(InputError) as info:
+        load_sweep_spec(spec)
+    assert info.value.key == "experiment.device" and info.value.given == "cuda"
+    assert "'cpu' or 'auto' on this machine" in info.value.expected
+    # `wssweep trial` runs here too: the same, exit 2 and no traceback
+    code = cli.main(["trial", str(spec)])
+    err = capsys.readouterr().err
+    assert code == 2 and "device: expected 'cpu' or 'auto' on this machine" in err, err
+    # auto falls back to the CPU, and where torch has CUDA the spec stands
+    load_sweep_spec(spec, ["device=auto"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    load_sweep_spec(spec)
+
+
+def test_a_swept_device_is_checked_for_each_of_its_values(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    spec = tmp_path / "devices.yaml"
+    spec.write_text("experiment: {}\nmethod: grid\nparameters:\n"
+                    "  device: {values: [cpu, cuda]}\n")
+    with pytest.raises(InputError, match="experiment.device: expected 'cpu' or 'auto'"):
+        load_sweep_spec(spec)

@@ -97,6 +97,27 @@ def test_results_rejects_a_path_that_is_not_a_directory(tmp_path, ray_env):
     assert not os.path.exists(tmp_path / "r.md")
 
 
+@pytest.mark.parametrize(("out", "needle"), [
+    ("a_dir", "--out: expected a markdown file to write, not a directory"),
+    ("a_file/r.md", "--out: expected a file in a directory that exists or can be created"),
+    ("/proc/wssweep-test/r.md", "--out: expected a file in a directory that exists or can be"),
+], ids=["a_directory", "under_a_file", "where_nothing_can_be_made"])
+def test_results_rejects_an_out_path_it_cannot_write(tmp_path, capsys, out, needle):
+    from wssweep.cli import main
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "a_file").write_text("not a folder\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code = main(["results", str(runs), "--out", str(tmp_path / out)])
+    err = capsys.readouterr().err
+    # Bad input: exit 2, --out named with what it was, no traceback, nothing written.
+    assert code == 2 and needle in err and out in err and "Traceback" not in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not Path("/proc/wssweep-test").exists()
+
+
 # The comparisons on made-up runs: each verdict follows from the numbers.
 
 from wssweep.gapmap import RunData, summarize_run  # noqa: E402

@@ -25,10 +25,12 @@ EXIT_BAD_INPUT = 2
 
 
 def _cmd_trial(args: argparse.Namespace) -> int:
+    from wssweep.preflight import check_device
     from wssweep.science.experiment import run_trial
     from wssweep.spec import load_trial_config
 
     cfg = load_trial_config(args.spec, args.set, smoke=args.smoke)
+    check_device([cfg], prefix="")  # the trial runs here
     metrics = run_trial(cfg)
     if args.pretty:
         # One metric per line, lists kept on their line: readable and still valid JSON.
@@ -104,9 +106,16 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    from wssweep.files import check_can_create
     from wssweep.studies import write_results
 
-    out = write_results(args.runs, args.out, include_smoke=args.include_smoke)
+    out = Path(args.out)
+    if path_kind(out, "--out") == "dir":
+        raise InputError("--out", "a markdown file to write, not a directory", str(out))
+    # the page's figures go beside it, in figures/
+    check_can_create(out.absolute().parent, "--out", "a file in a directory that exists or can "
+                     "be created", str(out))
+    out = write_results(args.runs, out, include_smoke=args.include_smoke)
     print(f"wssweep: studies written to {out}")
     return 0
 

@@ -66,3 +66,30 @@ def path_kind(path: str | Path, key: str) -> str | None:
     if stat.S_ISDIR(status.st_mode):
         return "dir"
     return "file" if stat.S_ISREG(status.st_mode) else "other"
+
+
+def check_can_create(path: str | Path, key: str, expected: str, given: str | None = None) -> None:
+    """Raise an ``InputError`` naming ``key`` unless ``path`` is a directory or one can be made
+    there, creating nothing: its nearest existing ancestor must be a directory that takes new
+    entries, probed with a temporary directory removed at once (``access()`` says yes to root
+    even where nothing can be made, as in /proc). ``given`` is what the message shows (``path``
+    by default).
+
+    Example:
+        >>> check_can_create(tempfile.gettempdir() + "/not/yet", "--storage", "a directory")
+        >>> check_can_create("/proc/runs", "--storage", "a directory")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        wssweep.errors.InputError: --storage: expected a directory (...), got '/proc/runs'
+    """
+    from wssweep.errors import InputError
+
+    path = Path(path).absolute()
+    shown_as = shown(path) if given is None else given
+    existing = next(p for p in (path, *path.parents) if path_kind(p, key))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(key, expected, shown_as)
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".wssweep-probe-", dir=existing))
+    except OSError as exc:
+        raise InputError(key, f"{expected} ({exc.strerror})", shown_as) from None

@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from typing import Any
 
 from wssweep.checkpoint import clear_stage_checkpoints, final_records
 from wssweep.errors import InputError
-from wssweep.files import atomic_write, path_kind
+from wssweep.files import atomic_write, check_can_create, path_kind
 from wssweep.record import GridTrial, RunDir, SeedPlanRecord, SweepRecord, WandbRecord
 from wssweep.results import error_line, write_results
 from wssweep.spec import NAME_PATTERN
@@ -513,16 +512,8 @@ def check_run_target(storage: Path, name: str | None) -> None:
     if name is not None and not re.match(NAME_PATTERN, name):
         raise InputError("--name", f"a run name matching {NAME_PATTERN} (it becomes a directory "
                          "under --storage)", name)
-    storage = storage.absolute()
-    existing = next(p for p in (storage, *storage.parents) if path_kind(p, "--storage"))
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError("--storage", "a writable directory, or a path where one can be created",
-                         str(storage))
-    try:  # access() says yes to root everywhere, even where no directory can be made (/proc)
-        os.rmdir(tempfile.mkdtemp(prefix=".wssweep-probe-", dir=existing))
-    except OSError as exc:
-        raise InputError("--storage", f"a directory runs can be created in ({exc.strerror})",
-                         str(storage)) from None
+    check_can_create(storage, "--storage", "a writable directory, or a path where one can be "
+                     "created")
 
 
 def _search_done(sweep: SweepRecord) -> bool:

@@ -47,11 +47,31 @@ def _user_code(key: str, what: str, path: str | None, exc: Exception) -> InputEr
     return InputError(key, f"{what} that runs (it raised {type(exc).__name__}: {exc})", path)
 
 
+def check_device(configs: Iterable[ExperimentConfig], prefix: str = "experiment.") -> None:
+    """Refuse ``device: cuda`` where torch has no CUDA GPU: every trial would fail on its first
+    tensor ("Torch not compiled with CUDA enabled"). ``auto`` falls back to the CPU.
+
+    Example:
+        >>> from wssweep.config import ExperimentConfig
+        >>> check_device([ExperimentConfig(device="cpu"), ExperimentConfig(device="auto")])
+    """
+    if not any(cfg.device == "cuda" for cfg in configs):
+        return  # without importing torch
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError(prefix + "device", "'cpu' or 'auto' on this machine (its torch "
+                         f"{torch.__version__} sees no CUDA GPU)", "cuda")
+
+
 def check(configs: Iterable[ExperimentConfig], prefix: str = "experiment.") -> None:
-    """Load each distinct dataset and build each distinct model of ``configs`` once.
+    """Check the device of ``configs``, then load each distinct dataset and build each distinct
+    model once.
 
     Raises the first problem as an ``InputError`` whose key is ``prefix`` + the config key.
     """
+    configs = list(configs)
+    check_device(configs, prefix)
     configs = [cfg for cfg in configs if needed(cfg)]
     if not configs:
         return  # without importing torch and the science (2 s of every validate and run)
