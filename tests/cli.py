@@ -25,6 +25,41 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
 
 
+def _live_children() -> dict[int, list[int]]:
+    """Every live (not zombie) process's children, from Linux's /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if state != "Z":
+            children.setdefault(int(ppid), []).append(int(stat.parent.name))
+    return children
+
+
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and its live descendants: a driver's local Ray, whose workers outlive a
+    ``kill_group`` of the driver for a moment (they leave when they see their raylet gone)."""
+    children, tree, todo = _live_children(), set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p not in tree:
+            tree.add(p)
+            todo.extend(children.get(p, []))
+    return tree
+
+
+def kill_tree(tree: set[int]) -> None:
+    """SIGKILL each of ``tree`` (``process_tree``, taken while they ran) and wait until none is
+    left alive: nothing of that session writes after this returns."""
+    for p in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, signal.SIGKILL)
+    wait_for(lambda: not tree & {c for cs in _live_children().values() for c in cs},
+             "the killed session's processes to be gone")
+
+
 def start(env: dict, *args: str) -> subprocess.Popen:
     """``wssweep ARGS`` running in the background, output captured to pipes."""
     return subprocess.Popen([sys.executable, "-m", "wssweep", *args], cwd=REPO, env=env,

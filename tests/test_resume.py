@@ -13,7 +13,16 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-from tests.cli import finish, kill_group, show, start, wait_for, wssweep
+from tests.cli import (
+    finish,
+    kill_group,
+    kill_tree,
+    process_tree,
+    show,
+    start,
+    wait_for,
+    wssweep,
+)
 from wssweep.checkpoint import FINAL_FILE, STAGE_FILE
 from wssweep.record import TRIALS_DIR
 from wssweep.results import read_results
@@ -117,6 +126,7 @@ def test_every_way_a_driver_dies_then_resume_loses_and_repeats_nothing(tmp_path,
         try:
             wait_for(ready, f"{when} before {how}", driver)
             held = {u.name for u in mid_stage(run_dir)}
+            tree = process_tree(driver.pid)
             if how == "kill -9":
                 kill_group(driver.pid)  # the driver and the local Ray it started
                 driver.communicate()
@@ -155,9 +165,17 @@ def test_every_way_a_driver_dies_then_resume_loses_and_repeats_nothing(tmp_path,
             assert held and held <= {u.name for u in mid_stage(run_dir)}, held
     for path in holds.values():
         path.unlink(missing_ok=True)
+    # the run directory moves before its last session (another disk, storage mounted elsewhere):
+    # the resume works where it now is, and writes nothing at the old path (once the killed
+    # session's Ray workers, which outlive their driver for a moment, are gone)
+    kill_tree(tree)
+    moved = tmp_path / "moved" / run_dir.name
+    moved.parent.mkdir()
+    run_dir = run_dir.rename(moved)
     out = wssweep(ray_env, "resume", str(run_dir), timeout=300)
     # the last resume finishes the sweep cleanly
     assert out.returncode == 0, show(out)
+    assert not (tmp_path / "r").exists()
     rows = check_finished_sweep(run_dir)
     starts = read_starts(run_dir)
     # trials held between their final record and its report were restored by Tune as

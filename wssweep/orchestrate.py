@@ -689,6 +689,17 @@ def request_stop(run_dir: Path) -> Path:
     return run.stop
 
 
+def _use_callbacks(tuner, callbacks: list) -> None:
+    """Give a restored Tuner this session's callbacks. ``Tuner.restore`` brings back the ones
+    pickled when the run began, which hold that session's run record: a run directory moved
+    since would have its results.csv written at the old path. Ray has no public way to replace
+    them; where its private attribute is gone, the pickled ones stay (right unless moved)."""
+    internal = getattr(tuner, "_local_tuner", None)
+    run_config = getattr(internal, "_run_config", None)
+    if run_config is not None and hasattr(run_config, "callbacks"):
+        run_config.callbacks = callbacks
+
+
 def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     """Finish an interrupted sweep without re-running its finished trials."""
     from ray import tune
@@ -720,8 +731,9 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
     tune_dir = RunDir(run_dir).tune
     connect(address, sweep.wandb.mode)
     total = sweep.expected_trials or len(list(tune_dir.glob("*/")))
-    wrapped, _, _ = _tuner_parts(sweep, total)
+    wrapped, run_config, _ = _tuner_parts(sweep, total)
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,
                                resume_errored=False)
+    _use_callbacks(tuner, run_config.callbacks)
     out = _fit(tuner, sweep, started, "resume")
     return out if sweep.seed_plan is None else run_rounds(sweep, time.time(), "resume", address)

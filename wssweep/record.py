@@ -153,7 +153,12 @@ class RunDir:
             raise InputError("RUN_DIR", f"a wssweep run directory (with {SWEEP_FILE})",
                              str(self.path))
         try:
-            return SweepRecord.model_validate(json.loads(self.sweep_json.read_text()))
+            record = SweepRecord.model_validate(json.loads(self.sweep_json.read_text()))
         except (OSError, ValueError, ValidationError):  # ValueError: bad JSON or UTF-8
             raise InputError("RUN_DIR", f"a wssweep run directory (its {SWEEP_FILE} is not one "
                              "wssweep wrote)", str(self.path)) from None
+        if Path(record.run_dir) != self.path.absolute():
+            # Moved or copied since it ran (another disk, storage mounted elsewhere): its files
+            # are here now, and so is everything a resume or a rebuilt map writes.
+            record = record.model_copy(update={"run_dir": str(self.path.absolute())})
+        return record
