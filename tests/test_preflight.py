@@ -263,3 +263,17 @@ def test_a_swept_device_is_checked_for_each_of_its_values(monkeypatch, tmp_path)
                     "  device: {values: [cpu, cuda]}\n")
     with pytest.raises(InputError, match="experiment.device: expected 'cpu' or 'auto'"):
         load_sweep_spec(spec)
+
+
+def test_keyword_arguments_a_built_in_generator_refuses_are_named_as_such(tmp_path):
+    spec = tmp_path / "kwargs.yaml"
+    spec.write_text("experiment: {data: {kwargs: {iid_noise_scale: abc}, num_samples: 100, "
+                    f"cache_dir: {tmp_path / 'cache'}}}}}\nmethod: grid\n"
+                    "parameters: {shrink: {values: [0.5]}}\n")
+    with pytest.raises(InputError) as info:
+        load_sweep_spec(spec)
+    # the generator's own arguments are at fault, not a loader the spec never named
+    assert info.value.key == "experiment.data.kwargs"
+    assert info.value.given == {"iid_noise_scale": "abc"}
+    assert info.value.expected.startswith("keyword arguments mnist1d accepts (with these it "
+                                          "raised ")

@@ -108,3 +108,57 @@ def test_a_wandb_style_spec_runs_one_setting_of_each_distribution(tmp_path):
     # the median of each: exp(mu), the rounded median, the constant, mu rounded
     assert abs(cfg.lr - 0.01831563888873418) < 1e-12 and cfg.shrink == 0.5
     assert (cfg.optim.momentum, cfg.warmup_steps) == (0.5, 10)
+
+
+def test_a_large_eta_makes_bands_until_they_pass_any_float():
+    from wssweep.spec import EarlyTerminateSpec
+
+    # min_iter * eta**k overflows a float long before W&B's 100 bands: the later ones, past
+    # every stage a trial has, are left out rather than failing the spec
+    bands = EarlyTerminateSpec(type="hyperband", min_iter=2, eta=10000.0).bands()
+    assert bands[:3] == [2, 20000, 200000000] and 1 < len(bands) < 100
+    assert all(isinstance(b, int) for b in bands)
+    # an eta that stays finite keeps W&B's 100
+    assert len(EarlyTerminateSpec(type="hyperband", min_iter=1, eta=3).bands()) == 100
+
+
+@pytest.mark.parametrize("project", ["wssweep", "my-project_2", "a" * 128, "team/project",
+                                     "p" * 129, "a:b", "50%", "why?", "back\\slash", "#1", ""])
+def test_wandb_project_rule_agrees_with_wandbs_own(project):
+    from pydantic import ValidationError
+    from wandb.errors import UsageError
+    from wandb.sdk.wandb_settings import Settings
+
+    from wssweep.spec import WandbSpec
+
+    try:
+        Settings(project=project or None)
+        wandb_ok = bool(project)  # W&B reads an empty project as none given
+    except (UsageError, ValidationError):
+        wandb_ok = False
+    try:
+        WandbSpec(project=project)
+        ours = True
+    except ValidationError:
+        ours = False
+    assert ours == wandb_ok
+
+
+@pytest.mark.parametrize("tag", ["study", "t" * 64, "", "t" * 65])
+def test_wandb_tag_rule_agrees_with_wandbs_own(tag):
+    from pydantic import ValidationError
+    from wandb.sdk.wandb_settings import Settings
+
+    from wssweep.spec import WandbSpec
+
+    try:
+        Settings(run_tags=(tag,))
+        wandb_ok = True
+    except ValidationError:
+        wandb_ok = False
+    try:
+        WandbSpec(tags=[tag])
+        ours = True
+    except ValidationError:
+        ours = False
+    assert ours == wandb_ok

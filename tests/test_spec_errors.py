@@ -347,6 +347,29 @@ MALFORMED: list[tuple[str, str, list[str], str]] = [
     ("experiment_int_too_large", "experiment: {protocol: {chunks: 1" + "0" * 400 + "}}\n", [],
      "experiment.protocol.chunks"),
     ("set_int_too_large", OK, ["warmup_steps=1" + "0" * 400], "--set warmup_steps"),
+    # --- values a YAML tag cannot read (PyYAML raises KeyError, AttributeError, ValueError)
+    ("yaml_tag_bool_unreadable", OK + "description: !!bool maybe\n", [], "SPEC"),
+    ("yaml_tag_timestamp_unreadable", OK + "description: !!timestamp abc\n", [], "SPEC"),
+    ("experiment_file_tag_unreadable", "experiment: exp.yaml\n"
+     "# exp.yaml: {cold_at_chosen_lr: !!bool maybe}\n", [], "experiment"),
+    ("set_tag_bool_unreadable", OK, ["lr=!!bool maybe"], "--set lr"),
+    ("set_tag_float_unreadable", OK, ["lr=!!float abc"], "--set lr"),
+    ("set_date_invalid", OK, ["lr=2024-13-45"], "--set lr"),
+    ("set_int_too_long", OK, ["lr=" + "9" * 5000], "--set lr"),
+    ("set_nested_too_deep", OK, ["lr=" + "[" * 5000 + "]" * 5000], "--set lr"),
+    # --- sizes validation could not finish: a grid's product, hyperband's bands
+    ("grid_product_too_large", OK + "method: grid\nparameters:\n  warmup_steps: {min: 0, max: "
+     "99}\n  optim.batch_size: {min: 1, max: 100}\n  meta_horizon: {min: 0, max: 99}\n", [],
+     "parameters"),
+    ("early_terminate_too_many_bands", OK + "metric: {name: gap}\nearly_terminate: {type: "
+     "hyperband, max_iter: 1000000, s: 1000000000, eta: 1.0000001}\n", [],
+     "early_terminate.eta"),
+    # --- W&B's own rules for names (wandb.init would refuse them in every trial)
+    ("wandb_project_with_slash", OK + "wandb: {project: team/project}\n", [], "wandb.project"),
+    ("wandb_project_too_long", OK + "wandb: {project: " + "p" * 129 + "}\n", [],
+     "wandb.project"),
+    ("wandb_tag_empty", OK + "wandb: {tags: [ok, '']}\n", [], "wandb.tags.1"),
+    ("wandb_tag_too_long", OK + "wandb: {tags: [" + "t" * 65 + "]}\n", [], "wandb.tags.0"),
 ]
 
 # Files a case's spec refers to: a '# <name>:' comment line starts one, and the comment lines
@@ -550,6 +573,20 @@ GIVEN: dict[str, str] = {
     "value_too_large": "(an integer of 401 digits)",
     "experiment_int_too_large": "(an integer of 401 digits)",
     "set_int_too_large": "(an integer of 401 digits)",
+    "yaml_tag_bool_unreadable": "a tagged value its tag cannot read",
+    "yaml_tag_timestamp_unreadable": "a tagged value its tag cannot read",
+    "experiment_file_tag_unreadable": "a tagged value its tag cannot read",
+    "set_tag_bool_unreadable": "'!!bool maybe'",
+    "set_tag_float_unreadable": "'!!float abc'",
+    "set_date_invalid": "'2024-13-45'",
+    "set_int_too_long": "9999",
+    "set_nested_too_deep": "[[[",
+    "grid_product_too_large": "1000000 settings (100 x 100 x 100 values)",
+    "early_terminate_too_many_bands": "1.0000001",
+    "wandb_project_with_slash": "'team/project'",
+    "wandb_project_too_long": "ppp",
+    "wandb_tag_empty": "''",
+    "wandb_tag_too_long": "ttt",
 }
 
 # Text each message of a case with files must show: the file at fault, by name.

@@ -91,6 +91,10 @@ def check(configs: Iterable[ExperimentConfig], prefix: str = "experiment.") -> N
                 except InputError:
                     raise
                 except Exception as exc:  # the user's loader failed: a trial would too
+                    if cfg.data.name != "custom":  # a built-in generator, given data.kwargs
+                        raise InputError("data.kwargs", f"keyword arguments {cfg.data.name} "
+                                         f"accepts (with these it raised {type(exc).__name__}: "
+                                         f"{exc})", cfg.data.kwargs) from exc
                     raise _user_code("data.loader", "a loader", cfg.data.loader, exc) from exc
             data = datasets[data_key]
             model_key = (data_key, cfg.model.model_dump_json(), cfg.warm.intervention)

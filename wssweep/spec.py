@@ -55,6 +55,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -131,6 +132,15 @@ UNBOUNDED: frozenset[str] = frozenset({"normal", "q_normal", "log_normal", "q_lo
 #: Most values one parameter of a grid enumerates (W&B has no limit; a grid this large would
 #: not finish).
 GRID_VALUES_MAX = 100_000
+#: Most settings a grid may have (its parameters' values multiplied): validation tries each one
+#: against the experiment, and the sweep records each. Larger spaces: method random or bayes.
+GRID_SETTINGS_MAX = 10_000
+#: Most bands an early_terminate with max_iter may make (log(max_iter) / log(eta), capped by s).
+HYPERBAND_BANDS_MAX = 1000
+#: W&B's rules for a project name and a tag (its wandb.Settings validators; a name breaking them
+#: fails every trial's wandb.init): tests/test_spec.py checks they agree with W&B's own.
+WANDB_PROJECT_PATTERN = r"^[^/\\#?%:]{1,128}$"
+WANDB_TAG_CHARS = (1, 64)
 #: int_uniform samples 64-bit integers (as W&B's numpy does).
 INT64_MAX = 2**63 - 1
 
@@ -552,11 +562,21 @@ class ResourcesSpec(_Strict):
     fuse: Literal["seeds", "settings", False] = "seeds"
 
 
+def _wandb_project(value: str) -> str:
+    if not re.fullmatch(WANDB_PROJECT_PATTERN, value):
+        raise SpecRule("", "a W&B project name: 1 to 128 characters, none of / \\ # ? % :",
+                       value)
+    return value
+
+
+WandbTag = Annotated[str, Field(min_length=WANDB_TAG_CHARS[0], max_length=WANDB_TAG_CHARS[1])]
+
+
 class WandbSpec(_Strict):
-    project: str = Field(default="wssweep", min_length=1)
+    project: Annotated[str, AfterValidator(_wandb_project)] = "wssweep"
     entity: str | None = None
     mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: online with a key
-    tags: list[str] = Field(default_factory=list)
+    tags: list[WandbTag] = Field(default_factory=list)
 
 
 class EarlyTerminateSpec(_Strict):
@@ -595,6 +615,10 @@ class EarlyTerminateSpec(_Strict):
         if self.max_iter is not None and self.max_iter / self.eta < 1:
             raise SpecRule("max_iter", f"at least eta ({self.eta}), so that the band "
                            "max_iter / eta is at least 1", self.max_iter)
+        if self.max_iter is not None and min(
+                self.s, math.log(self.max_iter) / math.log(self.eta)) > HYPERBAND_BANDS_MAX:
+            raise SpecRule("eta", f"an eta and s that make at most {HYPERBAND_BANDS_MAX} bands "
+                           "(min(s, log(max_iter) / log(eta)))", self.eta)
         return self
 
     def bands(self) -> list[int]:
@@ -609,6 +633,8 @@ class EarlyTerminateSpec(_Strict):
             return sorted(found)
         out, band = [], self.min_iter
         for _ in range(100):
+            if not math.isfinite(band):  # a large eta: the later bands are past any stage
+                break
             out.append(int(band))
             band *= self.eta
         return out
@@ -855,6 +881,13 @@ class SweepSpec(_Strict):
             if self.method == "grid" and param.grid_size() > GRID_VALUES_MAX:
                 raise SpecRule(where, f"at most {GRID_VALUES_MAX} values for a grid to "
                                "enumerate", Shown(f"{param.grid_size()} values"))
+        if self.method == "grid":
+            sizes = [p.grid_size() for p in self.parameters.values()]
+            if math.prod(sizes) > GRID_SETTINGS_MAX:
+                raise SpecRule("parameters", f"a grid of at most {GRID_SETTINGS_MAX} settings "
+                               "(method random or bayes with a run_cap samples a larger space)",
+                               Shown(f"{math.prod(sizes)} settings "
+                                     f"({' x '.join(map(str, sizes))} values)"))
         if self.method == "bayes":
             if not any(p.kind != "constant" for p in self.parameters.values()):
                 raise SpecRule("parameters", "at least one parameter with values or a "
@@ -1109,6 +1142,9 @@ def read_yaml(path: str | Path, key: str = "SPEC", within: str = "") -> dict[str
         # Python's advice after ';' (sys.set_int_max_str_digits) is not the user's to take.
         why = str(exc).split(";")[0]
         raise InputError(key, f"valid YAML values ({why})", str(path)) from None
+    except (KeyError, AttributeError):  # a tag given what it cannot read: !!bool maybe
+        raise InputError(key, "valid YAML values (a tagged value its tag cannot read)",
+                         str(path)) from None
     except RecursionError:
         raise InputError(key, "YAML nested less deeply (the parser ran out of stack)",
                          str(path)) from None
@@ -1127,7 +1163,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise InputError("--set", "key=value (for example lr=0.01)", text)
     try:
         value = yaml.safe_load(raw)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, KeyError, AttributeError, RecursionError):
+        # Not YAML, or a value its tag cannot hold (!!bool maybe, month 13): the text itself,
+        # which the schema then refuses by the key's type.
         value = raw
     return key.strip(), value
 
