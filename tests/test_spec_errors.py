@@ -688,3 +688,16 @@ def test_valid_spec_with_every_section_loads(tmp_path):
     # a trial's config combines experiment, setting and seed
     assert (cfg.lr, cfg.warm.intervention, cfg.seed, cfg.protocol.stop.max_epochs) == (
         0.5, "dash", 2, 3)
+
+
+def test_a_huge_value_given_makes_a_short_message(tmp_path):
+    # ~1 kB of YAML aliases stands for 9**9 strings: the message shows the start of it, at
+    # once, instead of spelling out all of them
+    anchors = ["- &a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"- &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    text = OK + "command:\n" + "\n".join("  " + a for a in anchors) + "\ndescription: *a8\n"
+    with pytest.raises(InputError) as info:
+        load_case(tmp_path, text, [])
+    message = str(info.value)
+    assert message.startswith("description: expected ") and "got [[[[...], [...]," in message
+    assert len(message) < 10_000, len(message)

@@ -79,7 +79,7 @@ from wssweep.config import (
     shown_int,
     union_members,
 )
-from wssweep.errors import InputError
+from wssweep.errors import InputError, given_text
 from wssweep.files import path_kind, shown
 from wssweep.metrics import METRIC, METRICS
 from wssweep.verdicts import DEFAULT_CORRECTION
@@ -134,7 +134,7 @@ UNBOUNDED: frozenset[str] = frozenset({"normal", "q_normal", "log_normal", "q_lo
 GRID_VALUES_MAX = 100_000
 #: Most settings a grid may have (its parameters' values multiplied): validation tries each one
 #: against the experiment, and the sweep records each. Larger spaces: method random or bayes.
-GRID_SETTINGS_MAX = 10_000
+GRID_SETTINGS_MAX = 100_000
 #: Most bands an early_terminate with max_iter may make (log(max_iter) / log(eta), capped by s).
 HYPERBAND_BANDS_MAX = 1000
 #: W&B's rules for a project name and a tag (its wandb.Settings validators; a name breaking them
@@ -1054,10 +1054,10 @@ def validation_error(exc: ValidationError, schema: type[BaseModel], prefix: str 
                 expected = "an integer (a float this large cannot be read as one; write its digits)"
             else:
                 expected = _expected(err["msg"])
-        same = errors.get((key, repr(given)))
+        same = errors.get((key, given_text(given)))
         if same is not None:
             expected = f"{same.expected} or {expected}"
-        errors[key, repr(given)] = InputError(key, expected, given)
+        errors[key, given_text(given)] = InputError(key, expected, given)
     first, *_ = errors.values()
     first.args = ("\n".join(str(e) for e in errors.values()),)
     return first
@@ -1111,7 +1111,7 @@ def _described(data: Any, text: str) -> Shown:
             not line.strip() or line.lstrip().startswith(("#", "---", "..."))
             for line in text.splitlines()) else "null")
     kind = type(data).__name__
-    shown = repr(data)
+    shown = given_text(data)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return Shown(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({shown})")
 
