@@ -237,3 +237,21 @@ def test_rays_connection_error_is_bad_input_naming_the_address(monkeypatch):
         orchestrate.connect("auto", "offline")
     assert str(info.value) == ("--address: expected a running Ray cluster (Could not find any "
                                "running Ray instance), got 'auto'")
+
+
+def test_a_trial_needing_more_cpus_than_this_machines_ray_has_is_bad_input(monkeypatch):
+    import ray
+
+    from wssweep.orchestrate import check_trials_fit
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 2.0}},
+             {"Alive": False, "Resources": {"CPU": 64.0}}]  # a dead node counts for nothing
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    sweep = SWEEP.model_copy(update={"cpus_per_trial": 4.0})
+    # Tune would leave every trial pending for good: refused, naming the key
+    with pytest.raises(InputError) as info:
+        check_trials_fit(sweep)
+    assert str(info.value) == ("resources.cpus_per_trial: expected at most the 2 CPUs Ray has "
+                               "on this machine (a trial that needs more never starts), got 4.0")
+    # what fits passes
+    check_trials_fit(sweep.model_copy(update={"cpus_per_trial": 2.0}))

@@ -701,3 +701,18 @@ def test_a_huge_value_given_makes_a_short_message(tmp_path):
     message = str(info.value)
     assert message.startswith("description: expected ") and "got [[[[...], [...]," in message
     assert len(message) < 10_000, len(message)
+
+
+@pytest.mark.parametrize(("yaml_text", "where"), [
+    (OK + "---\nmethod: grid\n", "at line 2, column 1"),
+    (OK + "method:\tgrid\n", "at line 2, column 8"),
+    ("experiment: !foo {lr: 1}\n", "at line 1, column 13"),
+    (OK + "parameters: {lr: [0.1\n", "at line 3, column 1"),
+], ids=["two_documents", "a_tab", "an_unknown_tag", "unclosed"])
+def test_bad_yaml_is_one_line_saying_where(tmp_path, yaml_text, where):
+    with pytest.raises(InputError) as info:
+        load_case(tmp_path, yaml_text, [])
+    message = str(info.value)
+    # PyYAML's quoted lines and carets are folded into one line ending at the spot
+    assert message.startswith("SPEC: expected valid YAML (") and "\n" not in message, message
+    assert f"{where}), got " in message, message

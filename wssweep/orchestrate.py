@@ -98,6 +98,27 @@ def connect(address: str | None, wandb_mode: str) -> None:
                  _node_ip_address="127.0.0.1")
 
 
+def connect_for(sweep: SweepRecord, address: str | None) -> None:
+    """``connect``, then refuse a sweep whose trials this Ray can never start."""
+    connect(address, sweep.wandb.mode)
+    if address is None:
+        check_trials_fit(sweep)
+
+
+def check_trials_fit(sweep: SweepRecord) -> None:
+    """On this machine's own Ray, a trial that asks for more CPUs than Ray has here is bad
+    input: Tune would leave every trial pending for good, with a warning a minute. (A cluster
+    may grow, so ``--address`` is left to Ray's own warning.)"""
+    import ray
+
+    cpus = max((node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]),
+               default=0.0)
+    if sweep.cpus_per_trial > cpus:
+        raise InputError("resources.cpus_per_trial", f"at most the {cpus:g} CPUs Ray has on "
+                         "this machine (a trial that needs more never starts)",
+                         sweep.cpus_per_trial)
+
+
 def check_address(address: str) -> None:
     """Refuse an ``--address`` no Ray head answers at, before ``ray.init`` waits on it for good
     (it retries a closed port every few seconds, without end). ``auto`` and ``ray://`` addresses
@@ -578,7 +599,7 @@ def run_sweep(resolved, *, name: str, storage: Path, address: str | None) -> Pat
         raise InputError("--name", "a run name not used yet in the storage directory "
                          "(to finish an interrupted run: wssweep resume RUN_DIR)", str(run_dir))
     sweep = sweep_record(resolved, run_dir, name)
-    connect(address, sweep.wandb.mode)
+    connect_for(sweep, address)
     run_dir.mkdir(parents=True)
     if _in_rounds(sweep):
         try:
@@ -647,7 +668,7 @@ def run_rounds(sweep: SweepRecord, started: float, session: str, address: str | 
         if not step.trials or step.trials == asked:
             break
         asked = step.trials
-        connect(address, sweep.wandb.mode)
+        connect_for(sweep, address)
         number = len(list(tune_dir.glob("round-*"))) + 1 if tune_dir.is_dir() else 1
         trials = [{"setting": setting, "seed": seed} for setting, seed in step.trials]
         wrapped, run_config, _ = _tuner_parts(sweep, len(trials), f"round-{number}")
@@ -729,7 +750,7 @@ def resume_sweep(run_dir: Path, *, address: str | None) -> Path:
         record_wall(run_dir, started, "resume")
         return path.parent
     tune_dir = RunDir(run_dir).tune
-    connect(address, sweep.wandb.mode)
+    connect_for(sweep, address)
     total = sweep.expected_trials or len(list(tune_dir.glob("*/")))
     wrapped, run_config, _ = _tuner_parts(sweep, total)
     tuner = tune.Tuner.restore(str(tune_dir), wrapped, resume_unfinished=True,

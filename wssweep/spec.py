@@ -1116,6 +1116,25 @@ def _described(data: Any, text: str) -> Shown:
     return Shown(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({shown})")
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: what is wrong and where (its message quotes the lines, with a
+    caret under the spot, over several).
+
+    Example:
+        >>> try:
+        ...     yaml.safe_load("a: 1\\n---\\nb: 2\\n")
+        ... except yaml.YAMLError as exc:
+        ...     yaml_problem(exc)
+        'expected a single document in the stream, but found another document at line 2, column 1'
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split())
+    parts = [p for p in (exc.context, exc.problem) if p]
+    where = exc.problem_mark or exc.context_mark
+    at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+    return " ".join(", ".join(parts).split()) + at
+
+
 def read_yaml(path: str | Path, key: str = "SPEC", within: str = "") -> dict[str, Any]:
     """Read a YAML mapping; a missing file or bad YAML is an ``InputError`` naming ``key``.
 
@@ -1137,7 +1156,7 @@ def read_yaml(path: str | Path, key: str = "SPEC", within: str = "") -> dict[str
         _check_keys_once(node, within, path)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        raise InputError(key, f"valid YAML ({exc})", str(path)) from None
+        raise InputError(key, f"valid YAML ({yaml_problem(exc)})", str(path)) from None
     except ValueError as exc:  # a value the YAML type cannot hold: month 13, a 5000-digit int
         # Python's advice after ';' (sys.set_int_max_str_digits) is not the user's to take.
         why = str(exc).split(";")[0]
