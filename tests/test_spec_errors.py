@@ -364,6 +364,16 @@ MALFORMED: list[tuple[str, str, list[str], str]] = [
     ("early_terminate_too_many_bands", OK + "metric: {name: gap}\nearly_terminate: {type: "
      "hyperband, max_iter: 1000000, s: 1000000000, eta: 1.0000001}\n", [],
      "early_terminate.eta"),
+    # --- a named reference no trial can match (the verdicts would have no reference)
+    ("reference_on_a_continuous_range", RANDOM + "parameters: {lr: {distribution: "
+     "log_uniform_values, min: 0.001, max: 0.1}}\nreference: {lr: 0.01}\n", [],
+     "reference.lr"),
+    ("reference_off_the_grid", OK + "method: grid\nparameters: {optim.batch_size: {min: 32, "
+     "max: 64}}\nreference: {optim.batch_size: 100}\n", [], "reference.optim.batch_size"),
+    ("reference_not_an_int_draw", RANDOM + "parameters: {optim.batch_size: {min: 32, max: 64}}"
+     "\nreference: {optim.batch_size: 40.5}\n", [], "reference.optim.batch_size"),
+    ("reference_not_the_constant", OK + "method: grid\nparameters: {lr: {value: 0.1}}\n"
+     "reference: {lr: 0.2}\n", [], "reference.lr"),
     # --- W&B's own rules for names (wandb.init would refuse them in every trial)
     ("wandb_project_with_slash", OK + "wandb: {project: team/project}\n", [], "wandb.project"),
     ("wandb_project_too_long", OK + "wandb: {project: " + "p" * 129 + "}\n", [],
@@ -583,6 +593,10 @@ GIVEN: dict[str, str] = {
     "set_nested_too_deep": "[[[",
     "grid_product_too_large": "1000000 settings (100 x 100 x 100 values)",
     "early_terminate_too_many_bands": "1.0000001",
+    "reference_on_a_continuous_range": "a log_uniform_values draw never equals",
+    "reference_off_the_grid": "one of the 33 values the grid gives optim.batch_size",
+    "reference_not_an_int_draw": "got 40.5",
+    "reference_not_the_constant": "expected the parameter's value 0.1, got 0.2",
     "wandb_project_with_slash": "'team/project'",
     "wandb_project_too_long": "ppp",
     "wandb_tag_empty": "''",
@@ -716,3 +730,10 @@ def test_bad_yaml_is_one_line_saying_where(tmp_path, yaml_text, where):
     # PyYAML's quoted lines and carets are folded into one line ending at the spot
     assert message.startswith("SPEC: expected valid YAML (") and "\n" not in message, message
     assert f"{where}), got " in message, message
+
+
+def test_a_named_reference_on_a_grid_range_or_an_int_draw_is_accepted(tmp_path):
+    grid = OK + "method: grid\nparameters: {optim.batch_size: {min: 32, max: 64}}\n"
+    assert load_case(tmp_path, grid + "reference: {optim.batch_size: 40}\n", []).spec.reference
+    drawn = RANDOM + "parameters: {optim.batch_size: {min: 32, max: 64}}\n"
+    assert load_case(tmp_path, drawn + "reference: {optim.batch_size: 64}\n", []).spec.reference

@@ -828,8 +828,27 @@ class SweepSpec(_Strict):
                 raise SpecRule(f"reference.{key}", "a swept key the cold arm depends on (one "
                                f"of: {', '.join(cold) or 'none in this sweep'})", key)
             param = self.parameters[key]
-            if param.values is not None and not any(_same(value, v) for v in param.values):
-                raise SpecRule(f"reference.{key}", f"one of the swept values {param.values}",
+            if param.values is not None:
+                if not any(_same(value, v) for v in param.values):
+                    raise SpecRule(f"reference.{key}", f"one of the swept values {param.values}",
+                                   value)
+            elif param.distribution == "constant":
+                if not _same(value, param.value):
+                    raise SpecRule(f"reference.{key}", f"the parameter's value {param.value!r}",
+                                   value)
+            elif self.method == "grid":
+                # A name that matches no trial's value leaves the verdicts without a reference.
+                if not any(_same(value, v) for v in param.grid_values()):
+                    raise SpecRule(f"reference.{key}", f"one of the {param.grid_size()} values "
+                                   f"the grid gives {key} ({param.distribution} from "
+                                   f"{param.min} to {param.max})", value)
+            elif param.distribution == "int_uniform":
+                if not (type(value) is int and param.min <= value <= param.max):
+                    raise SpecRule(f"reference.{key}", f"an integer from {param.min} to "
+                                   f"{param.max} (what int_uniform draws)", value)
+            else:
+                raise SpecRule(f"reference.{key}", f"a swept key with values or an int_uniform "
+                               f"range: a {param.distribution} draw never equals a named value",
                                value)
         return self
 
