@@ -56,6 +56,21 @@ def test_a_record_survives_the_round_trip_through_sweep_json(tmp_path):
     assert (run.tune.name, run.trials.name, run.map.name) == ("tune", "trials", "map")
 
 
+def test_a_moved_run_reads_as_where_it_now_is(tmp_path):
+    record = grid_record(tmp_path / "r", {"lr": [0.1, 1.0]}, [0, 1])
+    RunDir(tmp_path / "r").path.mkdir()
+    RunDir(tmp_path / "r").write_record(record)
+    (tmp_path / "elsewhere").mkdir()
+    moved = (tmp_path / "r").rename(tmp_path / "elsewhere" / "r")
+    # the record names the directory it is read from (a resume or a rebuilt map writes there),
+    # and says the same as before otherwise
+    got = RunDir(moved).record()
+    assert got.run_dir == str(moved)
+    assert got.model_dump(exclude={"run_dir"}) == record.model_dump(exclude={"run_dir"})
+    # the file itself is left as it was
+    assert json.loads((moved / "sweep.json").read_text())["run_dir"] == str(tmp_path / "r")
+
+
 def test_a_record_from_an_earlier_version_still_reads(tmp_path):
     # sweep.json as wssweep wrote it before the record kept the planner's results
     old = {"name": "o", "run_dir": str(tmp_path), "spec_path": "o.yaml", "overrides": [],
