@@ -374,6 +374,12 @@ MALFORMED: list[tuple[str, str, list[str], str]] = [
      "\nreference: {optim.batch_size: 40.5}\n", [], "reference.optim.batch_size"),
     ("reference_not_the_constant", OK + "method: grid\nparameters: {lr: {value: 0.1}}\n"
      "reference: {lr: 0.2}\n", [], "reference.lr"),
+    # --- threads: a sweep's trials run resources.cpus_per_trial threads, whatever is given
+    ("experiment_threads_in_a_sweep", "experiment: {lr: 0.01, threads: 2}\n", [],
+     "experiment.threads"),
+    ("set_threads_in_a_sweep", OK, ["threads=8"], "--set threads"),
+    ("parameter_threads_in_a_sweep", OK + "parameters: {threads: {values: [1, 2]}}\n", [],
+     "parameters.threads"),
     # --- W&B's own rules for names (wandb.init would refuse them in every trial)
     ("wandb_project_with_slash", OK + "wandb: {project: team/project}\n", [], "wandb.project"),
     ("wandb_project_too_long", OK + "wandb: {project: " + "p" * 129 + "}\n", [],
@@ -597,6 +603,10 @@ GIVEN: dict[str, str] = {
     "reference_off_the_grid": "one of the 33 values the grid gives optim.batch_size",
     "reference_not_an_int_draw": "got 40.5",
     "reference_not_the_constant": "expected the parameter's value 0.1, got 0.2",
+    "experiment_threads_in_a_sweep": "runs resources.cpus_per_trial threads (set that instead), "
+                                     "got 2",
+    "set_threads_in_a_sweep": "got 8",
+    "parameter_threads_in_a_sweep": "'values': [1, 2]",
     "wandb_project_with_slash": "'team/project'",
     "wandb_project_too_long": "ppp",
     "wandb_tag_empty": "''",

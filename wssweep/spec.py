@@ -1463,6 +1463,23 @@ def _check_parameters(experiment: dict[str, Any], spec: SweepSpec) -> list[Exper
     return configs
 
 
+def _check_no_threads(experiment: dict[str, Any], overrides: list[str], spec: SweepSpec) -> None:
+    """A sweep's trials each use ``resources.cpus_per_trial`` threads; a ``threads`` given for
+    the experiment would be overridden without a word, so it is refused, named where it came
+    from (``wssweep trial`` takes it)."""
+    if "threads" in spec.parameters:
+        where, given = "parameters.threads", spec.parameters["threads"].model_dump(
+            exclude_unset=True)
+    elif any(parse_override(text)[0] == "threads" for text in overrides):
+        where, given = "--set threads", experiment["threads"]
+    elif "threads" in experiment:
+        where, given = "experiment.threads", experiment["threads"]
+    else:
+        return
+    raise InputError(where, "no threads in a sweep: each trial runs resources.cpus_per_trial "
+                     "threads (set that instead)", given)
+
+
 def _check_metric(cfg: ExperimentConfig, spec: SweepSpec) -> None:
     """The metric must be one this experiment's kind reports; NQM trials report once."""
     if "kind" in spec.parameters:
@@ -1517,6 +1534,7 @@ def load_sweep_spec(
         spec, experiment = smoke_spec(spec), smoke_experiment(experiment)
     experiment = _apply_overrides(experiment, overrides, spec)
     cfg = _validate(experiment, prefix="experiment.")
+    _check_no_threads(experiment, overrides, spec)
     candidates = _check_parameters(experiment, spec)
     _check_metric(cfg, spec)
     _check_wandb_required(spec)
