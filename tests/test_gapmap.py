@@ -209,3 +209,30 @@ def test_a_search_with_seeds_until_decided_is_judged_on_the_settings_it_drew(tmp
         verdicts = {r["lr"]: r["verdict"] for r in csv.DictReader(handle)}
     # the group-sequential verdicts at their looks, one of each kind
     assert verdicts == {"0.1": "closed", "0.3": "open", "0.5": "inconclusive"}
+
+
+def test_a_setting_drawn_twice_on_a_seed_counts_once_and_a_bad_seed_is_bad_input(tmp_path):
+    from wssweep.errors import InputError
+    from wssweep.gapmap import read_run
+
+    swept = ["lr"]
+    write_grid_record(tmp_path, {"lr": [0.1]}, [0, 1, 2])
+    rows = [trial({"lr": 0.1}, seed, gap=gap) for seed, gap in enumerate([1.0, 2.0, 3.0])]
+    # a random search drew lr 0.1 again: seed 0 ran twice (stopped once, then finished)
+    rows += [trial({"lr": 0.1}, 0, status="stopped"), trial({"lr": 0.1}, 0, gap=1.0)]
+    write_results(tmp_path, rows, swept)
+    data = read_run(tmp_path)
+    # one row per (setting, seed): the same measurement is not a fourth seed
+    assert sorted(int(r["seed"]) for r in data.rows) == [0, 1, 2]
+    (row,) = summarize(data.rows, swept)
+    assert (row["n_seeds"], row["n_trials"]) == (3, 3)
+    assert (row["gap_mean"], row["gap_lo"], row["gap_hi"]) == pytest.approx(
+        paired_ci([1.0, 2.0, 3.0]))
+    # a seed edited to 1.5 would have been truncated into seed 1: refused, naming the line
+    text = (tmp_path / "results.csv").read_text().splitlines()
+    text[2] = text[2].replace(",1,", ",1.5,", 1)
+    (tmp_path / "results.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError) as info:
+        read_run(tmp_path)
+    assert str(info.value).startswith("results.csv line 3: expected an integer seed")
+    assert info.value.given == "1.5"

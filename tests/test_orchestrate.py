@@ -55,12 +55,16 @@ def test_wssweep_stop_from_another_shell_becomes_tunes_graceful_stop(tune_stop, 
     assert stopped.exit_status == 0 and f"wssweep resume {run_dir}" in str(stopped)
 
 
-def test_wssweep_stop_of_a_directory_that_is_no_run_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("sweep_json", [None, '{"version": 3}', "[]", '{"name":'])
+def test_wssweep_stop_of_a_directory_that_is_no_run_is_refused(tmp_path, capsys, sweep_json):
+    if sweep_json is not None:  # a sweep.json, but not one wssweep wrote
+        (tmp_path / "sweep.json").write_text(sweep_json)
+    before = sorted(tmp_path.iterdir())
     assert cli.main(["stop", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "RUN_DIR" in err and "sweep.json" in err and "Traceback" not in err
     # and it created nothing
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(tmp_path.iterdir()) == before
 
 
 def test_a_second_signal_aborts_at_once(tune_stop):

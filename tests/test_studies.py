@@ -320,3 +320,12 @@ def test_online_page_states_the_scale_of_each_noise_convention():
     assert float(found[1]) == pytest.approx(min(stds), abs=6e-4)
     assert float(found[2]) == pytest.approx(max(stds), abs=6e-4)
     assert int(found[3]) == round(1 / max(stds)) and int(found[4]) == round(1 / min(stds))
+
+
+@pytest.mark.parametrize("wall", ["garbage", "[1]", '[{"seconds": "abc"}]', "[]", "{}"])
+def test_a_wall_json_wssweep_did_not_write_means_no_wall_time(tmp_path, wall):
+    from wssweep.studies import _wall
+
+    (tmp_path / "wall.json").write_text(wall)
+    # the results page shows the run without a time rather than failing on it
+    assert _wall(tmp_path) == (None, tmp_path.stat().st_mtime)

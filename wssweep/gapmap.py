@@ -42,6 +42,7 @@ from scipy import stats
 
 from wssweep.cells import EMPTY, cell_text, finite, missing, to_float, truthy
 from wssweep.comparisons import (
+    UNFINISHED,
     Reference,
     against_reference,
     choose_reference,
@@ -496,7 +497,35 @@ def read_run(run_dir: Path) -> RunData:
         rows = read_results(run.results_csv) if run.results_csv.is_file() else []
     except (OSError, ValueError, csv.Error) as exc:
         raise InputError("RUN_DIR", f"a readable {RESULTS_FILE} ({exc})", str(run_dir)) from exc
-    return RunData(Path(run_dir), rows, sweep)
+    return RunData(Path(run_dir), one_row_per_trial(rows, sweep.swept), sweep)
+
+
+def one_row_per_trial(rows: list[dict[str, str]], swept: Sequence[str]) -> list[dict[str, str]]:
+    """``rows`` with one row per (setting, seed): a random search may draw a setting twice, and
+    the two runs of it on a seed are one measurement, which counted twice would narrow its CI.
+    The first finished row (completed, diverged or error) is kept, in the file's order. A seed
+    that is not an integer is bad input naming the line (results.csv was edited by hand).
+
+    Example:
+        >>> rows = [{"setting_key": "a", "seed": "0", "status": "stopped"},
+        ...         {"setting_key": "a", "seed": "0", "status": "completed"},
+        ...         {"setting_key": "a", "seed": "1", "status": "completed"}]
+        >>> [(r["seed"], r["status"]) for r in one_row_per_trial(rows, [])]
+        [('0', 'completed'), ('1', 'completed')]
+    """
+    kept: dict[tuple, dict[str, str]] = {}
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        seed = cell_text(row.get("seed"))
+        if not seed.lstrip("-").isdigit():
+            raise InputError(f"{RESULTS_FILE} line {number}", "an integer seed (one row per "
+                             "setting and seed, as wssweep writes it)", seed or None)
+        key = (cell_text(row.get("setting_key")), *(cell_text(row.get(k)) for k in swept),
+               int(seed))
+        first = kept.get(key)
+        if first is None or (first.get("status") in UNFINISHED
+                             and row.get("status") not in UNFINISHED):
+            kept[key] = row
+    return list(kept.values())
 
 
 def _norm(value: Any) -> Any:

@@ -703,8 +703,7 @@ def request_stop(run_dir: Path) -> Path:
     """Ask the sweep running in ``run_dir`` to stop cleanly (``wssweep stop``): its driver
     looks for the stop file every ``STOP_POLL_S`` and ends as after Ctrl-C, exit status 0."""
     run = RunDir(Path(run_dir).absolute())
-    if path_kind(run.sweep_json, "RUN_DIR") != "file":
-        raise InputError("RUN_DIR", "a wssweep run directory (with sweep.json)", str(run.path))
+    run.record()  # InputError on RUN_DIR unless a sweep.json wssweep wrote is there
     with atomic_write(run.stop) as handle:
         handle.write(json.dumps({"requested_at": time.time()}))
     return run.stop

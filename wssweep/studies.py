@@ -972,10 +972,13 @@ def _is_run(path: Path) -> bool:
 def _wall(run_dir: Path) -> tuple[float | None, float]:
     """(seconds, start time) from wall.json; a run without one has no wall time."""
     path = RunDir(run_dir).wall_json
-    if not path.is_file():
+    try:
+        sessions = json.loads(path.read_text())
+        return (float(sum(s["seconds"] for s in sessions)),
+                float(sessions[0]["started_at"]))
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        # none yet, or not one wssweep wrote: no wall time, the run's age from its directory
         return None, run_dir.stat().st_mtime
-    sessions = json.loads(path.read_text())
-    return sum(s["seconds"] for s in sessions), sessions[0]["started_at"]
 
 
 def find_study_runs(
