@@ -208,3 +208,31 @@ def test_the_baseline_key_changes_with_the_code_of_a_custom_model(tmp_path, monk
     assert baseline_key(cfg) != before
     # and so are the device type and the science's code (hashed with it)
     assert baseline_key(cfg, "cuda") != baseline_key(cfg)
+
+
+def test_files_the_store_did_not_write_are_listed_or_left_but_never_crash_it(tmp_path):
+    store = ArtifactCache(tmp_path)
+    store.save("good", {"x": 1}, about={"seed": 0})
+    (tmp_path / "folder.pt").mkdir()  # a folder named like an artifact
+    (tmp_path / "odd.pt").write_bytes(b"?")
+    (tmp_path / "odd.json").write_text('["not", "an", "object"]')  # a sidecar not ours
+    (tmp_path / "locked.pt").write_bytes(b"?")
+    (tmp_path / "locked.lock").mkdir()  # a lock that cannot be opened
+    # ls lists every artifact file, an odd sidecar read as no description
+    assert {e.key: e.about.get("seed") for e in store.entries()} == {
+        "good": 0, "odd": None, "locked": None}
+    # prune removes what it can claim and leaves the rest, with no half-done crash
+    gone = store.prune(older_than_s=0, now=time.time() + 1)
+    assert sorted(e.key for e in gone) == ["good", "odd"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
+        "folder.pt", "locked.pt"]
+
+
+def test_a_prune_size_beyond_any_float_is_bad_input():
+    import pytest
+
+    from wssweep.cli import SIZE_UNITS, parse_amount
+    from wssweep.errors import InputError
+
+    with pytest.raises(InputError, match="--max-size: expected a non-negative number"):
+        parse_amount("1e300G", SIZE_UNITS, "--max-size", "500M")

@@ -90,6 +90,8 @@ class ArtifactCache:
         """Every stored artifact, least recently used first."""
         out = []
         for path in self.root.glob("*.pt"):
+            if not path.is_file():
+                continue  # not one this store wrote (a folder named like one)
             try:
                 stat = path.stat()
                 about = json.loads((self.root / f"{path.stem}{ABOUT_SUFFIX}").read_text())
@@ -97,6 +99,8 @@ class ArtifactCache:
                 about = {}
                 if not path.exists():
                     continue  # pruned meanwhile
+            if not isinstance(about, dict):
+                about = {}  # a sidecar it did not write: the artifact stays listed
             out.append(Entry(path.stem, stat.st_size, stat.st_mtime, about))
         return sorted(out, key=lambda e: (e.last_used, e.key))
 
@@ -112,11 +116,18 @@ class ArtifactCache:
         for entry in entries:
             stale = older_than_s is not None and now - entry.last_used > older_than_s
             over = max_bytes is not None and total > max_bytes
-            if not (stale or over) or not self.claim(entry.key):
+            if not (stale or over):
                 continue
             try:
+                if not self.claim(entry.key):
+                    continue
+            except OSError:
+                continue  # its lock is not a file this store can open: leave it be
+            try:
                 for suffix in (".pt", ABOUT_SUFFIX):
-                    (self.root / f"{entry.key}{suffix}").unlink(missing_ok=True)
+                    path = self.root / f"{entry.key}{suffix}"
+                    if path.is_file() or path.is_symlink():
+                        path.unlink(missing_ok=True)
             finally:
                 self.release(entry.key)
             total -= entry.size

@@ -140,7 +140,7 @@ def parse_amount(text: str, units: dict[str, int], option: str, example: str) ->
         amount = float(value)
     except ValueError:
         amount = float("nan")
-    if unit is None or not amount >= 0 or amount == float("inf"):
+    if unit is None or not amount >= 0 or amount * units[unit] == float("inf"):
         named = ", ".join(u for u in units if u)
         raise InputError(option, f"a non-negative number with a unit ({named}), e.g. {example}",
                          text)
@@ -173,7 +173,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         return 0
     if args.max_size is None and args.older_than is None:
         raise InputError("cache prune", "--max-size SIZE and/or --older-than AGE", "neither")
-    max_bytes = (None if args.max_size is None else
+    max_bytes = (None if args.max_size is None else  # an int: sizes are whole bytes
                  int(parse_amount(args.max_size, SIZE_UNITS, "--max-size", "500M")))
     older = (None if args.older_than is None else
              parse_amount(args.older_than, AGE_UNITS, "--older-than", "7d"))
