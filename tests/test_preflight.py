@@ -48,6 +48,8 @@ def loader(case: str):
         "shapes": {**good, "x_test": torch.zeros(8, 5)},
         "classes_text": {**good, "num_classes": "two"},
         "too_few_classes": {**good, "num_classes": 1},
+        "empty_test": {**good, "x_test": torch.zeros(0, 4), "y_test": torch.zeros(0, dtype=int)},
+        "one_class": {**good, "y_train": y * 0, "y_test": y * 0},
         "image_2d": {**good, "x_train": torch.zeros(8, 2, 3), "x_test": torch.zeros(8, 2, 3)},
         "length_2": {**good, "x_train": torch.zeros(8, 2), "x_test": torch.zeros(8, 2)},
     }
@@ -107,7 +109,8 @@ CASES = [
      "data.root"),
     *((f"loader_{case}", lambda d, c=case: custom(c), "data.loader") for case in (
         "missing_keys", "not_data", "not_arrays", "x_1d", "y_2d", "lengths", "float_labels",
-        "bool_inputs", "negative_label", "empty", "shapes", "classes_text", "too_few_classes")),
+        "bool_inputs", "negative_label", "empty", "shapes", "classes_text", "too_few_classes",
+        "empty_test", "one_class")),
     ("loader_import", lambda d: {"data": {"name": "custom", "loader": "tests.no_such:f"}},
      "data.loader"),
     ("loader_attribute", lambda d: {"data": {"name": "custom", "loader": "math:no_such"}},

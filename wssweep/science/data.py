@@ -500,6 +500,9 @@ def _load_custom(loader: str, kwargs: dict[str, Any]) -> Dataset:
     return _validated(name, *parts, num_classes=num_classes, loader=loader)
 
 
+MAX_CLASSES = 1_000_000  # a custom dataset's classes at most (the model's last layer has one each)
+
+
 def _validated(
     name: str,
     x_train: Any,
@@ -538,6 +541,8 @@ def _validated(
         ys.append(y.to(torch.int64).contiguous())
     if len(ys[0]) == 0:
         raise bad("the training set is empty")
+    if len(ys[1]) == 0:
+        raise bad("the test set is empty: every test accuracy would be 0 of 0")
     if xs[0].shape[1:] != xs[1].shape[1:]:
         raise bad(f"train examples {tuple(xs[0].shape[1:])} vs test {tuple(xs[1].shape[1:])}")
     largest = max(int(y.max()) for y in ys if len(y))
@@ -547,4 +552,7 @@ def _validated(
         raise bad(f"num_classes must be an integer, got {num_classes!r}")
     if int(num_classes) <= largest:
         raise bad(f"num_classes={num_classes} but a label is {largest}")
+    if not 2 <= int(num_classes) <= MAX_CLASSES:
+        raise bad(f"labels 0..K-1 with 2 <= K <= {MAX_CLASSES}, got K={num_classes} (one class "
+                  "leaves nothing to classify; the output layer has K units)")
     return Dataset(name, xs[0], ys[0], xs[1], ys[1], int(num_classes))
